@@ -1,0 +1,52 @@
+/*
+ * A node's identity: an Ed25519 key pair (libsodium). The node id is the
+ * public key; it signs every file record it creates. The key file holds one
+ * line, "wheelmesh-ed25519 <64 hex digits of the seed>", mode 0600.
+ */
+#ifndef WM_IDENTITY_H
+#define WM_IDENTITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WM_PUBKEY_LEN 32
+#define WM_SIG_LEN 64
+#define WM_PUBKEY_HEX 65
+
+typedef struct wm_identity wm_identity;
+
+/* Initialises libsodium; call once before any other function here.
+ * Returns 0 or -1. */
+int wm_identity_init(void);
+
+/* Generates a fresh key. Returns NULL when out of memory. */
+wm_identity *wm_identity_generate(void);
+
+/* Loads the key at PATH. Returns NULL with *WHY set to a static reason
+ * ("cannot read", "not a wheelmesh key", "mode is not 0600") on failure. */
+wm_identity *wm_identity_load(const char *path, const char **why);
+
+/* Writes ID to PATH with mode 0600, refusing to overwrite an existing file.
+ * Returns 0, -EEXIST, or another -errno. */
+int wm_identity_save(const wm_identity *id, const char *path);
+
+/* Loads PATH, or creates and saves a new key there when it does not exist
+ * (a node's first start). NULL with *WHY on failure. */
+wm_identity *wm_identity_load_or_create(const char *path, const char **why);
+
+/* Wipes the secret key, frees ID (NULL is fine), clears the pointer. */
+void wm_identity_destroy(wm_identity **id);
+
+const uint8_t *wm_identity_pubkey(const wm_identity *id);
+/* Hex of the public key, as printed by keygen and listed in trusted_keys. */
+void wm_identity_pubkey_hex(const wm_identity *id, char out[WM_PUBKEY_HEX]);
+
+/* Detached signature over MSG. */
+void wm_identity_sign(const wm_identity *id, const void *msg, size_t len,
+                      uint8_t sig[WM_SIG_LEN]);
+
+/* Returns 0 when SIG is PUBKEY's signature over MSG, -EBADMSG otherwise. */
+int wm_identity_verify(const uint8_t pubkey[WM_PUBKEY_LEN], const void *msg,
+                       size_t len, const uint8_t sig[WM_SIG_LEN]);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * The wheel store on LMDB.
+ *
+ * A wheel is kept as fixed-size chunks (key: sha256 || chunk number, big
+ * endian) plus one file record (key: sha256) and one project index entry
+ * (key: project NUL filename). The record is written in the same
+ * transaction as the last chunk, so a crash leaves at worst orphan chunks,
+ * which wm_store_open sweeps; never a partial wheel.
+ *
+ * One thread writes (the node loop); any thread reads through a view, a
+ * read-only transaction whose pointers stay valid until the view is closed,
+ * so wheels are served straight from the map without a copy.
+ */
+#ifndef WM_STORE_H
+#define WM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "identity.h"
+#include "wheelname.h"
+
+#define WM_CHUNK_SIZE (1u << 20)
+
+enum wm_source { WM_SOURCE_PUT = 1, WM_SOURCE_PEER = 2, WM_SOURCE_UPSTREAM = 3 };
+
+typedef struct wm_file_info {
+    char filename[WM_WHEELNAME_MAX + 1];
+    char project[WM_PROJECT_MAX + 1];
+    uint8_t sha256[WM_SHA256_LEN];
+    uint64_t size;
+    uint8_t origin[WM_PUBKEY_LEN]; /* node that first stored and signed it */
+    uint8_t sig[WM_SIG_LEN];       /* origin's signature, see wm_store_sign */
+    int64_t added;                 /* unix seconds */
+    int64_t last_used;
+    uint8_t source; /* enum wm_source */
+    uint8_t meta_sha256[WM_SHA256_LEN];
+    uint32_t meta_size; /* 0: no metadata stored */
+} wm_file_info;
+
+typedef struct wm_store wm_store;
+typedef struct wm_store_view wm_store_view;
+
+/* Opens (creating when needed) the store in directory DIR with the given
+ * LMDB map size, and deletes orphan chunks left by an interrupted write.
+ * Returns 0 and *OUT, or a negative error with *WHY set to a static
+ * reason. */
+int wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
+                  const char **why);
+
+/* Closes the store (NULL is fine) and clears the pointer. Every view must
+ * be closed first. */
+void wm_store_destroy(wm_store **s);
+
+/* Fills INFO->sig with ID's signature over the record's identity fields
+ * (filename, sha256, size, source) and sets INFO->origin. */
+void wm_store_sign(wm_file_info *info, const wm_identity *id);
+
+/* Returns 0 when INFO->sig is INFO->origin's valid signature. */
+int wm_store_verify(const wm_file_info *info);
+
+/* Stores a complete wheel from the open file FD (read from offset 0,
+ * INFO->size bytes, whose sha256 must equal INFO->sha256) with its
+ * METADATA bytes. Chunks are committed in batches; the record last.
+ * Returns 0, -EEXIST when that sha256 is already stored (nothing changes),
+ * -EIO on a short read or a hash mismatch, -ENOSPC when the map is full,
+ * or another negative error. Writer thread only. */
+int wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
+                    const void *meta, size_t meta_len);
+
+/* Looks up the stored sha256 of FILENAME (any project). Returns 0 and
+ * fills SHA, or -ENOENT. */
+int wm_store_find_name(wm_store_view *v, const char *filename,
+                       uint8_t sha[WM_SHA256_LEN]);
+
+/* Opens a read-only view. Returns 0 or a negative error. A view may be
+ * closed from another thread than the one that opened it. */
+int wm_store_view_open(wm_store *s, wm_store_view **out);
+void wm_store_view_close(wm_store_view **v);
+
+/* Reads the record of SHA into INFO. Returns 0 or -ENOENT. */
+int wm_store_get(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                 wm_file_info *info);
+
+/* Points *DATA at chunk IDX of SHA inside the map (valid until the view
+ * closes) and sets *LEN. Returns 0 or -ENOENT. */
+int wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                   uint32_t idx, const void **data, size_t *len);
+
+/* Points *DATA at the stored METADATA of SHA. Returns 0 or -ENOENT. */
+int wm_store_metadata(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                      const void **data, size_t *len);
+
+/* Calls FN for every file of PROJECT (normalised), or of every project when
+ * PROJECT is NULL, in project then filename order. Stops and returns FN's
+ * value when it is non-zero. */
+typedef int (*wm_store_file_fn)(const wm_file_info *info, void *arg);
+int wm_store_each_file(wm_store_view *v, const char *project,
+                       wm_store_file_fn fn, void *arg);
+
+/* Calls FN once per project that holds at least one file, in order. */
+typedef int (*wm_store_project_fn)(const char *project, void *arg);
+int wm_store_each_project(wm_store_view *v, wm_store_project_fn fn,
+                          void *arg);
+
+/* Number of files and their total size. */
+int wm_store_stats(wm_store_view *v, uint64_t *files, uint64_t *bytes);
+
+#endif

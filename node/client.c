@@ -1,0 +1,437 @@
+/*
+ * Client commands on libcurl (and cJSON to read the node's answers). A
+ * node's reply is capped in size like any input from outside.
+ */
+#include "client.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "identity.h"
+#include "wheelname.h"
+
+#define REPLY_MAX (64u << 20)
+
+static size_t
+collect(char *data, size_t size, size_t n, void *arg)
+{
+    return wm_buf_add(arg, data, size * n) == 0 ? size * n : 0;
+}
+
+/* Strips trailing slashes from a --node URL into OUT. */
+static void
+base_url(const char *node, char *out, size_t outsz)
+{
+    size_t len;
+
+    snprintf(out, outsz, "%s", node);
+    len = strlen(out);
+    while (len > 0 && out[len - 1] == '/')
+        out[--len] = '\0';
+}
+
+/* GETs URL into REPLY. Returns the HTTP status, or -1 with the curl error
+ * printed. */
+static long
+http_get(const char *url, wm_buf *reply)
+{
+    CURL *curl = curl_easy_init();
+    long status = -1;
+    CURLcode rc;
+
+    if (curl == NULL)
+        return -1;
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    else
+        fprintf(stderr, "wheelmesh: cannot reach %s: %s\n", url,
+                curl_easy_strerror(rc));
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+/* The first line of a node's error reply, for our one-line message. */
+static const char *
+first_line(wm_buf *b)
+{
+    if (b->failed || b->data == NULL)
+        return "(no reason given)";
+    b->data[strcspn(b->data, "\n")] = '\0';
+    return b->data;
+}
+
+/* --- put */
+
+static int
+put_one(CURL *curl, const char *base, const char *path)
+{
+    char url[2048];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash != NULL ? slash + 1 : path;
+    char *escaped;
+    wm_wheelname wn;
+    const char *why;
+    struct stat st;
+    wm_buf reply;
+    FILE *f;
+    long status = 0;
+    CURLcode rc;
+    int ret = 1;
+
+    if (wm_wheelname_parse(name, &wn, &why) != 0) {
+        fprintf(stderr, "wheelmesh put: %s: bad wheel filename: %s\n", path,
+                why);
+        return 1;
+    }
+    f = fopen(path, "rb");
+    if (f == NULL || fstat(fileno(f), &st) != 0) {
+        fprintf(stderr, "wheelmesh put: %s: %s\n", path, strerror(errno));
+        if (f != NULL)
+            fclose(f);
+        return 1;
+    }
+    escaped = curl_easy_escape(curl, name, 0);
+    snprintf(url, sizeof(url), "%s/files/%s", base, escaped);
+    curl_free(escaped);
+    wm_buf_init(&reply, REPLY_MAX);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READDATA, f);
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+    rc = curl_easy_perform(curl);
+    fclose(f);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "wheelmesh put: %s: cannot reach %s: %s\n", path,
+                base, curl_easy_strerror(rc));
+        goto out;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 200 || status == 201) {
+        cJSON *j = cJSON_Parse(reply.data != NULL ? reply.data : "");
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+        printf("%s %s %s\n", status == 201 ? "stored " : "present", name,
+               cJSON_IsString(sha) ? sha->valuestring : "?");
+        cJSON_Delete(j);
+        ret = 0;
+    } else {
+        fprintf(stderr, "wheelmesh put: %s: %ld %s\n", path, status,
+                first_line(&reply));
+    }
+out:
+    wm_buf_free(&reply);
+    return ret;
+}
+
+static void
+put_usage(FILE *out)
+{
+    fprintf(out, "usage: wheelmesh put [--node URL] FILE.whl...\n"
+                 "\n"
+                 "Publishes wheels into the node, which signs them; the "
+                 "cluster learns of them.\n"
+                 "  --node URL  the node (default " WM_DEFAULT_NODE ")\n"
+                 "  -h, --help  show this help\n");
+}
+
+static const struct option node_opts[] = {
+    {"node", required_argument, NULL, 'n'},
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int
+wm_cmd_put(int argc, char **argv)
+{
+    const char *node = WM_DEFAULT_NODE;
+    char base[1024];
+    CURL *curl;
+    int ch, failed = 0;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", node_opts, NULL)) != -1) {
+        if (ch == 'n') {
+            node = optarg;
+        } else if (ch == 'h') {
+            put_usage(stdout);
+            return 0;
+        } else {
+            put_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind == argc) {
+        put_usage(stderr);
+        return 2;
+    }
+    base_url(node, base, sizeof(base));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl = curl_easy_init();
+    if (curl == NULL)
+        return 1;
+    for (int i = optind; i < argc; i++) {
+        curl_easy_reset(curl);
+        failed |= put_one(curl, base, argv[i]);
+    }
+    curl_easy_cleanup(curl);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
+
+/* --- ls and status */
+
+/* GETs BASE+PATH and parses the JSON. Returns NULL after printing why. */
+static cJSON *
+get_json(const char *cmd, const char *base, const char *path)
+{
+    char url[2048];
+    wm_buf reply;
+    cJSON *j = NULL;
+    long status;
+
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    wm_buf_init(&reply, REPLY_MAX);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    status = http_get(url, &reply);
+    if (status == 200 && !reply.failed && reply.data != NULL)
+        j = cJSON_Parse(reply.data);
+    if (status > 0 && status != 200)
+        fprintf(stderr, "wheelmesh %s: %ld %s\n", cmd, status,
+                first_line(&reply));
+    else if (status == 200 && j == NULL)
+        fprintf(stderr, "wheelmesh %s: the node sent an unreadable answer\n",
+                cmd);
+    wm_buf_free(&reply);
+    curl_global_cleanup();
+    return j;
+}
+
+/* Parses "--node URL [--json] [ARG]" common to ls and status. Returns 0,
+ * 1 for --help (printed), 2 on a usage error. */
+static int
+client_opts(int argc, char **argv, const char *usage, const char **node,
+            int *json, const char **arg)
+{
+    int ch;
+
+    *node = WM_DEFAULT_NODE;
+    *json = 0;
+    *arg = NULL;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", node_opts, NULL)) != -1) {
+        if (ch == 'n') {
+            *node = optarg;
+        } else if (ch == 'j') {
+            *json = 1;
+        } else if (ch == 'h') {
+            fputs(usage, stdout);
+            return 1;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        *arg = argv[optind++];
+    if (optind < argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static const char *
+json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+static double
+json_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+int
+wm_cmd_ls(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: wheelmesh ls [--node URL] [--json] [PROJECT]\n"
+        "\n"
+        "Lists the wheels the cluster holds: filename, size, sha256, "
+        "holders.\n"
+        "  --node URL  the node (default " WM_DEFAULT_NODE ")\n"
+        "  --json      print the node's JSON as it is\n"
+        "  -h, --help  show this help\n";
+    const char *node, *project;
+    char base[1024], path[256], norm[WM_PROJECT_MAX + 1];
+    const cJSON *f;
+    cJSON *list;
+    int json, rc;
+
+    rc = client_opts(argc, argv, usage, &node, &json, &project);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (project != NULL &&
+        wm_project_normalize(project, norm, sizeof(norm)) != 0) {
+        fprintf(stderr, "wheelmesh ls: bad project name '%s'\n", project);
+        return 1;
+    }
+    base_url(node, base, sizeof(base));
+    snprintf(path, sizeof(path), "/api/files%s%s",
+             project != NULL ? "?project=" : "", project != NULL ? norm : "");
+    list = get_json("ls", base, path);
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        return 1;
+    }
+    if (json) {
+        char *text = cJSON_Print(list);
+        if (text != NULL)
+            puts(text);
+        free(text);
+        cJSON_Delete(list);
+        return 0;
+    }
+    cJSON_ArrayForEach(f, list)
+    {
+        const cJSON *h, *holders = cJSON_GetObjectItemCaseSensitive(f, "holders");
+        printf("%s %.0f %s", json_str(f, "filename"), json_num(f, "size"),
+               json_str(f, "sha256"));
+        cJSON_ArrayForEach(h, holders)
+        {
+            if (cJSON_IsString(h))
+                printf(" %.16s", h->valuestring);
+        }
+        putchar('\n');
+    }
+    cJSON_Delete(list);
+    return 0;
+}
+
+int
+wm_cmd_status(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: wheelmesh status [--node URL] [--json]\n"
+        "\n"
+        "Shows the cluster as the node sees it: members, its cache, hits by\n"
+        "source.\n"
+        "  --node URL  the node (default " WM_DEFAULT_NODE ")\n"
+        "  --json      print the node's JSON as it is\n"
+        "  -h, --help  show this help\n";
+    const char *node, *extra;
+    char base[1024];
+    const cJSON *n, *c, *h;
+    cJSON *st;
+    int json, rc;
+
+    rc = client_opts(argc, argv, usage, &node, &json, &extra);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (extra != NULL) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    base_url(node, base, sizeof(base));
+    st = get_json("status", base, "/api/status");
+    if (!cJSON_IsObject(st)) {
+        cJSON_Delete(st);
+        return 1;
+    }
+    if (json) {
+        char *text = cJSON_Print(st);
+        if (text != NULL)
+            puts(text);
+        free(text);
+        cJSON_Delete(st);
+        return 0;
+    }
+    n = cJSON_GetObjectItemCaseSensitive(st, "node");
+    c = cJSON_GetObjectItemCaseSensitive(st, "cache");
+    h = cJSON_GetObjectItemCaseSensitive(st, "hits");
+    printf("node     %s  %s  (id %.16s…, version %s, up %.0fs)\n",
+           json_str(n, "name"), json_str(n, "url"), json_str(n, "id"),
+           json_str(n, "version"), json_num(n, "uptime_s"));
+    printf("cache    %.0f wheels, %.0f bytes of %.0f\n", json_num(c, "files"),
+           json_num(c, "bytes"), json_num(c, "max_size"));
+    printf("hits     local %.0f  peer %.0f  upstream %.0f  misses %.0f\n",
+           json_num(h, "local"), json_num(h, "peer"), json_num(h, "upstream"),
+           json_num(st, "misses"));
+    printf("members  none (single node)\n");
+    cJSON_Delete(st);
+    return 0;
+}
+
+/* --- keygen */
+
+int
+wm_cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "usage: wheelmesh keygen [-o FILE]\n"
+        "\n"
+        "Writes a new node identity (Ed25519, mode 0600) and prints its "
+        "public\nkey, the line other nodes put in their trusted_keys.\n"
+        "  -o, --output FILE  where to write it (default ./node.key)\n"
+        "  -h, --help         show this help\n";
+    const char *path = "node.key";
+    char hex[WM_PUBKEY_HEX];
+    wm_identity *id;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (ch == 'o') {
+            path = optarg;
+        } else if (ch == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (wm_identity_init() != 0 || (id = wm_identity_generate()) == NULL) {
+        fprintf(stderr, "wheelmesh keygen: cannot generate a key\n");
+        return 1;
+    }
+    rc = wm_identity_save(id, path);
+    if (rc == 0)
+        wm_identity_pubkey_hex(id, hex);
+    wm_identity_destroy(&id);
+    if (rc != 0) {
+        fprintf(stderr, "wheelmesh keygen: %s: %s\n", path,
+                rc == -EEXIST ? "exists already (not overwritten)"
+                              : strerror(-rc));
+        return 1;
+    }
+    printf("%s\n", hex);
+    return 0;
+}

@@ -1,0 +1,466 @@
+/*
+ * `wheelmesh node`: start-up, the node loop, and a clean stop.
+ *
+ * The main thread is the node loop. It owns every ZeroMQ socket and is the
+ * only LMDB writer; HTTP threads hand it work over the inproc socket
+ * LOOP_ENDPOINT (a REQ per call, the loop's ROUTER answers). Signal
+ * handlers only set flags, which the loop reads between polls.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "http.h"
+#include "log.h"
+
+#define LOOP_ENDPOINT "inproc://wm-loop"
+#define POLL_MS 100 /* how often flags are read: stop within a second */
+
+static volatile sig_atomic_t quit_signal;
+static volatile sig_atomic_t hup_signal;
+
+static void
+on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        hup_signal = 1;
+    else
+        quit_signal = sig;
+}
+
+int
+wm_node_put(wm_node *node, wm_put_job *job)
+{
+    void *sock = zmq_socket(node->zmq, ZMQ_REQ);
+    int linger = 0, rc = -ESHUTDOWN;
+
+    if (sock == NULL)
+        return -ESHUTDOWN; /* the context is shutting down */
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_connect(sock, LOOP_ENDPOINT) == 0 &&
+        zmq_send(sock, &job, sizeof(job), 0) == sizeof(job)) {
+        char ack;
+        if (zmq_recv(sock, &ack, 1, 0) == 1)
+            rc = 0;
+    }
+    zmq_close(sock);
+    return rc;
+}
+
+/* Does one job for an HTTP thread: signs the record and stores the wheel. */
+static void
+loop_put(wm_node *node, wm_put_job *job)
+{
+    char sha[WM_SHA256_HEX];
+
+    job->info.source = WM_SOURCE_PUT;
+    job->info.added = job->info.last_used = time(NULL);
+    wm_store_sign(&job->info, node->id);
+    job->result = wm_store_put_fd(node->store, &job->info, job->fd,
+                                  job->meta, job->meta_len);
+    if (job->result != 0 && job->result != -EEXIST && job->result != -EBUSY) {
+        wm_hex_encode(job->info.sha256, WM_SHA256_LEN, sha);
+        wm_error("store: cannot store %s (sha256 %s): %s", job->info.filename,
+                 sha, strerror(-job->result));
+    }
+}
+
+/* Reads one request from the loop's ROUTER: [peer id][empty][job ptr]. */
+static void
+loop_serve(wm_node *node, void *router)
+{
+    zmq_msg_t id, empty, body;
+    wm_put_job *job;
+
+    zmq_msg_init(&id);
+    zmq_msg_init(&empty);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_recv(&empty, router, 0) < 0 ||
+        zmq_msg_recv(&body, router, 0) < 0)
+        goto out;
+    if (zmq_msg_size(&body) == sizeof(job)) {
+        memcpy(&job, zmq_msg_data(&body), sizeof(job));
+        loop_put(node, job);
+    }
+    zmq_msg_send(&id, router, ZMQ_SNDMORE);
+    zmq_msg_send(&empty, router, ZMQ_SNDMORE);
+    zmq_send(router, "", 1, 0);
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&empty);
+    zmq_msg_close(&body);
+}
+
+static int
+node_loop(wm_node *node, void *router)
+{
+    zmq_pollitem_t items[] = {{router, 0, ZMQ_POLLIN, 0}};
+
+    while (quit_signal == 0) {
+        int n = zmq_poll(items, 1, POLL_MS);
+        if (n < 0 && errno != EINTR) {
+            wm_error("loop: poll failed: %s", zmq_strerror(errno));
+            return -1;
+        }
+        if (hup_signal) {
+            hup_signal = 0;
+            if (wm_log_reopen() != 0)
+                wm_warn("log: cannot reopen the log file");
+            wm_info("node: SIGHUP: log reopened");
+        }
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
+            loop_serve(node, router);
+    }
+    wm_info("node: %s received, stopping", strsignal(quit_signal));
+    return 0;
+}
+
+/* --- start-up */
+
+static void
+node_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wheelmesh node [-c FILE] [--data DIR] [--http HOST:PORT]\n"
+            "                      [--daemon --pidfile FILE] [--log FILE]\n"
+            "       wheelmesh node --check -c FILE\n"
+            "\n"
+            "Runs a wheelmesh node: a wheel cache that pip uses as its index.\n"
+            "With no config it serves http://127.0.0.1:7390/ from\n"
+            "$XDG_CACHE_HOME/wheelmesh (else ~/.cache/wheelmesh).\n"
+            "\n"
+            "  -c, --config FILE   JSON config (every key optional)\n"
+            "      --check         validate the config and exit\n"
+            "      --data DIR      data directory (overrides node.data_dir)\n"
+            "      --http H:P      HTTP address (overrides http.listen)\n"
+            "      --daemon        detach once ready (needs --pidfile)\n"
+            "      --pidfile FILE  write the node's pid to FILE\n"
+            "      --log FILE      log to FILE instead of stderr\n"
+            "  -v, --verbose       log debug lines\n"
+            "  -h, --help          show this help\n"
+            "\n"
+            "Then: pip install --index-url http://127.0.0.1:7390/simple/ PKG\n");
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int
+make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Replaces *FIELD with a copy of VALUE. */
+static int
+set_string(char **field, const char *value)
+{
+    char *copy = strdup(value);
+
+    if (copy == NULL)
+        return -ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* Forks; the parent waits until the child reports ready (exit 0) or
+ * fails (exit 1). In the child, returns the pipe to report on. */
+static int
+daemonize(void)
+{
+    int fds[2];
+    pid_t pid;
+    char status = 1;
+
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0) {
+        close(fds[1]);
+        if (read(fds[0], &status, 1) != 1)
+            status = 1;
+        _exit(status == 0 ? 0 : 1);
+    }
+    close(fds[0]);
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        close(null);
+    }
+    return fds[1];
+}
+
+static int
+write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "we");
+
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "%ld\n", (long)getpid());
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+struct node_opts {
+    const char *config, *data, *http, *pidfile, *log;
+    int check, daemon, verbose;
+};
+
+/* Parses the node's options. Returns 0, 1 for --help, or 2 on a usage
+ * error (already reported). */
+static int
+parse_opts(int argc, char **argv, struct node_opts *o)
+{
+    enum { OPT_DATA = 256, OPT_HTTP, OPT_DAEMON, OPT_PIDFILE, OPT_LOG, OPT_CHECK };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"data", required_argument, NULL, OPT_DATA},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {"daemon", no_argument, NULL, OPT_DAEMON},
+        {"pidfile", required_argument, NULL, OPT_PIDFILE},
+        {"log", required_argument, NULL, OPT_LOG},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o->config = optarg; break;
+        case OPT_DATA: o->data = optarg; break;
+        case OPT_HTTP: o->http = optarg; break;
+        case OPT_DAEMON: o->daemon = 1; break;
+        case OPT_PIDFILE: o->pidfile = optarg; break;
+        case OPT_LOG: o->log = optarg; break;
+        case OPT_CHECK: o->check = 1; break;
+        case 'v': o->verbose = 1; break;
+        case 'h': node_usage(stdout); return 1;
+        default: node_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "wheelmesh node: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (o->check && o->config == NULL) {
+        fprintf(stderr, "wheelmesh node: --check needs -c FILE\n");
+        return 2;
+    }
+    if (o->daemon && o->pidfile == NULL) {
+        fprintf(stderr, "wheelmesh node: --daemon needs --pidfile FILE\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* Loads the config and applies the command line over it. Returns 0, or
+ * 1 after printing what is wrong. */
+static int
+load_config(wm_config *cfg, const struct node_opts *o)
+{
+    wm_buf errors;
+    char old_key[PATH_MAX];
+    int rc;
+
+    wm_buf_init(&errors, 64 << 10);
+    rc = o->config != NULL ? wm_config_load(cfg, o->config, &errors)
+                           : wm_config_defaults(cfg);
+    if (rc != 0) {
+        if (errors.len > 0 && !errors.failed)
+            fprintf(stderr, "%s", errors.data);
+        else
+            fprintf(stderr, "wheelmesh node: cannot load %s: %s\n",
+                    o->config != NULL ? o->config : "the defaults",
+                    strerror(-rc));
+        wm_buf_free(&errors);
+        return 1;
+    }
+    wm_buf_free(&errors);
+    if (o->data != NULL) {
+        /* The identity follows the data directory unless set on its own. */
+        snprintf(old_key, sizeof(old_key), "%s/node.key", cfg->data_dir);
+        int follow = strcmp(old_key, cfg->identity) == 0;
+        char key[PATH_MAX];
+        snprintf(key, sizeof(key), "%s/node.key", o->data);
+        if (set_string(&cfg->data_dir, o->data) != 0 ||
+            (follow && set_string(&cfg->identity, key) != 0))
+            return 1;
+    }
+    if (o->http != NULL && set_string(&cfg->http_listen, o->http) != 0)
+        return 1;
+    return 0;
+}
+
+int
+wm_node_main(int argc, char **argv)
+{
+    struct node_opts o;
+    wm_config cfg;
+    wm_node node;
+    wm_http *http = NULL;
+    void *router = NULL;
+    const char *why = NULL;
+    char logpath[PATH_MAX];
+    int rc, ready_fd = -1, exit_code = 1;
+    struct sigaction sa;
+
+    rc = parse_opts(argc, argv, &o);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    memset(&cfg, 0, sizeof(cfg));
+    if (load_config(&cfg, &o) != 0)
+        return 1;
+    if (o.check) {
+        printf("%s: ok\n", o.config);
+        wm_config_free(&cfg);
+        return 0;
+    }
+    memset(&node, 0, sizeof(node));
+    node.cfg = &cfg;
+    node.started = time(NULL);
+    if (o.verbose)
+        wm_log_set_level(WM_LOG_DEBUG);
+
+    rc = make_dirs(cfg.data_dir);
+    if (rc != 0) {
+        fprintf(stderr, "wheelmesh node: cannot create %s: %s\n",
+                cfg.data_dir, strerror(-rc));
+        goto out;
+    }
+    if (o.daemon) {
+        ready_fd = daemonize();
+        if (ready_fd < 0) {
+            fprintf(stderr, "wheelmesh node: cannot detach: %s\n",
+                    strerror(-ready_fd));
+            goto out;
+        }
+        if (o.log == NULL) { /* a daemon's stderr goes nowhere */
+            snprintf(logpath, sizeof(logpath), "%s/node.log", cfg.data_dir);
+            o.log = logpath;
+        }
+    }
+    if (o.log != NULL && (rc = wm_log_open(o.log)) != 0) {
+        fprintf(stderr, "wheelmesh node: cannot open log %s: %s\n", o.log,
+                strerror(-rc));
+        goto out;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (wm_identity_init() != 0) {
+        wm_error("node: libsodium failed to initialise");
+        goto out;
+    }
+    node.id = wm_identity_load_or_create(cfg.identity, &why);
+    if (node.id == NULL) {
+        wm_error("node: identity %s: %s", cfg.identity, why);
+        goto out;
+    }
+    wm_identity_pubkey_hex(node.id, node.id_hex);
+    rc = wm_store_open(&node.store, cfg.data_dir, cfg.map_size, &why);
+    if (rc != 0) {
+        wm_error("node: store in %s: %s (%s)", cfg.data_dir, why,
+                 strerror(-rc));
+        goto out;
+    }
+    node.zmq = zmq_ctx_new();
+    router = node.zmq != NULL ? zmq_socket(node.zmq, ZMQ_ROUTER) : NULL;
+    if (router == NULL || zmq_bind(router, LOOP_ENDPOINT) != 0) {
+        wm_error("node: cannot set up the node loop: %s", zmq_strerror(errno));
+        goto out;
+    }
+    rc = wm_http_start(&http, &node, &why);
+    if (rc != 0) {
+        wm_error("node: %s %s", why, cfg.http_listen);
+        goto out;
+    }
+    if (o.pidfile != NULL && (rc = write_pidfile(o.pidfile)) != 0) {
+        wm_error("node: cannot write pid file %s: %s", o.pidfile,
+                 strerror(-rc));
+        goto out;
+    }
+    fprintf(stderr, "wheelmesh: node %s ready on %s (id %s)\n", cfg.name,
+            node.url, node.id_hex);
+    wm_info("node: %s ready on %s, data in %s", cfg.name, node.url,
+            cfg.data_dir);
+    if (ready_fd >= 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
+        char ok = 0;
+        if (write(ready_fd, &ok, 1) != 1)
+            wm_warn("node: cannot tell the parent we are ready");
+        close(ready_fd);
+        ready_fd = -1;
+    }
+
+    exit_code = node_loop(&node, router) == 0 ? 0 : 1;
+
+out:
+    /* Unblock HTTP threads waiting on the loop before waiting for them. */
+    if (node.zmq != NULL)
+        zmq_ctx_shutdown(node.zmq);
+    wm_http_stop(&http);
+    if (router != NULL) {
+        int linger = 0;
+        zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_close(router);
+    }
+    if (node.zmq != NULL)
+        zmq_ctx_term(node.zmq);
+    wm_store_destroy(&node.store);
+    wm_identity_destroy(&node.id);
+    if (o.pidfile != NULL && exit_code == 0)
+        unlink(o.pidfile);
+    if (ready_fd >= 0) {
+        char fail = 1;
+        if (write(ready_fd, &fail, 1) != 1)
+            ready_fd = -1;
+    }
+    wm_config_free(&cfg);
+    return exit_code;
+}
