@@ -14,6 +14,7 @@
  * ever lost step the lines would be wrong, never the verdict.
  */
 #include "config.h"
+#include "wheelname.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -36,7 +37,7 @@
 #define PATH_MAX_LEN     4095
 #define URL_MAX_LEN      2048
 #define ENDPOINT_MAX_LEN 300
-#define PROJECT_MAX_LEN  128
+#define PROJECT_MAX_LEN  WM_PROJECT_MAX
 #define TTL_MAX_S        (365u * 24 * 3600)
 #define EXPIRE_MAX_DAYS  36500u
 
@@ -612,43 +613,18 @@ join_path(const char *dir, const char *name)
     return s;
 }
 
-/* PEP 503: lowercase, each run of '-', '_' and '.' becomes one '-'. The
- * name must match PEP 508 ([A-Za-z0-9] at both ends, [A-Za-z0-9._-] in
- * between). Returns a new string, or NULL when the name is not valid (or on
- * ENOMEM, with *OOM set). */
+/* The PEP 503 form of NAME as a new string, or NULL when NAME is not a
+ * valid project name (or on ENOMEM, with *OOM set). */
 static char *
 project_normalize(const char *name, int *oom)
 {
-    size_t n = strlen(name), j = 0;
-    char *out;
+    char norm[WM_PROJECT_MAX + 1], *out;
 
-    if (n == 0 || n > PROJECT_MAX_LEN) {
+    if (wm_project_normalize(name, norm, sizeof(norm)) != 0)
         return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9');
-        if (!alnum && ((i == 0 || i == n - 1) || strchr("-_.", ch) == NULL)) {
-            return NULL;
-        }
-    }
-    out = malloc(n + 1);
-    if (out == NULL) {
+    out = strdup(norm);
+    if (out == NULL)
         *oom = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (ch == '-' || ch == '_' || ch == '.') {
-            if (out[j - 1] != '-') { /* j > 0: names start with alnum */
-                out[j++] = '-';
-            }
-        } else {
-            out[j++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
-    }
-    out[j] = '\0';
     return out;
 }
 

@@ -26,6 +26,7 @@ struct wm_store {
     MDB_dbi projects; /* project NUL filename -> sha256 */
     MDB_dbi names;    /* filename -> sha256 */
     MDB_dbi meta;     /* sha256 -> METADATA */
+    MDB_dbi pages;    /* project -> upstream page record */
 };
 
 struct wm_store_view {
@@ -256,7 +257,8 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
         (rc = mdb_dbi_open(txn, "files", MDB_CREATE, &s->files)) != 0 ||
         (rc = mdb_dbi_open(txn, "projects", MDB_CREATE, &s->projects)) != 0 ||
         (rc = mdb_dbi_open(txn, "names", MDB_CREATE, &s->names)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0)
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "pages", MDB_CREATE, &s->pages)) != 0)
         goto err;
     rc = mdb_txn_commit(txn);
     txn = NULL;
@@ -412,7 +414,60 @@ wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
     return rc;
 }
 
+/* Puts one key/value in DBI in its own transaction. */
+static int
+put_one(wm_store *s, MDB_dbi dbi, const void *key, size_t klen,
+        const void *data, size_t len)
+{
+    MDB_val k = {klen, (void *)key}, v = {len, (void *)data};
+    MDB_txn *txn;
+    int rc;
+
+    if (klen == 0 || klen > 511) /* LMDB's default key limit */
+        return -EINVAL;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return mdb_to_errno(rc);
+    }
+    return mdb_to_errno(mdb_txn_commit(txn));
+}
+
+int
+wm_store_put_meta(wm_store *s, const uint8_t sha[WM_SHA256_LEN],
+                  const void *meta, size_t len)
+{
+    return put_one(s, s->meta, sha, WM_SHA256_LEN, meta, len);
+}
+
+int
+wm_store_put_page(wm_store *s, const char *project, const void *data,
+                  size_t len)
+{
+    return put_one(s, s->pages, project, strlen(project), data, len);
+}
+
 /* --- reading */
+
+int
+wm_store_page(wm_store_view *v, const char *project, const void **data,
+              size_t *len)
+{
+    MDB_val k = {strlen(project), (void *)project}, d;
+    int rc;
+
+    if (k.mv_size == 0 || k.mv_size > 511)
+        return -ENOENT;
+    rc = mdb_get(v->txn, v->s->pages, &k, &d);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    *data = d.mv_data;
+    *len = d.mv_size;
+    return 0;
+}
 
 int
 wm_store_view_open(wm_store *s, wm_store_view **out)

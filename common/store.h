@@ -69,6 +69,22 @@ int wm_store_verify(const wm_file_info *info);
 int wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
                     const void *meta, size_t meta_len);
 
+/* Stores METADATA bytes for the wheel SHA (which need not be stored
+ * itself: upstream's PEP 658 file, verified by the caller). Writer thread
+ * only. Returns 0 or a negative error. */
+int wm_store_put_meta(wm_store *s, const uint8_t sha[WM_SHA256_LEN],
+                      const void *meta, size_t len);
+
+/* Keeps an opaque upstream page record for PROJECT, replacing the last.
+ * Writer thread only. Returns 0 or a negative error. */
+int wm_store_put_page(wm_store *s, const char *project, const void *data,
+                      size_t len);
+
+/* Points *DATA at PROJECT's page record (valid until the view closes).
+ * Returns 0 or -ENOENT. */
+int wm_store_page(wm_store_view *v, const char *project, const void **data,
+                  size_t *len);
+
 /* Looks up the stored sha256 of FILENAME (any project). Returns 0 and
  * fills SHA, or -ENOENT. */
 int wm_store_find_name(wm_store_view *v, const char *filename,

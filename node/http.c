@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "hash.h"
 #include "log.h"
@@ -244,16 +245,56 @@ check_project(struct MHD_Connection *c, const char *prefix, const char *name,
     return 1;
 }
 
+/* Sends a blob the loop prepared (a page, metadata), taking the caller's
+ * reference. */
+static enum MHD_Result
+reply_blob(struct MHD_Connection *c, wm_blob *blob, const char *content_type,
+           int vary)
+{
+    struct MHD_Response *r;
+    unsigned status = MHD_HTTP_OK;
+
+    if (etag_matches(c, blob->etag)) {
+        status = MHD_HTTP_NOT_MODIFIED;
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        wm_blob_release(blob);
+        blob = NULL;
+    } else {
+        r = MHD_create_response_from_buffer_with_free_callback_cls(
+            blob->len, blob->data, (MHD_ContentReaderFreeCallback)wm_blob_release,
+            blob);
+    }
+    if (r == NULL) {
+        wm_blob_release(blob);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG,
+                            blob != NULL ? blob->etag : "");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (vary)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+    return queue(c, status, r);
+}
+
+/* Answers a request the loop could not serve with its status and reason. */
+static enum MHD_Result
+reply_failed(struct MHD_Connection *c, const wm_request *req)
+{
+    return reply_error(c, req->status != 0 ? req->status : 500, "%s",
+                       req->why[0] != '\0' ? req->why : "failed");
+}
+
 static enum MHD_Result
 serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
 {
-    char project[WM_PROJECT_MAX + 2];
+    char project[WM_PROJECT_MAX + 1];
     const struct media *m;
     wm_store_view *v;
+    wm_request req;
     enum MHD_Result ret;
     char *body;
     size_t len = 0;
-    int found = 1, rs;
+    int rs;
 
     rs = route_name(path, "/simple/", project, sizeof(project));
     if (rs < 0)
@@ -267,16 +308,24 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
         return reply_error(c, MHD_HTTP_NOT_ACCEPTABLE,
                            "this index serves " CT_JSON ", " CT_HTML1
                            " and text/html");
-    if (wm_store_view_open(h->node->store, &v) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-    if (project[0] == '\0')
+    if (project[0] == '\0') { /* local projects only: upstream's list is
+                                 * huge and pip never reads it */
+        if (wm_store_view_open(h->node->store, &v) != 0)
+            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
         body = wm_page_root(v, m->fmt, &len);
-    else
-        body = wm_page_project(v, project, m->fmt, &found, &len);
-    wm_store_view_close(&v);
-    if (!found)
-        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such project");
-    return reply_page(c, MHD_HTTP_OK, body, len, m->content_type, 1);
+        wm_store_view_close(&v);
+        return reply_page(c, MHD_HTTP_OK, body, len, m->content_type, 1);
+    }
+    /* The loop keeps the project's prepared page, merged with upstream. */
+    memset(&req, 0, sizeof(req));
+    req.op = WM_OP_PAGE;
+    req.json = m->fmt == WM_PAGE_JSON;
+    snprintf(req.project, sizeof(req.project), "%s", project);
+    if (wm_node_call(h->node, &req) != 0)
+        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
+    if (req.blob == NULL)
+        return reply_failed(c, &req);
+    return reply_blob(c, req.blob, m->content_type, 1);
 }
 
 static enum MHD_Result
@@ -394,20 +443,186 @@ out:
     return r;
 }
 
-/* Serves /files/<sha256>/<filename> and its ".metadata" companion. */
+/* Sends the METADATA of local file F from the map; takes V. */
+static enum MHD_Result
+serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
+                 const wm_file_info *f)
+{
+    char hex[WM_SHA256_HEX], etag[72];
+    struct MHD_Response *r;
+    struct MHD_IoVec one;
+    const void *meta;
+    size_t mlen;
+
+    if (wm_store_metadata(v, f->sha256, &meta, &mlen) != 0) {
+        wm_store_view_close(&v);
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no metadata stored");
+    }
+    one.iov_base = meta;
+    one.iov_len = mlen;
+    r = MHD_create_response_from_iovec(&one, 1, close_view, v);
+    if (r == NULL) {
+        wm_store_view_close(&v);
+        return MHD_NO;
+    }
+    wm_hex_encode(f->meta_sha256, WM_SHA256_LEN, hex);
+    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+    return queue(c, MHD_HTTP_OK, r);
+}
+
+/* Sends local wheel F (or the range asked for) from the map; takes V. */
+static enum MHD_Result
+serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
+                  const wm_file_info *f)
+{
+    wm_counters *cnt = &h->node->counters;
+    char hex[WM_SHA256_HEX], etag[72], cr[80];
+    struct MHD_Response *r;
+    uint64_t first = 0, last = f->size - 1;
+    const char *range;
+
+    wm_hex_encode(f->sha256, WM_SHA256_LEN, hex);
+    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    if (etag_matches(c, etag)) {
+        wm_store_view_close(&v);
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (r != NULL)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+        return queue(c, MHD_HTTP_NOT_MODIFIED, r);
+    }
+    range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_RANGE);
+    if (range != NULL && parse_range(range, f->size, &first, &last) != 0) {
+        wm_store_view_close(&v);
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, f->size);
+        if (r != NULL)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+    }
+    r = wheel_response(v, f, first, last);
+    if (r == NULL)
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "stored file is damaged");
+    atomic_fetch_add(&cnt->hits_local, 1);
+    atomic_fetch_add(&cnt->bytes_served, last - first + 1);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/octet-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            "public, max-age=31536000, immutable");
+    if (range == NULL)
+        return queue(c, MHD_HTTP_OK, r);
+    snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
+             last, f->size);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    return queue(c, MHD_HTTP_PARTIAL_CONTENT, r);
+}
+
+/* A client reading a download while it arrives. */
+struct dl_stream {
+    wm_download *dl;
+    void *sub; /* progress notices for this sha256 */
+};
+
+static ssize_t
+dl_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct dl_stream *st = cls;
+    wm_download *dl = st->dl;
+
+    for (;;) {
+        int state = atomic_load(&dl->state);
+        uint64_t avail = wm_download_available(dl);
+
+        if (state == WM_DL_FAILED)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (pos < avail) {
+            size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
+            ssize_t got = pread(dl->fd, buf, n, (off_t)pos);
+            return got > 0 ? got : MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (state == WM_DL_VERIFIED)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Blocking is fine: this connection has a thread of its own. */
+        wm_node_progress_wait(st->sub, 200);
+    }
+}
+
+static void
+dl_free(void *cls)
+{
+    struct dl_stream *st = cls;
+
+    if (st->sub != NULL)
+        zmq_close(st->sub);
+    wm_download_release(st->dl);
+    free(st);
+}
+
+/* Streams a download the loop started (taking DL) once upstream answered. */
+static enum MHD_Result
+serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
+{
+    struct dl_stream *st = calloc(1, sizeof(*st));
+    int64_t waited = 0, limit = (int64_t)h->node->cfg->timeout_s * 1000 + 1000;
+    struct MHD_Response *r;
+    uint64_t total;
+    char etag[72], hex[WM_SHA256_HEX];
+
+    if (st == NULL) {
+        wm_download_release(dl);
+        return MHD_NO;
+    }
+    st->dl = dl;
+    st->sub = wm_node_progress_socket(h->node, dl->sha256);
+    /* Wait for the headers, so the client gets a Content-Length. */
+    while (atomic_load(&dl->total) == WM_SIZE_UNKNOWN &&
+           atomic_load(&dl->state) == WM_DL_RUNNING && waited < limit) {
+        wm_node_progress_wait(st->sub, 100);
+        waited += 100;
+    }
+    if (atomic_load(&dl->state) == WM_DL_FAILED) {
+        dl_free(st);
+        atomic_fetch_add(&h->node->counters.misses, 1);
+        return reply_error(c, MHD_HTTP_BAD_GATEWAY,
+                           "the upstream download failed (see the node log)");
+    }
+    total = atomic_load(&dl->total);
+    r = MHD_create_response_from_callback(
+        total == WM_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : total, 256 << 10,
+        dl_read, st, dl_free);
+    if (r == NULL) {
+        dl_free(st);
+        return MHD_NO;
+    }
+    atomic_fetch_add(&h->node->counters.hits_upstream, 1);
+    if (total != WM_SIZE_UNKNOWN)
+        atomic_fetch_add(&h->node->counters.bytes_served, total);
+    wm_hex_encode(dl->sha256, WM_SHA256_LEN, hex);
+    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/octet-stream");
+    return queue(c, MHD_HTTP_OK, r);
+}
+
+/* Serves /files/<sha256>/<filename> and its ".metadata" companion: from
+ * the store, else through the loop from upstream. */
 static enum MHD_Result
 serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
 {
-    char hex[WM_SHA256_HEX], filename[WM_WHEELNAME_MAX + 16], etag[72];
-    const char *slash = strchr(rest, '/'), *range;
+    char hex[WM_SHA256_HEX], filename[WM_WHEELNAME_MAX + 16];
+    const char *slash = strchr(rest, '/');
     uint8_t sha[WM_SHA256_LEN];
-    wm_counters *cnt = &h->node->counters;
-    struct MHD_Response *r;
+    wm_request req;
     wm_store_view *v;
     wm_file_info f;
-    uint64_t first, last;
     size_t flen;
-    int is_meta = 0;
+    int is_meta = 0, found;
 
     if (slash == NULL || slash - rest != 64)
         return reply_error(c, MHD_HTTP_BAD_REQUEST,
@@ -425,78 +640,36 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
         filename[flen - 9] = '\0';
         is_meta = 1;
     }
-    if (wm_store_view_open(h->node->store, &v) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-    if (wm_store_get(v, sha, &f) != 0 || strcmp(f.filename, filename) != 0) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (wm_store_view_open(h->node->store, &v) != 0)
+            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+        found = wm_store_get(v, sha, &f) == 0;
+        if (found && strcmp(f.filename, filename) == 0)
+            return is_meta ? serve_local_meta(c, v, &f)
+                           : serve_local_wheel(h, c, v, &f);
         wm_store_view_close(&v);
-        atomic_fetch_add(&cnt->misses, 1);
-        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
-    }
-
-    if (is_meta) {
-        const void *meta;
-        size_t mlen;
-        struct MHD_IoVec one;
-
-        if (wm_store_metadata(v, sha, &meta, &mlen) != 0) {
-            wm_store_view_close(&v);
-            return reply_error(c, MHD_HTTP_NOT_FOUND, "no metadata stored");
+        if (found || h->node->cfg->nindexes == 0) {
+            atomic_fetch_add(&h->node->counters.misses, 1);
+            return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
         }
-        one.iov_base = meta;
-        one.iov_len = mlen;
-        r = MHD_create_response_from_iovec(&one, 1, close_view, v);
-        if (r == NULL) {
-            wm_store_view_close(&v);
-            return MHD_NO;
-        }
-        wm_hex_encode(f.meta_sha256, WM_SHA256_LEN, hex);
-        snprintf(etag, sizeof(etag), "\"%s\"", hex);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
-        return queue(c, MHD_HTTP_OK, r);
+        memset(&req, 0, sizeof(req));
+        req.op = is_meta ? WM_OP_META : WM_OP_FETCH;
+        memcpy(req.sha256, sha, WM_SHA256_LEN);
+        snprintf(req.filename, sizeof(req.filename), "%s", filename);
+        if (wm_node_call(h->node, &req) != 0)
+            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "node is stopping");
+        if (req.result == -EEXIST)
+            continue; /* stored meanwhile: serve it from the map */
+        if (req.blob != NULL)
+            return reply_blob(c, req.blob, CT_TEXT, 0);
+        if (req.download != NULL)
+            return serve_download(h, c, req.download);
+        if (req.status == MHD_HTTP_NOT_FOUND)
+            atomic_fetch_add(&h->node->counters.misses, 1);
+        return reply_failed(c, &req);
     }
-
-    snprintf(etag, sizeof(etag), "\"%s\"", hex);
-    if (etag_matches(c, etag)) {
-        wm_store_view_close(&v);
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        if (r != NULL)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-        return queue(c, MHD_HTTP_NOT_MODIFIED, r);
-    }
-    range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                        MHD_HTTP_HEADER_RANGE);
-    first = 0;
-    last = f.size - 1;
-    if (range != NULL && parse_range(range, f.size, &first, &last) != 0) {
-        char cr[48];
-        wm_store_view_close(&v);
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, f.size);
-        if (r != NULL)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-        return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
-    }
-    r = wheel_response(v, &f, first, last);
-    if (r == NULL)
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "stored file is damaged");
-    atomic_fetch_add(&cnt->hits_local, 1);
-    atomic_fetch_add(&cnt->bytes_served, last - first + 1);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/octet-stream");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-                            "public, max-age=31536000, immutable");
-    if (range != NULL) {
-        char cr[80];
-        snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-                 first, last, f.size);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-        return queue(c, MHD_HTTP_PARTIAL_CONTENT, r);
-    }
-    return queue(c, MHD_HTTP_OK, r);
+    return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
 }
 
 /* --- PUT /files/<filename> */
@@ -642,7 +815,7 @@ put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
     wm_counters *cnt = &h->node->counters;
     char fdpath[64], *meta = NULL, *body;
     const char *why = NULL;
-    wm_put_job job;
+    wm_request job;
     wm_store_view *v;
     uint8_t existing[WM_SHA256_LEN];
     size_t meta_len = 0, blen = 0;
@@ -653,6 +826,7 @@ put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
         return reply_error(c, ps->status, "%s", ps->why);
     }
     memset(&job, 0, sizeof(job));
+    job.op = WM_OP_PUT;
     snprintf(job.info.filename, sizeof(job.info.filename), "%s",
              ps->name.filename);
     snprintf(job.info.project, sizeof(job.info.project), "%s",
@@ -689,7 +863,7 @@ put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
         job.meta_len = meta_len;
         wm_sha256_digest(meta, meta_len, job.info.meta_sha256);
         job.info.meta_size = (uint32_t)meta_len;
-        if (wm_node_put(h->node, &job) != 0) {
+        if (wm_node_call(h->node, &job) != 0) {
             free(meta);
             return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                "node is stopping");
@@ -808,6 +982,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         return method_not_allowed(c, "GET, HEAD");
     if (strcmp(url, "/healthz") == 0)
         return reply_text(c, MHD_HTTP_OK, "ok");
+    if (strcmp(url, "/") == 0)
+        return reply_text(c, MHD_HTTP_OK,
+                          "wheelmesh %s: pip --index-url %ssimple/ or "
+                          "--find-links %slinks/; /api/status, /metrics",
+                          WM_VERSION, h->node->url, h->node->url);
     if (strcmp(url, "/simple") == 0)
         return reply_redirect(c, "/simple/");
     if (strncmp(url, "/simple/", 8) == 0)

@@ -22,9 +22,12 @@
 #include <zmq.h>
 
 #include "http.h"
+#include "upstream.h"
+#include "hash.h"
 #include "log.h"
 
 #define LOOP_ENDPOINT "inproc://wm-loop"
+#define PROGRESS_ENDPOINT "inproc://wm-progress"
 #define POLL_MS 100 /* how often flags are read: stop within a second */
 
 static volatile sig_atomic_t quit_signal;
@@ -39,8 +42,105 @@ on_signal(int sig)
         quit_signal = sig;
 }
 
+/* --- shared objects */
+
+wm_blob *
+wm_blob_new(const void *data, size_t len)
+{
+    wm_blob *b = malloc(sizeof(*b) + len);
+    uint8_t digest[WM_SHA256_LEN];
+    char hex[33];
+
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->data, data, len);
+    wm_sha256_digest(data, len, digest);
+    wm_hex_encode(digest, 16, hex);
+    snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
+    return b;
+}
+
+wm_blob *
+wm_blob_ref(wm_blob *b)
+{
+    if (b != NULL)
+        atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+void
+wm_blob_release(wm_blob *b)
+{
+    if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+wm_download *
+wm_download_ref(wm_download *d)
+{
+    if (d != NULL)
+        atomic_fetch_add(&d->refs, 1);
+    return d;
+}
+
+void
+wm_download_release(wm_download *d)
+{
+    if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
+    if (d->fd >= 0)
+        close(d->fd);
+    free(d);
+}
+
+uint64_t
+wm_download_available(wm_download *d)
+{
+    uint64_t got = atomic_load(&d->received);
+
+    if (atomic_load(&d->state) == WM_DL_VERIFIED)
+        return got;
+    return got > 0 ? got - 1 : 0;
+}
+
+void *
+wm_node_progress_socket(wm_node *node, const uint8_t *sha)
+{
+    void *sub = zmq_socket(node->zmq, ZMQ_SUB);
+    int linger = 0;
+
+    if (sub == NULL)
+        return NULL;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_setsockopt(sub, ZMQ_SUBSCRIBE, sha, WM_SHA256_LEN) != 0 ||
+        zmq_connect(sub, PROGRESS_ENDPOINT) != 0) {
+        zmq_close(sub);
+        return NULL;
+    }
+    return sub;
+}
+
+void
+wm_node_progress_wait(void *sub, int timeout_ms)
+{
+    zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
+    char drain[WM_SHA256_LEN];
+
+    if (sub == NULL) {
+        usleep((useconds_t)timeout_ms * 1000);
+        return;
+    }
+    if (zmq_poll(&item, 1, timeout_ms) > 0)
+        while (zmq_recv(sub, drain, sizeof(drain), ZMQ_DONTWAIT) >= 0)
+            ; /* any message means "look again"; take them all */
+}
+
+/* --- calls into the loop */
+
 int
-wm_node_put(wm_node *node, wm_put_job *job)
+wm_node_call(wm_node *node, wm_request *req)
 {
     void *sock = zmq_socket(node->zmq, ZMQ_REQ);
     int linger = 0, rc = -ESHUTDOWN;
@@ -49,7 +149,7 @@ wm_node_put(wm_node *node, wm_put_job *job)
         return -ESHUTDOWN; /* the context is shutting down */
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
     if (zmq_connect(sock, LOOP_ENDPOINT) == 0 &&
-        zmq_send(sock, &job, sizeof(job), 0) == sizeof(job)) {
+        zmq_send(sock, &req, sizeof(req), 0) == sizeof(req)) {
         char ack;
         if (zmq_recv(sock, &ack, 1, 0) == 1)
             rc = 0;
@@ -58,58 +158,85 @@ wm_node_put(wm_node *node, wm_put_job *job)
     return rc;
 }
 
-/* Does one job for an HTTP thread: signs the record and stores the wheel. */
+void
+wm_loop_answer(void *router, wm_waiter *w)
+{
+    zmq_send(router, w->id, w->idlen, ZMQ_SNDMORE);
+    zmq_send(router, "", 0, ZMQ_SNDMORE);
+    zmq_send(router, "", 1, 0);
+    free(w);
+}
+
+/* Stores the wheel of a PUT: signs the record, writes the chunks. */
 static void
-loop_put(wm_node *node, wm_put_job *job)
+loop_put(wm_node *node, wm_upstream *up, wm_request *req)
 {
     char sha[WM_SHA256_HEX];
 
-    job->info.source = WM_SOURCE_PUT;
-    job->info.added = job->info.last_used = time(NULL);
-    wm_store_sign(&job->info, node->id);
-    job->result = wm_store_put_fd(node->store, &job->info, job->fd,
-                                  job->meta, job->meta_len);
-    if (job->result != 0 && job->result != -EEXIST && job->result != -EBUSY) {
-        wm_hex_encode(job->info.sha256, WM_SHA256_LEN, sha);
-        wm_error("store: cannot store %s (sha256 %s): %s", job->info.filename,
-                 sha, strerror(-job->result));
+    req->info.source = WM_SOURCE_PUT;
+    req->info.added = req->info.last_used = time(NULL);
+    wm_store_sign(&req->info, node->id);
+    req->result = wm_store_put_fd(node->store, &req->info, req->fd,
+                                  req->meta, req->meta_len);
+    if (req->result == 0) {
+        wm_upstream_store_changed(up);
+    } else if (req->result != -EEXIST && req->result != -EBUSY) {
+        wm_hex_encode(req->info.sha256, WM_SHA256_LEN, sha);
+        wm_error("store: cannot store %s (sha256 %s): %s", req->info.filename,
+                 sha, strerror(-req->result));
     }
 }
 
-/* Reads one request from the loop's ROUTER: [peer id][empty][job ptr]. */
+/* Reads one request from the loop's ROUTER: [peer id][empty][request*].
+ * PUTs are done at once; the rest may wait on upstream. */
 static void
-loop_serve(wm_node *node, void *router)
+loop_serve(wm_node *node, wm_upstream *up, void *router)
 {
-    zmq_msg_t id, empty, body;
-    wm_put_job *job;
+    wm_waiter *w = calloc(1, sizeof(*w));
+    wm_request *req;
+    char empty[8];
+    int n, more = 0;
+    size_t more_len = sizeof(more);
 
-    zmq_msg_init(&id);
-    zmq_msg_init(&empty);
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&id, router, ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_recv(&empty, router, 0) < 0 ||
-        zmq_msg_recv(&body, router, 0) < 0)
-        goto out;
-    if (zmq_msg_size(&body) == sizeof(job)) {
-        memcpy(&job, zmq_msg_data(&body), sizeof(job));
-        loop_put(node, job);
+    if (w == NULL)
+        return; /* the requester stays blocked until shutdown */
+    n = zmq_recv(router, w->id, sizeof(w->id), ZMQ_DONTWAIT);
+    if (n < 0 || (size_t)n > sizeof(w->id) ||
+        zmq_recv(router, empty, sizeof(empty), 0) != 0 ||
+        zmq_recv(router, &req, sizeof(req), 0) != sizeof(req)) {
+        /* inproc peers are our own threads; drain whatever this was */
+        while (zmq_getsockopt(router, ZMQ_RCVMORE, &more, &more_len) == 0 &&
+               more)
+            zmq_recv(router, empty, sizeof(empty), 0);
+        free(w);
+        return;
     }
-    zmq_msg_send(&id, router, ZMQ_SNDMORE);
-    zmq_msg_send(&empty, router, ZMQ_SNDMORE);
-    zmq_send(router, "", 1, 0);
-out:
-    zmq_msg_close(&id);
-    zmq_msg_close(&empty);
-    zmq_msg_close(&body);
+    w->idlen = (size_t)n;
+    w->req = req;
+    if (req->op == WM_OP_PUT) {
+        loop_put(node, up, req);
+        wm_loop_answer(router, w);
+    } else {
+        wm_upstream_request(up, w);
+    }
 }
+
+#define MAX_POLLITEMS 257
 
 static int
-node_loop(wm_node *node, void *router)
+node_loop(wm_node *node, void *router, wm_upstream *up)
 {
-    zmq_pollitem_t items[] = {{router, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[MAX_POLLITEMS];
 
     while (quit_signal == 0) {
-        int n = zmq_poll(items, 1, POLL_MS);
+        long timeout = POLL_MS;
+        size_t ncurl;
+        int n;
+
+        items[0] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
+        ncurl = wm_upstream_pollitems(up, items + 1, MAX_POLLITEMS - 1,
+                                      &timeout);
+        n = zmq_poll(items, (int)(1 + ncurl), timeout);
         if (n < 0 && errno != EINTR) {
             wm_error("loop: poll failed: %s", zmq_strerror(errno));
             return -1;
@@ -120,8 +247,16 @@ node_loop(wm_node *node, void *router)
                 wm_warn("log: cannot reopen the log file");
             wm_info("node: SIGHUP: log reopened");
         }
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            loop_serve(node, router);
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
+            /* Serve what is queued, but let curl run in between. */
+            for (int i = 0; i < 64; i++) {
+                zmq_pollitem_t one = {router, 0, ZMQ_POLLIN, 0};
+                if (zmq_poll(&one, 1, 0) <= 0)
+                    break;
+                loop_serve(node, up, router);
+            }
+        }
+        wm_upstream_dispatch(up, items + 1, n > 0 ? ncurl : 0);
     }
     wm_info("node: %s received, stopping", strsignal(quit_signal));
     return 0;
@@ -334,7 +469,8 @@ wm_node_main(int argc, char **argv)
     wm_config cfg;
     wm_node node;
     wm_http *http = NULL;
-    void *router = NULL;
+    wm_upstream *up = NULL;
+    void *router = NULL, *pub = NULL;
     const char *why = NULL;
     char logpath[PATH_MAX];
     int rc, ready_fd = -1, exit_code = 1;
@@ -407,8 +543,14 @@ wm_node_main(int argc, char **argv)
     }
     node.zmq = zmq_ctx_new();
     router = node.zmq != NULL ? zmq_socket(node.zmq, ZMQ_ROUTER) : NULL;
-    if (router == NULL || zmq_bind(router, LOOP_ENDPOINT) != 0) {
+    pub = router != NULL ? zmq_socket(node.zmq, ZMQ_PUB) : NULL;
+    if (pub == NULL || zmq_bind(router, LOOP_ENDPOINT) != 0 ||
+        zmq_bind(pub, PROGRESS_ENDPOINT) != 0) {
         wm_error("node: cannot set up the node loop: %s", zmq_strerror(errno));
+        goto out;
+    }
+    if (wm_upstream_new(&up, &node, router, pub) != 0) {
+        wm_error("node: cannot set up the upstream client");
         goto out;
     }
     rc = wm_http_start(&http, &node, &why);
@@ -438,17 +580,22 @@ wm_node_main(int argc, char **argv)
         ready_fd = -1;
     }
 
-    exit_code = node_loop(&node, router) == 0 ? 0 : 1;
+    exit_code = node_loop(&node, router, up) == 0 ? 0 : 1;
 
 out:
-    /* Unblock HTTP threads waiting on the loop before waiting for them. */
+    /* Answer what waits on upstream, then unblock every HTTP thread still
+     * talking to the loop before waiting for them to end. */
+    wm_upstream_destroy(&up);
     if (node.zmq != NULL)
         zmq_ctx_shutdown(node.zmq);
     wm_http_stop(&http);
-    if (router != NULL) {
+    for (int i = 0; i < 2; i++) {
+        void *sock = i == 0 ? router : pub;
         int linger = 0;
-        zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof(linger));
-        zmq_close(router);
+        if (sock == NULL)
+            continue;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_close(sock);
     }
     if (node.zmq != NULL)
         zmq_ctx_term(node.zmq);

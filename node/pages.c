@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "wheelname.h"
 
 #define PAGE_MAX (64u << 20)
 #define API_VERSION "1.1"
@@ -135,48 +136,117 @@ wm_page_root(wm_store_view *v, enum wm_page_format fmt, size_t *len)
 
 /* --- /simple/<project>/ and /links/ */
 
-/* Writes one anchor: the href back at this node with the sha256 fragment,
- * and the PEP 658/714 attributes when METADATA is stored. */
-static void
-html_file_link(wm_buf *b, const wm_file_info *f)
-{
-    char sha[WM_SHA256_HEX], msha[WM_SHA256_HEX];
+/* One file as a page shows it, wherever it is held. */
+struct file_view {
+    const char *filename;
+    const char *url; /* NULL: this node's /files/<sha256>/<filename> */
+    const uint8_t *sha256;      /* NULL when unknown */
+    const uint8_t *meta_sha256; /* NULL: no metadata advertised */
+    const char *requires_python;
+    const char *yanked; /* NULL: not yanked */
+    uint64_t size;      /* 0: unknown */
+};
 
-    wm_hex_encode(f->sha256, WM_SHA256_LEN, sha);
-    wm_buf_printf(b, "    <a href=\"/files/%s/", sha);
-    wm_buf_add_html(b, f->filename);
-    wm_buf_printf(b, "#sha256=%s\"", sha);
-    if (f->meta_size > 0) {
-        wm_hex_encode(f->meta_sha256, WM_SHA256_LEN, msha);
+static void
+view_local(struct file_view *fv, const wm_file_info *f)
+{
+    memset(fv, 0, sizeof(*fv));
+    fv->filename = f->filename;
+    fv->sha256 = f->sha256;
+    fv->meta_sha256 = f->meta_size > 0 ? f->meta_sha256 : NULL;
+    fv->size = f->size;
+}
+
+/* An upstream file: wheels with a known sha256 are fetched through this
+ * node; anything else (sdists, unhashed links) goes straight upstream. */
+static void
+view_upstream(struct file_view *fv, const wm_upfile *u)
+{
+    memset(fv, 0, sizeof(*fv));
+    fv->filename = u->filename;
+    fv->sha256 = u->has_sha256 ? u->sha256 : NULL;
+    fv->url = u->is_wheel && u->has_sha256 ? NULL : u->url;
+    /* Metadata only where it can be verified. */
+    fv->meta_sha256 = u->has_metadata && u->metadata_sha256_known
+                          ? u->metadata_sha256
+                          : NULL;
+    fv->requires_python = u->requires_python;
+    fv->yanked = u->yanked;
+}
+
+/* The link target into B: the local /files/ path or the upstream URL. */
+static void
+file_href(wm_buf *b, const struct file_view *fv, int html)
+{
+    char sha[WM_SHA256_HEX];
+
+    if (fv->url == NULL) {
+        wm_hex_encode(fv->sha256, WM_SHA256_LEN, sha);
+        wm_buf_printf(b, "/files/%s/", sha);
+        if (html)
+            wm_buf_add_html(b, fv->filename);
+        else
+            wm_buf_adds(b, fv->filename);
+    } else if (html) {
+        wm_buf_add_html(b, fv->url);
+    } else {
+        wm_buf_adds(b, fv->url);
+    }
+}
+
+/* Writes one anchor with the sha256 fragment and the PEP 503/658/714
+ * attributes that apply. */
+static void
+html_file_link(wm_buf *b, const struct file_view *fv)
+{
+    char sha[WM_SHA256_HEX];
+
+    wm_buf_adds(b, "    <a href=\"");
+    file_href(b, fv, 1);
+    if (fv->sha256 != NULL) {
+        wm_hex_encode(fv->sha256, WM_SHA256_LEN, sha);
+        wm_buf_printf(b, "#sha256=%s", sha);
+    }
+    wm_buf_adds(b, "\"");
+    if (fv->requires_python != NULL) {
+        wm_buf_adds(b, " data-requires-python=\"");
+        wm_buf_add_html(b, fv->requires_python);
+        wm_buf_adds(b, "\"");
+    }
+    if (fv->yanked != NULL) {
+        wm_buf_adds(b, " data-yanked=\"");
+        wm_buf_add_html(b, fv->yanked);
+        wm_buf_adds(b, "\"");
+    }
+    if (fv->meta_sha256 != NULL) {
+        wm_hex_encode(fv->meta_sha256, WM_SHA256_LEN, sha);
         wm_buf_printf(b,
                       " data-dist-info-metadata=\"sha256=%s\""
                       " data-core-metadata=\"sha256=%s\"",
-                      msha, msha);
+                      sha, sha);
     }
     wm_buf_adds(b, ">");
-    wm_buf_add_html(b, f->filename);
+    wm_buf_add_html(b, fv->filename);
     wm_buf_adds(b, "</a><br>\n");
 }
 
 static int
 html_file(const wm_file_info *f, void *arg)
 {
-    html_file_link(arg, f);
+    struct file_view fv;
+
+    view_local(&fv, f);
+    html_file_link(arg, &fv);
     return 0;
 }
-
-struct project_json {
-    cJSON *files;
-    cJSON *versions;
-};
 
 static int
 add_version(cJSON *versions, const char *version)
 {
     const cJSON *it;
 
-    /* Files come sorted by name, so a repeat is usually the last entry;
-     * the scan is O(versions) only for interleaved tags. */
+    /* Files come sorted by name, so versions mostly repeat in runs; this
+     * scan is O(versions) per file, fine for the thousands a page has. */
     cJSON_ArrayForEach(it, versions)
     {
         if (strcmp(it->valuestring, version) == 0)
@@ -190,78 +260,170 @@ add_version(cJSON *versions, const char *version)
 }
 
 static int
-json_file(const wm_file_info *f, void *arg)
+json_file(cJSON *files, cJSON *versions, const struct file_view *fv)
 {
-    struct project_json *pj = arg;
-    char sha[WM_SHA256_HEX], msha[WM_SHA256_HEX];
-    char url[16 + WM_SHA256_HEX + WM_WHEELNAME_MAX];
+    char sha[WM_SHA256_HEX];
     cJSON *file = cJSON_CreateObject(), *hashes, *meta;
     wm_wheelname wn;
+    wm_buf url;
+    char *href;
+    size_t len;
 
     if (file == NULL)
         return -1;
-    cJSON_AddItemToArray(pj->files, file);
-    wm_hex_encode(f->sha256, WM_SHA256_LEN, sha);
-    snprintf(url, sizeof(url), "/files/%s/%s", sha, f->filename);
-    cJSON_AddStringToObject(file, "filename", f->filename);
-    cJSON_AddStringToObject(file, "url", url);
-    hashes = cJSON_AddObjectToObject(file, "hashes");
-    if (hashes == NULL || cJSON_AddStringToObject(hashes, "sha256", sha) ==
-                              NULL)
+    cJSON_AddItemToArray(files, file);
+    wm_buf_init(&url, 2 * WM_URL_MAX);
+    file_href(&url, fv, 0);
+    href = wm_buf_steal(&url, &len);
+    if (href == NULL)
         return -1;
-    if (f->meta_size > 0) {
-        wm_hex_encode(f->meta_sha256, WM_SHA256_LEN, msha);
+    cJSON_AddStringToObject(file, "filename", fv->filename);
+    cJSON_AddStringToObject(file, "url", href);
+    free(href);
+    hashes = cJSON_AddObjectToObject(file, "hashes");
+    if (hashes == NULL)
+        return -1;
+    if (fv->sha256 != NULL) {
+        wm_hex_encode(fv->sha256, WM_SHA256_LEN, sha);
+        cJSON_AddStringToObject(hashes, "sha256", sha);
+    }
+    if (fv->requires_python != NULL)
+        cJSON_AddStringToObject(file, "requires-python", fv->requires_python);
+    if (fv->yanked != NULL) {
+        if (fv->yanked[0] != '\0')
+            cJSON_AddStringToObject(file, "yanked", fv->yanked);
+        else
+            cJSON_AddTrueToObject(file, "yanked");
+    }
+    if (fv->meta_sha256 != NULL) {
+        wm_hex_encode(fv->meta_sha256, WM_SHA256_LEN, sha);
         /* Only PEP 714's name: pip 23.0 crashes on the old
          * "dist-info-metadata" key holding a dict. */
         meta = cJSON_AddObjectToObject(file, "core-metadata");
         if (meta != NULL)
-            cJSON_AddStringToObject(meta, "sha256", msha);
+            cJSON_AddStringToObject(meta, "sha256", sha);
     }
-    cJSON_AddNumberToObject(file, "size", (double)f->size);
-    if (wm_wheelname_parse(f->filename, &wn, NULL) == 0)
-        return add_version(pj->versions, wn.version);
+    if (fv->size > 0)
+        cJSON_AddNumberToObject(file, "size", (double)fv->size);
+    if (wm_wheelname_parse(fv->filename, &wn, NULL) == 0)
+        return add_version(versions, wn.version);
     return 0;
 }
 
-char *
-wm_page_project(wm_store_view *v, const char *project,
-                enum wm_page_format fmt, int *found, size_t *len)
-{
-    *found = 0;
-    if (fmt == WM_PAGE_JSON) {
-        struct project_json pj;
-        cJSON *root = cJSON_CreateObject();
+/* What a project page is made of: the local files (sorted by filename, as
+ * the store yields them) and the upstream page, if any. */
+struct project_files {
+    wm_file_info *local;
+    size_t nlocal, cap;
+};
 
-        if (root == NULL || json_meta(root) == NULL ||
-            cJSON_AddStringToObject(root, "name", project) == NULL)
-            goto fail;
-        pj.files = cJSON_AddArrayToObject(root, "files");
-        pj.versions = cJSON_AddArrayToObject(root, "versions");
-        if (pj.files == NULL || pj.versions == NULL ||
-            wm_store_each_file(v, project, json_file, &pj) != 0)
-            goto fail;
-        *found = cJSON_GetArraySize(pj.files) > 0;
-        if (!*found)
-            goto fail;
-        return json_finish(root, len);
-    fail:
-        cJSON_Delete(root);
-        return NULL;
+static int
+collect_local(const wm_file_info *f, void *arg)
+{
+    struct project_files *pf = arg;
+
+    if (pf->nlocal == pf->cap) {
+        size_t cap = pf->cap ? 2 * pf->cap : 16;
+        wm_file_info *more = realloc(pf->local, cap * sizeof(*more));
+        if (more == NULL)
+            return -1;
+        pf->local = more;
+        pf->cap = cap;
     }
+    pf->local[pf->nlocal++] = *f;
+    return 0;
+}
+
+static int
+cmp_local(const void *key, const void *elem)
+{
+    return strcmp(key, ((const wm_file_info *)elem)->filename);
+}
+
+/* True when FILENAME is held locally (the local copy is listed instead). */
+static int
+is_local(const struct project_files *pf, const char *filename)
+{
+    return pf->nlocal > 0 && bsearch(filename, pf->local, pf->nlocal,
+                                     sizeof(*pf->local), cmp_local) != NULL;
+}
+
+static char *
+project_json(const char *project, const struct project_files *pf,
+             const wm_simplepage *up, size_t *len)
+{
+    cJSON *root = cJSON_CreateObject(), *files, *versions;
+    struct file_view fv;
+
+    if (root == NULL || json_meta(root) == NULL ||
+        cJSON_AddStringToObject(root, "name", project) == NULL)
+        goto fail;
+    files = cJSON_AddArrayToObject(root, "files");
+    versions = cJSON_AddArrayToObject(root, "versions");
+    if (files == NULL || versions == NULL)
+        goto fail;
+    for (size_t i = 0; i < pf->nlocal; i++) {
+        view_local(&fv, &pf->local[i]);
+        if (json_file(files, versions, &fv) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
+        if (is_local(pf, up->files[i].filename))
+            continue;
+        view_upstream(&fv, &up->files[i]);
+        if (json_file(files, versions, &fv) != 0)
+            goto fail;
+    }
+    return json_finish(root, len);
+fail:
+    cJSON_Delete(root);
+    return NULL;
+}
+
+static char *
+project_html(const char *project, const struct project_files *pf,
+             const wm_simplepage *up, size_t *len)
+{
+    struct file_view fv;
     wm_buf b;
+
     wm_buf_init(&b, PAGE_MAX);
     html_head(&b, "Links for ", project);
     wm_buf_adds(&b, "    <h1>Links for ");
     wm_buf_add_html(&b, project);
     wm_buf_adds(&b, "</h1>\n");
-    size_t before = b.len;
-    wm_store_each_file(v, project, html_file, &b);
-    *found = b.len > before;
-    if (!*found) {
-        wm_buf_free(&b);
-        return NULL;
+    for (size_t i = 0; i < pf->nlocal; i++) {
+        view_local(&fv, &pf->local[i]);
+        html_file_link(&b, &fv);
+    }
+    for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
+        if (is_local(pf, up->files[i].filename))
+            continue;
+        view_upstream(&fv, &up->files[i]);
+        html_file_link(&b, &fv);
     }
     return html_finish(&b, len);
+}
+
+char *
+wm_page_project(wm_store_view *v, const char *project,
+                const wm_simplepage *up, enum wm_page_format fmt, int *found,
+                size_t *len)
+{
+    struct project_files pf = {NULL, 0, 0};
+    char *body = NULL;
+
+    *found = 0;
+    if (wm_store_each_file(v, project, collect_local, &pf) != 0)
+        goto out;
+    *found = pf.nlocal > 0 || (up != NULL && up->nfiles > 0);
+    if (!*found)
+        goto out;
+    body = fmt == WM_PAGE_JSON ? project_json(project, &pf, up, len)
+                               : project_html(project, &pf, up, len);
+out:
+    free(pf.local);
+    return body;
 }
 
 char *

@@ -10,16 +10,19 @@
 #include <stddef.h>
 
 #include "node.h"
+#include "simplepage.h"
 
 enum wm_page_format { WM_PAGE_HTML, WM_PAGE_JSON };
 
 /* The project list (/simple/). */
 char *wm_page_root(wm_store_view *v, enum wm_page_format fmt, size_t *len);
 
-/* One project's files (/simple/<project>/). Sets *FOUND to 0 and returns
- * NULL when the store has no file of PROJECT. */
+/* One project's files (/simple/<project>/): the local ones, then those of
+ * the upstream page UP (may be NULL) that are not held locally. Sets *FOUND
+ * to 0 and returns NULL when neither has a file of PROJECT. */
 char *wm_page_project(wm_store_view *v, const char *project,
-                      enum wm_page_format fmt, int *found, size_t *len);
+                      const wm_simplepage *up, enum wm_page_format fmt,
+                      int *found, size_t *len);
 
 /* The flat page of every wheel, or of PROJECT's when not NULL (/links/). */
 char *wm_page_links(wm_store_view *v, const char *project, size_t *len);
