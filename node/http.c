@@ -253,23 +253,23 @@ reply_blob(struct MHD_Connection *c, wm_blob *blob, const char *content_type,
 {
     struct MHD_Response *r;
     unsigned status = MHD_HTTP_OK;
+    char etag[sizeof(blob->etag)];
 
-    if (etag_matches(c, blob->etag)) {
+    memcpy(etag, blob->etag, sizeof(etag));
+    if (etag_matches(c, etag)) {
         status = MHD_HTTP_NOT_MODIFIED;
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         wm_blob_release(blob);
-        blob = NULL;
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     } else {
         r = MHD_create_response_from_buffer_with_free_callback_cls(
-            blob->len, blob->data, (MHD_ContentReaderFreeCallback)wm_blob_release,
-            blob);
+            blob->len, blob->data,
+            (MHD_ContentReaderFreeCallback)wm_blob_release, blob);
+        if (r == NULL)
+            wm_blob_release(blob);
     }
-    if (r == NULL) {
-        wm_blob_release(blob);
+    if (r == NULL)
         return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG,
-                            blob != NULL ? blob->etag : "");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (vary)
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
@@ -495,11 +495,17 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
     range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_RANGE);
     if (range != NULL && parse_range(range, f->size, &first, &last) != 0) {
+        static const char why[] =
+            "error: bad or unsatisfiable Range (one range of bytes=FIRST-LAST, "
+            "FIRST- or -SUFFIX within the file)\n";
         wm_store_view_close(&v);
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        r = MHD_create_response_from_buffer(sizeof(why) - 1, (void *)why,
+                                            MHD_RESPMEM_PERSISTENT);
         snprintf(cr, sizeof(cr), "bytes */%" PRIu64, f->size);
-        if (r != NULL)
+        if (r != NULL) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+        }
         return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
     }
     r = wheel_response(v, f, first, last);
@@ -1009,6 +1015,18 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Decodes %XX in the path as MHD does, except that a path holding an
+ * encoded NUL stays encoded: decoded, it would cut the string short and
+ * "x.whl%00.txt" would pass for "x.whl". The '%' left in it then fails
+ * every name check. */
+static size_t
+on_unescape(void *cls, struct MHD_Connection *c, char *uri)
+{
+    if (strstr(uri, "%00") != NULL)
+        return strlen(uri);
+    return MHD_http_unescape(uri);
+}
+
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -1088,7 +1106,7 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h,
+        on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
         MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
         300u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (h->daemon == NULL) {

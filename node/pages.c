@@ -525,6 +525,15 @@ wm_page_status(wm_node *node, wm_store_view *v, size_t *len)
     cJSON_AddNumberToObject(root, "requests", (double)counter(&c->requests));
     cJSON_AddNumberToObject(root, "bytes_served",
                             (double)counter(&c->bytes_served));
+    o = cJSON_AddObjectToObject(root, "upstream");
+    if (o == NULL)
+        goto fail;
+    cJSON_AddNumberToObject(o, "indexes", (double)node->cfg->nindexes);
+    cJSON_AddNumberToObject(o, "bytes", (double)counter(&c->upstream_bytes));
+    cJSON_AddNumberToObject(o, "pages", (double)counter(&c->upstream_pages));
+    cJSON_AddNumberToObject(o, "errors", (double)counter(&c->upstream_errors));
+    cJSON_AddNumberToObject(o, "hash_mismatches",
+                            (double)counter(&c->hash_mismatches));
     o = cJSON_AddObjectToObject(root, "puts");
     if (o == NULL)
         goto fail;
@@ -581,6 +590,17 @@ wm_page_metrics(wm_node *node, wm_store_view *v, size_t *len)
            counter(&c->puts));
     metric(&b, "wheelmesh_put_rejected_total", "counter",
            "PUT requests refused.", counter(&c->put_rejected));
+    metric(&b, "wheelmesh_upstream_bytes_total", "counter",
+           "Bytes of wheels received from upstream indexes.",
+           counter(&c->upstream_bytes));
+    metric(&b, "wheelmesh_upstream_pages_total", "counter",
+           "Project pages requested from upstream (304s included).",
+           counter(&c->upstream_pages));
+    metric(&b, "wheelmesh_upstream_errors_total", "counter",
+           "Upstream requests that failed.", counter(&c->upstream_errors));
+    metric(&b, "wheelmesh_hash_mismatches_total", "counter",
+           "Upstream files whose bytes did not match the advertised sha256.",
+           counter(&c->hash_mismatches));
     metric(&b, "wheelmesh_uptime_seconds", "gauge", "Seconds since start.",
            (uint64_t)(time(NULL) - node->started));
     return wm_buf_steal(&b, len);

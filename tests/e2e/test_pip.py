@@ -214,7 +214,11 @@ class PipTest(unittest.TestCase):
                     path, {"Accept": accept, "If-None-Match": etag})
                 self.assertEqual(status, 304, self.msg())
                 self.assertEqual(body2, b"")
-                self.assertEqual(hdrs2.get("ETag"), etag)
+                # RFC 9110 15.4.5: a 304 carries the ETag and Vary the 200
+                # would have had
+                self.assertEqual(hdrs2.get("ETag"), etag, "ETag on the 304")
+                self.assertIn("accept", hdrs2.get("Vary", "").lower(),
+                              "Vary on the 304")
                 status, _, _ = self.node.get(
                     path, {"Accept": accept, "If-None-Match": '"nope"'})
                 self.assertEqual(status, 200)
