@@ -231,16 +231,6 @@ html_file_link(wm_buf *b, const struct file_view *fv)
 }
 
 static int
-html_file(const wm_file_info *f, void *arg)
-{
-    struct file_view fv;
-
-    view_local(&fv, f);
-    html_file_link(arg, &fv);
-    return 0;
-}
-
-static int
 add_version(cJSON *versions, const char *version)
 {
     const cJSON *it;
@@ -426,6 +416,20 @@ out:
     return body;
 }
 
+/* A --find-links anchor: no metadata attributes, since pip before 23.2
+ * then downloads every wheel twice (pypa/pip#11847), and --find-links
+ * gains nothing from them. */
+static int
+links_file(const wm_file_info *f, void *arg)
+{
+    struct file_view fv;
+
+    view_local(&fv, f);
+    fv.meta_sha256 = NULL;
+    html_file_link(arg, &fv);
+    return 0;
+}
+
 char *
 wm_page_links(wm_store_view *v, const char *project, size_t *len)
 {
@@ -433,7 +437,7 @@ wm_page_links(wm_store_view *v, const char *project, size_t *len)
 
     wm_buf_init(&b, PAGE_MAX);
     html_head(&b, "Links", NULL);
-    wm_store_each_file(v, project, html_file, &b);
+    wm_store_each_file(v, project, links_file, &b);
     return html_finish(&b, len);
 }
 
