@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -167,4 +168,86 @@ wm_identity_verify(const uint8_t pubkey[WM_PUBKEY_LEN], const void *msg,
 {
     return crypto_sign_verify_detached(sig, msg, len, pubkey) == 0 ? 0
                                                                    : -EBADMSG;
+}
+
+void
+wm_identity_curve(const wm_identity *id, uint8_t pk[32], uint8_t sk[32])
+{
+    /* Our own key was made by libsodium: conversion cannot fail. */
+    if (crypto_sign_ed25519_pk_to_curve25519(pk, id->pk) != 0)
+        memset(pk, 0, 32);
+    crypto_sign_ed25519_sk_to_curve25519(sk, id->sk);
+}
+
+int
+wm_identity_curve_pub(const uint8_t ed_pk[WM_PUBKEY_LEN], uint8_t out[32])
+{
+    return crypto_sign_ed25519_pk_to_curve25519(out, ed_pk) == 0 ? 0
+                                                                 : -EINVAL;
+}
+
+int
+wm_identity_load_trusted(const char *path, uint8_t (**keys)[WM_PUBKEY_LEN],
+                         size_t *n, char *why, size_t whysz)
+{
+    uint8_t(*list)[WM_PUBKEY_LEN] = NULL;
+    size_t count = 0, cap = 0, lineno = 0;
+    char line[1024];
+    FILE *f = fopen(path, "re");
+    int rc = 0;
+
+    *keys = NULL;
+    *n = 0;
+    if (f == NULL) {
+        snprintf(why, whysz, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = line + strspn(line, " \t");
+        size_t len = strcspn(p, " \t\r\n#");
+        uint8_t key[WM_PUBKEY_LEN], curve[32];
+
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            snprintf(why, whysz, "%s:%zu: line too long", path, lineno);
+            rc = -EINVAL;
+            break;
+        }
+        if (len == 0) /* blank or comment */
+            continue;
+        if (len != 2 * WM_PUBKEY_LEN) {
+            snprintf(why, whysz, "%s:%zu: expected a 64-hex-digit key", path,
+                     lineno);
+            rc = -EINVAL;
+            break;
+        }
+        p[len] = '\0';
+        if (wm_hex_decode(p, key, sizeof(key)) != 0 ||
+            wm_identity_curve_pub(key, curve) != 0) {
+            snprintf(why, whysz, "%s:%zu: not a valid public key", path,
+                     lineno);
+            rc = -EINVAL;
+            break;
+        }
+        if (count == cap) {
+            size_t more = cap ? 2 * cap : 16;
+            void *grown = realloc(list, more * sizeof(*list));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                snprintf(why, whysz, "out of memory");
+                break;
+            }
+            list = grown;
+            cap = more;
+        }
+        memcpy(list[count++], key, WM_PUBKEY_LEN);
+    }
+    fclose(f);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    *keys = list;
+    *n = count;
+    return 0;
 }

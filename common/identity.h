@@ -49,4 +49,20 @@ void wm_identity_sign(const wm_identity *id, const void *msg, size_t len,
 int wm_identity_verify(const uint8_t pubkey[WM_PUBKEY_LEN], const void *msg,
                        size_t len, const uint8_t sig[WM_SIG_LEN]);
 
+/* The CurveZMQ key pair of ID: its Ed25519 keys converted to X25519, so
+ * one key file gives both the signing identity and the transport keys. */
+void wm_identity_curve(const wm_identity *id, uint8_t pk[32], uint8_t sk[32]);
+
+/* The CurveZMQ public key of the node whose Ed25519 public key is ED_PK.
+ * Returns 0, or -EINVAL when ED_PK is not a valid key. */
+int wm_identity_curve_pub(const uint8_t ed_pk[WM_PUBKEY_LEN], uint8_t out[32]);
+
+/* Reads a trusted_keys file: one public key (64 hex digits) a line, blank
+ * lines and "#" comments allowed, anything after the key ignored (a name).
+ * Returns 0 with a malloc'd array in *KEYS (caller frees) and its length
+ * in *N, or a negative error with "PATH:LINE: reason" in WHY (size
+ * WHYSZ). */
+int wm_identity_load_trusted(const char *path, uint8_t (**keys)[WM_PUBKEY_LEN],
+                             size_t *n, char *why, size_t whysz);
+
 #endif

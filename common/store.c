@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
 #define CHUNKS_PER_TXN 32 /* 32 MiB per commit: bounded dirty pages */
 #define SIGN_DOMAIN "wheelmesh-file-v1"
 
@@ -26,7 +26,8 @@ struct wm_store {
     MDB_dbi projects; /* project NUL filename -> sha256 */
     MDB_dbi names;    /* filename -> sha256 */
     MDB_dbi meta;     /* sha256 -> METADATA */
-    MDB_dbi pages;    /* project -> upstream page record */
+    MDB_dbi chunkmap; /* sha256 -> sha256 of each chunk */
+    MDB_dbi tables[3]; /* enum wm_table */
 };
 
 struct wm_store_view {
@@ -71,7 +72,8 @@ get_le(const uint8_t *p, int n)
 }
 
 #define RECORD_FIXED                                                           \
-    (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN + 4)
+    (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN + \
+     4 + WM_SHA256_LEN)
 #define RECORD_MAX (RECORD_FIXED + WM_WHEELNAME_MAX + WM_PROJECT_MAX)
 
 static size_t
@@ -91,6 +93,7 @@ record_encode(const wm_file_info *f, uint8_t out[RECORD_MAX])
     memcpy(p, f->sig, WM_SIG_LEN), p += WM_SIG_LEN;
     memcpy(p, f->meta_sha256, WM_SHA256_LEN), p += WM_SHA256_LEN;
     p = put_le(p, f->meta_size, 4);
+    memcpy(p, f->chunks_root, WM_SHA256_LEN), p += WM_SHA256_LEN;
     memcpy(p, f->filename, flen), p += flen;
     memcpy(p, f->project, plen), p += plen;
     return (size_t)(p - out);
@@ -121,6 +124,7 @@ record_decode(const uint8_t sha[WM_SHA256_LEN], const MDB_val *v,
     memcpy(f->sig, p, WM_SIG_LEN), p += WM_SIG_LEN;
     memcpy(f->meta_sha256, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
     f->meta_size = (uint32_t)get_le(p, 4), p += 4;
+    memcpy(f->chunks_root, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
     memcpy(f->filename, p, flen), p += flen;
     memcpy(f->project, p, plen);
     return 0;
@@ -239,7 +243,7 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
     rc = mdb_env_create(&s->env);
     if (rc != 0)
         goto err;
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 16);
     mdb_env_set_maxreaders(s->env, 1024);
     rc = mdb_env_set_mapsize(s->env, (size_t)map_size);
     if (rc != 0) {
@@ -258,7 +262,13 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
         (rc = mdb_dbi_open(txn, "projects", MDB_CREATE, &s->projects)) != 0 ||
         (rc = mdb_dbi_open(txn, "names", MDB_CREATE, &s->names)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "pages", MDB_CREATE, &s->pages)) != 0)
+        (rc = mdb_dbi_open(txn, "chunkmap", MDB_CREATE, &s->chunkmap)) != 0 ||
+        (rc = mdb_dbi_open(txn, "pages", MDB_CREATE,
+                           &s->tables[WM_TABLE_PAGES])) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE,
+                           &s->tables[WM_TABLE_LOG])) != 0 ||
+        (rc = mdb_dbi_open(txn, "state", MDB_CREATE,
+                           &s->tables[WM_TABLE_STATE])) != 0)
         goto err;
     rc = mdb_txn_commit(txn);
     txn = NULL;
@@ -353,19 +363,23 @@ check_absent(wm_store *s, MDB_txn *txn, const wm_file_info *info)
 }
 
 int
-wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
-                const void *meta, size_t meta_len)
+wm_store_put_fd(wm_store *s, wm_file_info *info, int fd, const void *meta,
+                size_t meta_len)
 {
     uint32_t nchunks = (uint32_t)((info->size + WM_CHUNK_SIZE - 1) /
                                   WM_CHUNK_SIZE);
     uint8_t key[WM_SHA256_LEN + 4], digest[WM_SHA256_LEN];
+    uint8_t(*map)[WM_SHA256_LEN] = calloc(nchunks + 1, WM_SHA256_LEN);
     wm_sha256 *hash = wm_sha256_new();
     MDB_txn *txn = NULL;
     uint32_t committed = 0;
     int rc;
 
-    if (hash == NULL)
+    if (hash == NULL || map == NULL) {
+        wm_sha256_destroy(&hash);
+        free(map);
         return -ENOMEM;
+    }
     rc = mdb_to_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
     if (rc == 0)
         rc = check_absent(s, txn, info);
@@ -386,6 +400,7 @@ wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
             break;
         }
         wm_sha256_update(hash, v.mv_data, len);
+        wm_sha256_digest(v.mv_data, len, map[i]);
         if (i + 1 < nchunks && (i + 1) % CHUNKS_PER_TXN == 0) {
             rc = mdb_to_errno(mdb_txn_commit(txn));
             txn = NULL;
@@ -400,6 +415,12 @@ wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
         if (memcmp(digest, info->sha256, WM_SHA256_LEN) != 0)
             rc = -EIO;
     }
+    if (rc == 0) {
+        MDB_val k = {WM_SHA256_LEN, info->sha256};
+        MDB_val v = {(size_t)nchunks * WM_SHA256_LEN, map};
+        wm_sha256_digest(map, v.mv_size, info->chunks_root);
+        rc = mdb_to_errno(mdb_put(txn, s->chunkmap, &k, &v, 0));
+    }
     if (rc == 0)
         rc = put_record(s, txn, info, meta, meta_len);
     if (rc == 0) {
@@ -411,6 +432,7 @@ wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
     if (rc != 0 && committed > 0)
         drop_chunks(s, info->sha256, committed);
     wm_sha256_destroy(&hash);
+    free(map);
     return rc;
 }
 
@@ -444,24 +466,74 @@ wm_store_put_meta(wm_store *s, const uint8_t sha[WM_SHA256_LEN],
 }
 
 int
+wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
+                const void *val, size_t vlen)
+{
+    return put_one(s, s->tables[t], key, klen, val, vlen);
+}
+
+int
 wm_store_put_page(wm_store *s, const char *project, const void *data,
                   size_t len)
 {
-    return put_one(s, s->pages, project, strlen(project), data, len);
+    return wm_store_put_kv(s, WM_TABLE_PAGES, project, strlen(project), data,
+                           len);
 }
 
 /* --- reading */
 
 int
+wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,
+                size_t klen, const void **val, size_t *vlen)
+{
+    MDB_val k = {klen, (void *)key}, d;
+    int rc;
+
+    if (klen == 0 || klen > 511)
+        return -ENOENT;
+    rc = mdb_get(v->txn, v->s->tables[t], &k, &d);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    *val = d.mv_data;
+    *vlen = d.mv_size;
+    return 0;
+}
+
+int
 wm_store_page(wm_store_view *v, const char *project, const void **data,
               size_t *len)
 {
-    MDB_val k = {strlen(project), (void *)project}, d;
-    int rc;
+    return wm_store_get_kv(v, WM_TABLE_PAGES, project, strlen(project), data,
+                           len);
+}
 
-    if (k.mv_size == 0 || k.mv_size > 511)
-        return -ENOENT;
-    rc = mdb_get(v->txn, v->s->pages, &k, &d);
+int
+wm_store_each_kv(wm_store_view *v, enum wm_table t, wm_store_kv_fn fn,
+                 void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(v->txn, v->s->tables[t], &cur);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    while (rc == 0 && ret == 0) {
+        ret = fn(k.mv_data, k.mv_size, d.mv_data, d.mv_size, arg);
+        rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+int
+wm_store_chunkmap(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                  const void **data, size_t *len)
+{
+    MDB_val k = {WM_SHA256_LEN, (void *)sha}, d;
+    int rc = mdb_get(v->txn, v->s->chunkmap, &k, &d);
+
     if (rc != 0)
         return mdb_to_errno(rc);
     *data = d.mv_data;

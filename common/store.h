@@ -37,6 +37,7 @@ typedef struct wm_file_info {
     uint8_t source; /* enum wm_source */
     uint8_t meta_sha256[WM_SHA256_LEN];
     uint32_t meta_size; /* 0: no metadata stored */
+    uint8_t chunks_root[WM_SHA256_LEN]; /* sha256 of the chunk hash list */
 } wm_file_info;
 
 typedef struct wm_store wm_store;
@@ -62,12 +63,43 @@ int wm_store_verify(const wm_file_info *info);
 
 /* Stores a complete wheel from the open file FD (read from offset 0,
  * INFO->size bytes, whose sha256 must equal INFO->sha256) with its
- * METADATA bytes. Chunks are committed in batches; the record last.
- * Returns 0, -EEXIST when that sha256 is already stored (nothing changes),
- * -EIO on a short read or a hash mismatch, -ENOSPC when the map is full,
- * or another negative error. Writer thread only. */
-int wm_store_put_fd(wm_store *s, const wm_file_info *info, int fd,
-                    const void *meta, size_t meta_len);
+ * METADATA bytes, and the sha256 of every chunk (the chunk map peers
+ * verify chunks against); sets INFO->chunks_root. Chunks are committed in
+ * batches; the record last. Returns 0, -EEXIST when that sha256 is already
+ * stored (nothing changes), -EBUSY when the filename is stored with other
+ * bytes, -EIO on a short read or a hash mismatch, -ENOSPC when the map is
+ * full, or another negative error. Writer thread only. */
+int wm_store_put_fd(wm_store *s, wm_file_info *info, int fd, const void *meta,
+                    size_t meta_len);
+
+/* Points *DATA at the chunk map of SHA: one sha256 per chunk, in order.
+ * Returns 0 or -ENOENT. */
+int wm_store_chunkmap(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                      const void **data, size_t *len);
+
+/* Small tables of opaque records for the node's other state. */
+enum wm_table {
+    WM_TABLE_PAGES, /* project -> upstream page record */
+    WM_TABLE_LOG,   /* origin || generation || seq -> index entry */
+    WM_TABLE_STATE, /* name -> value (generation, incarnation, ...) */
+};
+
+/* Puts KEY -> VAL into table T, replacing what was there. Writer thread
+ * only. Returns 0, -EINVAL for an empty or over-long (> 511) key, or
+ * another negative error. */
+int wm_store_put_kv(wm_store *s, enum wm_table t, const void *key,
+                    size_t klen, const void *val, size_t vlen);
+
+/* Points *VAL at the value of KEY in table T. Returns 0 or -ENOENT. */
+int wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,
+                    size_t klen, const void **val, size_t *vlen);
+
+/* Calls FN for every record of table T in key order; stops at FN's first
+ * non-zero return and returns it. */
+typedef int (*wm_store_kv_fn)(const void *key, size_t klen, const void *val,
+                              size_t vlen, void *arg);
+int wm_store_each_kv(wm_store_view *v, enum wm_table t, wm_store_kv_fn fn,
+                     void *arg);
 
 /* Stores METADATA bytes for the wheel SHA (which need not be stored
  * itself: upstream's PEP 658 file, verified by the caller). Writer thread

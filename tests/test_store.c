@@ -137,7 +137,9 @@ wheel_free(wheel *w)
 static int
 put(wm_store *s, const wheel *w)
 {
-    return wm_store_put_fd(s, &w->info, w->fd, w->meta,
+    wm_file_info info = w->info; /* put_fd fills in chunks_root */
+
+    return wm_store_put_fd(s, &info, w->fd, w->meta,
                            w->meta != NULL ? strlen(w->meta) : 0);
 }
 

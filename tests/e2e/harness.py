@@ -139,7 +139,8 @@ class Node:
     The node gets a data dir, a config file (offline by default: no
     upstream index; its own cluster port so several nodes can run at once),
     and stderr captured to a file. The constructor starts it and waits for
-    /healthz; cleanup() kills it if still running and removes the directory.
+    /healthz; cleanup() stops it (asserting a clean exit) and removes the
+    directory.
     """
 
     def __init__(self, config=None, log=False, start=True, port=None,
@@ -250,8 +251,17 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def cleanup(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Stop the node the way a service manager does (SIGTERM) and
+        insist on a clean exit, so every test also checks that the node
+        shuts down cleanly after what it went through (a sanitizer build
+        reports leaks and errors through the exit status); then remove its
+        directory."""
+        try:
+            if self.running():
+                self.stop()
+        finally:
+            self.kill()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def stderr_text(self, all_starts=False):
         try:

@@ -300,6 +300,67 @@ class NodeProcessTest(unittest.TestCase):
             text = f.read()
         self.assertTrue(text.strip(), "log file is empty")
 
+    def test_sighup_reopens_the_log_file(self):
+        # what logrotate does: move the file away, then SIGHUP
+        node = h.Node(log=True)
+        self.addCleanup(node.cleanup)
+        rotated = node.log_path + ".1"
+        os.rename(node.log_path, rotated)
+        node.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not os.path.exists(
+                node.log_path):
+            node.put(None, "nothing-1.0-py3-none-any.whl", body=b"x")
+            time.sleep(0.05)
+        self.assertTrue(node.running(), node.tail())
+        self.assertTrue(os.path.exists(node.log_path),
+                        "no new log file after SIGHUP")
+        # the new file gets the lines logged from now on
+        tmp = h.tmpdir(type(self))
+        node.put_ok(make_wheel(tmp, "afterhup", "1.0"))
+        node.stop()
+        with open(node.log_path) as f:
+            self.assertTrue(f.read().strip(), "new log file stays empty")
+
+    def test_default_data_dir_follows_xdg_cache_home(self):
+        tmp = h.tmpdir(type(self))
+        port = h.free_port()
+        cfg = os.path.join(tmp, "node.json")
+        with open(cfg, "w") as f:
+            json.dump({"upstream": {"indexes": []},
+                       "cluster": {"listen": "tcp://127.0.0.1:%d"
+                                   % h.free_port()}}, f)
+        env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "xdg"),
+                   HOME=os.path.join(tmp, "home"))
+        err = open(os.path.join(tmp, "stderr"), "w+")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen([h.BIN, "node", "-c", cfg, "--http",
+                                 "127.0.0.1:%d" % port], env=env,
+                                stdout=err, stderr=err)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if h.http_request("127.0.0.1", port, "GET",
+                                      "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            w = make_wheel(tmp, "xdgtest", "1.0")
+            status, _, body = h.http_request(
+                "127.0.0.1", port, "PUT", "/files/" + os.path.basename(w),
+                body=h.read_bytes(w))
+            self.assertEqual(status, 201, body)
+        finally:
+            proc.terminate()
+            rc = proc.wait(5)
+        err.seek(0)
+        self.assertEqual(rc, 0, err.read())
+        xdg = os.path.join(tmp, "xdg", "wheelmesh")
+        self.assertTrue(os.path.isdir(xdg) and os.listdir(xdg),
+                        "nothing in $XDG_CACHE_HOME/wheelmesh")
+        self.assertFalse(os.path.exists(os.path.join(tmp, "home", ".cache")))
+
     def test_daemon_with_pidfile(self):
         node = h.Node(start=False, log=True)
         self.addCleanup(node.cleanup)

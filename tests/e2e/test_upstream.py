@@ -16,8 +16,8 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import re
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -222,6 +222,7 @@ class UpstreamDownTest(UpstreamCase):
                                              requires=["epsilon"]))
         cls.epsilon = cls.index.add(make_wheel(pk, "epsilon", "1.0"))
         cls.index.add(make_wheel(pk, "never-seen", "1.0"))
+        cls.comeback = cls.index.add(make_wheel(pk, "comeback", "1.0"))
         cls.make_node()
 
     def test_cached_installs_while_upstream_down(self):
@@ -276,8 +277,14 @@ class UpstreamDownTest(UpstreamCase):
         self.assertLess(time.monotonic() - t0, 60)
 
         status, _, _ = self.node.get("/healthz", timeout=5)
-        self.assertEqual(status, 200, self.msg("healthz at the end"))
+        self.assertEqual(status, 200, self.msg("healthz while down"))
         self.assertTrue(self.node.running(), self.msg())
+
+        # Upstream back on the same port: a project not asked while it was
+        # down is served at once.
+        self.nginx.start()
+        links = self.page_links("comeback")
+        self.assertIn(self.comeback["filename"], links, self.msg())
 
 
 # --- 3 ----------------------------------------------------------------------
@@ -375,8 +382,11 @@ class ConcurrentColdDownloadTest(UpstreamCase):
                                 "-d", dest, "bigwheel", timeout=110)
             return dest, proc
 
-        with concurrent.futures.ThreadPoolExecutor(self.CLIENTS) as ex:
-            results = list(ex.map(one, range(self.CLIENTS)))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.CLIENTS) as ex:
+                results = list(ex.map(one, range(self.CLIENTS)))
+        except subprocess.TimeoutExpired as e:
+            self.fail(self.msg("a pip download hung: %s" % e))
         for dest, proc in results:
             self.assertEqual(proc.returncode, 0, self.msg(h.describe(proc)))
         shas = [h.sha256_file(os.path.join(dest, fn)) for dest, _ in results]
@@ -543,6 +553,13 @@ class SdistTest(UpstreamCase):
                          self.nginx.base + "/packages/" + fn,
                          "the sdist link should point at upstream")
         self.assertEqual(url.fragment, "sha256=" + self.sdist["sha256"])
+        _, jb = self.get_ok("/simple/tinysdist/", JSON_ACCEPT)
+        jf = {f["filename"]: f for f in json.loads(jb)["files"]}
+        self.assertIn(fn, jf, jb[:500])
+        self.assertEqual(jf[fn]["url"].split("#")[0],
+                         self.nginx.base + "/packages/" + fn)
+        self.assertEqual(jf[fn]["hashes"].get("sha256"),
+                         self.sdist["sha256"])
 
         venv = scratch_venv()
         self.pip_ok(venv, "install", *self.index_args(), "tinysdist",
@@ -575,6 +592,13 @@ class MetadataTest(UpstreamCase):
                                   metadata=True)
         cls.plain = cls.index.add(make_wheel(cls.index.packages, "metaproj",
                                              "0.9"))
+        # Upstream advertises the right hash but serves other bytes.
+        cls.badmeta = cls.index.add(make_wheel(cls.index.packages,
+                                               "metaproj", "0.8"),
+                                    metadata=True)
+        with open(cls.badmeta["path"] + ".metadata", "wb") as f:
+            f.write(b"Metadata-Version: 2.1\nName: metaproj\n"
+                    b"Version: 6.6.6\n\n")
         cls.make_node()
 
     def test_metadata_before_wheel(self):
@@ -604,6 +628,38 @@ class MetadataTest(UpstreamCase):
                          self.msg("the wheel was downloaded for its "
                                   "metadata"))
         self.assertNotIn(fn, self.stored(), self.msg())
+
+    def test_requires_python_passes_through(self):
+        links = self.page_links("metaproj")
+        a = links.get(self.plain["filename"])
+        self.assertIsNotNone(a, self.msg())
+        self.assertEqual(a["attrs"].get("data-requires-python"), ">=3.7",
+                         str(a))
+        _, jb = self.get_ok("/simple/metaproj/", JSON_ACCEPT)
+        jf = {f["filename"]: f for f in json.loads(jb)["files"]}
+        self.assertEqual(jf[self.plain["filename"]].get("requires-python"),
+                         ">=3.7", json.dumps(jf[self.plain["filename"]]))
+
+    def test_metadata_failing_its_hash(self):
+        """Upstream's .metadata bytes do not match the advertised hash: the
+        node must not hand them out (an error, or the wheel's true
+        METADATA)."""
+        fn = self.badmeta["filename"]
+        good = read_metadata(self.badmeta["path"])
+        links = self.page_links("metaproj")
+        self.assertIn(fn, links, self.msg())
+        path = urllib.parse.urlsplit(links[fn]["href"]).path
+        status, _, body = self.node.get(path + ".metadata", timeout=30)
+        if status == 200:
+            self.assertEqual(body, good,
+                             self.msg("GET %s.metadata -> 200 with bytes "
+                                      "that fail the advertised hash: %r"
+                                      % (path, body[:200])))
+        else:
+            self.assertTrue(500 <= status < 600,
+                            self.msg("GET %s.metadata -> %d %r"
+                                     % (path, status, body[:200])))
+        self.assertTrue(self.node.running(), self.msg())
 
 
 # --- 9 ----------------------------------------------------------------------

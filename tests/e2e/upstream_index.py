@@ -358,7 +358,7 @@ http {
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [NGINX, "-c", self.conf, "-p", self.dir + "/",
-                 "-g", "daemon off;"],
+                 "-e", self.error_log, "-g", "daemon off;"],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
