@@ -172,8 +172,9 @@ rd_u64(rd *r, uint64_t *v)
 }
 
 /* Reads a u8 length and that many bytes into DST (room for MAX + 1) as a
- * C string. Returns NULL, or TRUNCATED; the bytes are checked by the
- * caller, before anything trusts them. */
+ * C string, and their count into *LENP. Returns NULL, TRUNCATED, or "string
+ * too long" past MAX. The caller checks the bytes themselves (a NUL among
+ * them would cut the C string short) before anything trusts them. */
 static const char *
 rd_str(rd *r, char *dst, size_t max, size_t *lenp)
 {
@@ -360,6 +361,8 @@ decode_mapdata(rd *r, wm_msg *m)
     return status_ok(m->status) ? NULL : "bad status";
 }
 
+/* OUT is zeroed first (some 80 KiB; cheap next to a network round trip),
+ * so no field of an earlier message shows through. */
 int
 wm_msg_decode(const void *frame, size_t len, wm_msg *out, const char **why)
 {

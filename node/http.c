@@ -328,14 +328,30 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
     return reply_blob(c, req.blob, m->content_type, 1);
 }
 
+/* Asks the loop for a page only it can render (it holds the cluster's
+ * view) and sends it. */
+static enum MHD_Result
+serve_from_loop(wm_http *h, struct MHD_Connection *c, enum wm_op op,
+                const char *project, const char *content_type)
+{
+    wm_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.op = op;
+    if (project != NULL)
+        snprintf(req.project, sizeof(req.project), "%s", project);
+    if (wm_node_call(h->node, &req) != 0)
+        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
+    if (req.blob == NULL)
+        return reply_failed(c, &req);
+    return reply_blob(c, req.blob, content_type, 0);
+}
+
 static enum MHD_Result
 serve_links(wm_http *h, struct MHD_Connection *c, const char *path)
 {
-    char project[WM_PROJECT_MAX + 2];
-    wm_store_view *v;
+    char project[WM_PROJECT_MAX + 1];
     enum MHD_Result ret;
-    char *body;
-    size_t len = 0;
     int rs;
 
     rs = route_name(path, "/links/", project, sizeof(project));
@@ -344,12 +360,8 @@ serve_links(wm_http *h, struct MHD_Connection *c, const char *path)
     if (project[0] != '\0' &&
         !check_project(c, "/links/", project, rs == 1, &ret))
         return ret;
-    if (wm_store_view_open(h->node->store, &v) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-    body = wm_page_links(v, project[0] != '\0' ? project : NULL, &len);
-    wm_store_view_close(&v);
-    return reply_page(c, MHD_HTTP_OK, body, len, "text/html; charset=utf-8",
-                      0);
+    return serve_from_loop(h, c, WM_OP_LINKS, project,
+                           "text/html; charset=utf-8");
 }
 
 /* --- wheels */
@@ -605,7 +617,10 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
         dl_free(st);
         return MHD_NO;
     }
-    atomic_fetch_add(&h->node->counters.hits_upstream, 1);
+    atomic_fetch_add(dl->source == WM_SOURCE_PEER
+                         ? &h->node->counters.hits_peer
+                         : &h->node->counters.hits_upstream,
+                     1);
     if (total != WM_SIZE_UNKNOWN)
         atomic_fetch_add(&h->node->counters.bytes_served, total);
     wm_hex_encode(dl->sha256, WM_SHA256_LEN, hex);
@@ -654,7 +669,7 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
             return is_meta ? serve_local_meta(c, v, &f)
                            : serve_local_wheel(h, c, v, &f);
         wm_store_view_close(&v);
-        if (found || h->node->cfg->nindexes == 0) {
+        if (found) {
             atomic_fetch_add(&h->node->counters.misses, 1);
             return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
         }
@@ -907,31 +922,18 @@ put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
 static enum MHD_Result
 serve_api(wm_http *h, struct MHD_Connection *c, const char *path)
 {
-    wm_store_view *v;
-    char *body = NULL;
-    size_t len = 0;
-    const char *ct = "application/json";
+    const char *arg;
+    char norm[WM_PROJECT_MAX + 1] = "";
 
-    if (wm_store_view_open(h->node->store, &v) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-    if (strcmp(path, "/api/status") == 0) {
-        body = wm_page_status(h->node, v, &len);
-    } else if (strcmp(path, "/metrics") == 0) {
-        body = wm_page_metrics(h->node, v, &len);
-        ct = "text/plain; version=0.0.4; charset=utf-8";
-    } else {
-        const char *arg =
-            MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
-        char norm[WM_PROJECT_MAX + 1];
-
-        if (arg != NULL && wm_project_normalize(arg, norm, sizeof(norm)) != 0) {
-            wm_store_view_close(&v);
-            return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
-        }
-        body = wm_page_files_json(h->node, v, arg != NULL ? norm : NULL, &len);
-    }
-    wm_store_view_close(&v);
-    return reply_page(c, MHD_HTTP_OK, body, len, ct, 0);
+    if (strcmp(path, "/api/status") == 0)
+        return serve_from_loop(h, c, WM_OP_STATUS, NULL, "application/json");
+    if (strcmp(path, "/metrics") == 0)
+        return serve_from_loop(h, c, WM_OP_METRICS, NULL,
+                               "text/plain; version=0.0.4; charset=utf-8");
+    arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
+    if (arg != NULL && wm_project_normalize(arg, norm, sizeof(norm)) != 0)
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
+    return serve_from_loop(h, c, WM_OP_FILES, norm, "application/json");
 }
 
 static int

@@ -22,7 +22,10 @@
 #include <zmq.h>
 
 #include "http.h"
+#include "cluster.h"
+#include "pages.h"
 #include "upstream.h"
+#include "wheelzip.h"
 #include "hash.h"
 #include "log.h"
 
@@ -167,31 +170,129 @@ wm_loop_answer(void *router, wm_waiter *w)
     free(w);
 }
 
-/* Stores the wheel of a PUT: signs the record, writes the chunks. */
-static void
-loop_put(wm_node *node, wm_upstream *up, wm_request *req)
+/* Signs INFO's record and stores the wheel in FD; on success tells the
+ * cluster and the page cache. */
+static int
+commit(wm_node *node, wm_file_info *info, int fd, const void *meta,
+       size_t meta_len)
 {
     char sha[WM_SHA256_HEX];
+    int rc;
 
-    req->info.source = WM_SOURCE_PUT;
-    req->info.added = req->info.last_used = time(NULL);
-    wm_store_sign(&req->info, node->id);
-    req->result = wm_store_put_fd(node->store, &req->info, req->fd,
-                                  req->meta, req->meta_len);
-    if (req->result == 0) {
-        wm_upstream_store_changed(up);
-    } else if (req->result != -EEXIST && req->result != -EBUSY) {
-        wm_hex_encode(req->info.sha256, WM_SHA256_LEN, sha);
-        wm_error("store: cannot store %s (sha256 %s): %s", req->info.filename,
-                 sha, strerror(-req->result));
+    info->added = info->last_used = time(NULL);
+    wm_store_sign(info, node->id);
+    rc = wm_store_put_fd(node->store, info, fd, meta, meta_len);
+    if (rc == 0 && node->on_stored != NULL)
+        node->on_stored(node->on_stored_arg, info);
+    if (rc != 0 && rc != -EEXIST && rc != -EBUSY) {
+        wm_hex_encode(info->sha256, WM_SHA256_LEN, sha);
+        wm_error("store: cannot store %s (sha256 %s): %s", info->filename, sha,
+                 strerror(-rc));
     }
+    return rc;
+}
+
+int
+wm_node_commit(wm_node *node, int fd, const char *filename,
+               const uint8_t *sha, uint64_t size, int source)
+{
+    char fdpath[64], *meta = NULL;
+    const char *why = NULL;
+    size_t meta_len = 0;
+    wm_wheelname wn;
+    wm_file_info info;
+    int rc;
+
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+    if (wm_wheelname_parse(filename, &wn, &why) != 0 ||
+        wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0) {
+        /* The bytes match the hash the client asked for, so it has them;
+         * the node just does not keep a file it cannot vouch for. */
+        wm_warn("store: %s matches its hash but is not kept: %s", filename,
+                why);
+        return -EINVAL;
+    }
+    memset(&info, 0, sizeof(info));
+    snprintf(info.filename, sizeof(info.filename), "%s", wn.filename);
+    snprintf(info.project, sizeof(info.project), "%s", wn.project);
+    memcpy(info.sha256, sha, WM_SHA256_LEN);
+    info.size = size;
+    info.source = (uint8_t)source;
+    wm_sha256_digest(meta, meta_len, info.meta_sha256);
+    info.meta_size = (uint32_t)meta_len;
+    rc = commit(node, &info, fd, meta, meta_len);
+    free(meta);
+    if (rc == 0)
+        wm_info("store: stored %s (%" PRIu64 " bytes, from %s)", info.filename,
+                info.size, source == WM_SOURCE_PEER ? "a peer" : "upstream");
+    return rc == -EEXIST ? 0 : rc;
+}
+
+/* The loop's state that request handlers need. */
+struct loop {
+    wm_node *node;
+    void *router;
+    wm_upstream *up;
+    wm_cluster *cluster;
+};
+
+static void
+on_stored(void *arg, const wm_file_info *info)
+{
+    struct loop *l = arg;
+
+    wm_upstream_store_changed(l->up);
+    if (l->cluster != NULL)
+        wm_cluster_stored(l->cluster, info);
+}
+
+/* Renders a page that needs the cluster's view (links, files, status,
+ * metrics) into REQ->blob. */
+static void
+loop_render(struct loop *l, wm_request *req)
+{
+    const char *project = req->project[0] != '\0' ? req->project : NULL;
+    wm_remote_file *remote = NULL;
+    size_t nremote = 0, len = 0;
+    wm_store_view *v;
+    char *body = NULL;
+
+    if (wm_store_view_open(l->node->store, &v) != 0) {
+        req->status = 503;
+        snprintf(req->why, sizeof(req->why), "store busy");
+        return;
+    }
+    if (req->op == WM_OP_LINKS || req->op == WM_OP_FILES)
+        remote = wm_cluster_remote(l->cluster, project, &nremote);
+    switch (req->op) {
+    case WM_OP_LINKS:
+        body = wm_page_links(v, project, remote, nremote, &len);
+        break;
+    case WM_OP_FILES:
+        body = wm_page_files_json(l->node, v, project, remote, nremote, &len);
+        break;
+    case WM_OP_STATUS:
+        body = wm_page_status(l->node, v, l->cluster, &len);
+        break;
+    default:
+        body = wm_page_metrics(l->node, v, l->cluster, &len);
+        break;
+    }
+    wm_store_view_close(&v);
+    free(remote);
+    req->blob = body != NULL ? wm_blob_new(body, len) : NULL;
+    free(body);
+    req->status = req->blob != NULL ? 200 : 500;
+    if (req->blob == NULL)
+        snprintf(req->why, sizeof(req->why), "cannot render the page");
 }
 
 /* Reads one request from the loop's ROUTER: [peer id][empty][request*].
  * PUTs are done at once; the rest may wait on upstream. */
 static void
-loop_serve(wm_node *node, wm_upstream *up, void *router)
+loop_serve(struct loop *l)
 {
+    void *router = l->router;
     wm_waiter *w = calloc(1, sizeof(*w));
     wm_request *req;
     char empty[8];
@@ -213,30 +314,44 @@ loop_serve(wm_node *node, wm_upstream *up, void *router)
     }
     w->idlen = (size_t)n;
     w->req = req;
-    if (req->op == WM_OP_PUT) {
-        loop_put(node, up, req);
+    switch (req->op) {
+    case WM_OP_PUT:
+        req->info.source = WM_SOURCE_PUT;
+        req->result = commit(l->node, &req->info, req->fd, req->meta,
+                             req->meta_len);
         wm_loop_answer(router, w);
-    } else {
-        wm_upstream_request(up, w);
+        break;
+    case WM_OP_PAGE:
+    case WM_OP_FETCH:
+    case WM_OP_META:
+        wm_upstream_request(l->up, w);
+        break;
+    default:
+        loop_render(l, req);
+        wm_loop_answer(router, w);
+        break;
     }
 }
 
-#define MAX_POLLITEMS 257
+#define MAX_POLLITEMS 1024
 
 static int
-node_loop(wm_node *node, void *router, wm_upstream *up)
+node_loop(struct loop *l)
 {
-    zmq_pollitem_t items[MAX_POLLITEMS];
+    static zmq_pollitem_t items[MAX_POLLITEMS];
+    void *router = l->router;
 
     while (quit_signal == 0) {
         long timeout = POLL_MS;
-        size_t ncurl;
+        size_t ncurl, ncluster;
         int n;
 
         items[0] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
-        ncurl = wm_upstream_pollitems(up, items + 1, MAX_POLLITEMS - 1,
+        ncurl = wm_upstream_pollitems(l->up, items + 1, MAX_POLLITEMS / 2,
                                       &timeout);
-        n = zmq_poll(items, (int)(1 + ncurl), timeout);
+        ncluster = wm_cluster_pollitems(l->cluster, items + 1 + ncurl,
+                                        MAX_POLLITEMS - 1 - ncurl, &timeout);
+        n = zmq_poll(items, (int)(1 + ncurl + ncluster), timeout);
         if (n < 0 && errno != EINTR) {
             wm_error("loop: poll failed: %s", zmq_strerror(errno));
             return -1;
@@ -246,6 +361,7 @@ node_loop(wm_node *node, void *router, wm_upstream *up)
             if (wm_log_reopen() != 0)
                 wm_warn("log: cannot reopen the log file");
             wm_info("node: SIGHUP: log reopened");
+            wm_cluster_reload(l->cluster);
         }
         if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
             /* Serve what is queued, but let curl run in between. */
@@ -253,10 +369,12 @@ node_loop(wm_node *node, void *router, wm_upstream *up)
                 zmq_pollitem_t one = {router, 0, ZMQ_POLLIN, 0};
                 if (zmq_poll(&one, 1, 0) <= 0)
                     break;
-                loop_serve(node, up, router);
+                loop_serve(l);
             }
         }
-        wm_upstream_dispatch(up, items + 1, n > 0 ? ncurl : 0);
+        wm_upstream_dispatch(l->up, items + 1, n > 0 ? ncurl : 0);
+        wm_cluster_dispatch(l->cluster, items + 1 + ncurl,
+                            n > 0 ? ncluster : 0);
     }
     wm_info("node: %s received, stopping", strsignal(quit_signal));
     return 0;
@@ -470,6 +588,8 @@ wm_node_main(int argc, char **argv)
     wm_node node;
     wm_http *http = NULL;
     wm_upstream *up = NULL;
+    wm_cluster *cluster = NULL;
+    struct loop loop;
     void *router = NULL, *pub = NULL;
     const char *why = NULL;
     char logpath[PATH_MAX];
@@ -553,6 +673,16 @@ wm_node_main(int argc, char **argv)
         wm_error("node: cannot set up the upstream client");
         goto out;
     }
+    loop = (struct loop){&node, router, up, NULL};
+    node.on_stored = on_stored;
+    node.on_stored_arg = &loop;
+    rc = wm_cluster_new(&cluster, &node, up, &why);
+    if (rc != 0) {
+        wm_error("node: cluster: %s", why);
+        goto out;
+    }
+    loop.cluster = cluster;
+    wm_upstream_set_cluster(up, cluster);
     rc = wm_http_start(&http, &node, &why);
     if (rc != 0) {
         wm_error("node: %s %s", why, cfg.http_listen);
@@ -580,11 +710,12 @@ wm_node_main(int argc, char **argv)
         ready_fd = -1;
     }
 
-    exit_code = node_loop(&node, router, up) == 0 ? 0 : 1;
+    exit_code = node_loop(&loop) == 0 ? 0 : 1;
 
 out:
     /* Answer what waits on upstream, then unblock every HTTP thread still
      * talking to the loop before waiting for them to end. */
+    wm_cluster_destroy(&cluster);
     wm_upstream_destroy(&up);
     if (node.zmq != NULL)
         zmq_ctx_shutdown(node.zmq);

@@ -39,6 +39,9 @@ typedef struct wm_node {
     time_t started;
     char url[128]; /* http://HOST:PORT/ as served */
     wm_counters counters;
+    /* Loop thread only: called after every commit to the store. */
+    void (*on_stored)(void *arg, const wm_file_info *info);
+    void *on_stored_arg;
 } wm_node;
 
 /* An immutable byte string shared between the loop and HTTP threads (a
@@ -67,7 +70,8 @@ typedef struct wm_download {
     atomic_int refs;
     uint8_t sha256[WM_SHA256_LEN];
     char filename[WM_WHEELNAME_MAX + 1];
-    int fd; /* unlinked spool file */
+    int fd;     /* unlinked spool file */
+    int source; /* WM_SOURCE_PEER or WM_SOURCE_UPSTREAM */
     atomic_uint_fast64_t received;
     atomic_uint_fast64_t total; /* WM_SIZE_UNKNOWN until the headers came */
     atomic_int state;           /* enum wm_download_state */
@@ -85,6 +89,10 @@ enum wm_op {
     WM_OP_PAGE,  /* the prepared /simple/<project>/ page */
     WM_OP_FETCH, /* a download of a wheel this node lacks */
     WM_OP_META,  /* the core metadata of a wheel this node lacks */
+    WM_OP_LINKS,   /* the flat --find-links page (project may be "") */
+    WM_OP_FILES,   /* /api/files JSON (project may be "") */
+    WM_OP_STATUS,  /* /api/status JSON */
+    WM_OP_METRICS, /* /metrics text */
 };
 
 /* A request from an HTTP thread to the loop. The caller owns it and waits
@@ -120,6 +128,13 @@ int wm_node_call(wm_node *node, wm_request *req);
  * SUB is a socket from wm_node_progress_socket(), or NULL to just sleep. */
 void *wm_node_progress_socket(wm_node *node, const uint8_t *sha);
 void wm_node_progress_wait(void *sub, int timeout_ms);
+
+/* Checks the wheel in the spool file FD (its filename, zip, METADATA),
+ * signs its record and commits it to the store with SOURCE; then tells the
+ * cluster and the page cache. Returns 0 (also when it was stored already)
+ * or a negative error, logged. Loop thread only. */
+int wm_node_commit(wm_node *node, int fd, const char *filename,
+                   const uint8_t *sha, uint64_t size, int source);
 
 /* Runs the `wheelmesh node` command. Returns the process exit code. */
 int wm_node_main(int argc, char **argv);

@@ -157,6 +157,15 @@ view_local(struct file_view *fv, const wm_file_info *f)
     fv->size = f->size;
 }
 
+static void
+view_remote(struct file_view *fv, const wm_remote_file *r)
+{
+    memset(fv, 0, sizeof(*fv));
+    fv->filename = r->filename;
+    fv->sha256 = r->sha256;
+    fv->size = r->size;
+}
+
 /* An upstream file: wheels with a known sha256 are fetched through this
  * node; anything else (sdists, unhashed links) goes straight upstream. */
 static void
@@ -305,6 +314,8 @@ json_file(cJSON *files, cJSON *versions, const struct file_view *fv)
 struct project_files {
     wm_file_info *local;
     size_t nlocal, cap;
+    const wm_remote_file *remote;
+    size_t nremote;
 };
 
 static int
@@ -338,6 +349,21 @@ is_local(const struct project_files *pf, const char *filename)
                                      sizeof(*pf->local), cmp_local) != NULL;
 }
 
+static int
+cmp_remote(const void *key, const void *elem)
+{
+    return strcmp(key, ((const wm_remote_file *)elem)->filename);
+}
+
+/* True when FILENAME is held locally or by a peer (listed as such). */
+static int
+is_held(const struct project_files *pf, const char *filename)
+{
+    return is_local(pf, filename) ||
+           (pf->nremote > 0 && bsearch(filename, pf->remote, pf->nremote,
+                                       sizeof(*pf->remote), cmp_remote) != NULL);
+}
+
 static char *
 project_json(const char *project, const struct project_files *pf,
              const wm_simplepage *up, size_t *len)
@@ -357,8 +383,13 @@ project_json(const char *project, const struct project_files *pf,
         if (json_file(files, versions, &fv) != 0)
             goto fail;
     }
+    for (size_t i = 0; i < pf->nremote; i++) {
+        view_remote(&fv, &pf->remote[i]);
+        if (json_file(files, versions, &fv) != 0)
+            goto fail;
+    }
     for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
-        if (is_local(pf, up->files[i].filename))
+        if (is_held(pf, up->files[i].filename))
             continue;
         view_upstream(&fv, &up->files[i]);
         if (json_file(files, versions, &fv) != 0)
@@ -386,8 +417,12 @@ project_html(const char *project, const struct project_files *pf,
         view_local(&fv, &pf->local[i]);
         html_file_link(&b, &fv);
     }
+    for (size_t i = 0; i < pf->nremote; i++) {
+        view_remote(&fv, &pf->remote[i]);
+        html_file_link(&b, &fv);
+    }
     for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
-        if (is_local(pf, up->files[i].filename))
+        if (is_held(pf, up->files[i].filename))
             continue;
         view_upstream(&fv, &up->files[i]);
         html_file_link(&b, &fv);
@@ -397,16 +432,17 @@ project_html(const char *project, const struct project_files *pf,
 
 char *
 wm_page_project(wm_store_view *v, const char *project,
+                const wm_remote_file *remote, size_t nremote,
                 const wm_simplepage *up, enum wm_page_format fmt, int *found,
                 size_t *len)
 {
-    struct project_files pf = {NULL, 0, 0};
+    struct project_files pf = {NULL, 0, 0, remote, nremote};
     char *body = NULL;
 
     *found = 0;
     if (wm_store_each_file(v, project, collect_local, &pf) != 0)
         goto out;
-    *found = pf.nlocal > 0 || (up != NULL && up->nfiles > 0);
+    *found = pf.nlocal > 0 || nremote > 0 || (up != NULL && up->nfiles > 0);
     if (!*found)
         goto out;
     body = fmt == WM_PAGE_JSON ? project_json(project, &pf, up, len)
@@ -431,13 +467,19 @@ links_file(const wm_file_info *f, void *arg)
 }
 
 char *
-wm_page_links(wm_store_view *v, const char *project, size_t *len)
+wm_page_links(wm_store_view *v, const char *project,
+              const wm_remote_file *remote, size_t nremote, size_t *len)
 {
+    struct file_view fv;
     wm_buf b;
 
     wm_buf_init(&b, PAGE_MAX);
     html_head(&b, "Links", NULL);
     wm_store_each_file(v, project, links_file, &b);
+    for (size_t i = 0; i < nremote; i++) {
+        view_remote(&fv, &remote[i]);
+        html_file_link(&b, &fv);
+    }
     return html_finish(&b, len);
 }
 
@@ -474,17 +516,49 @@ api_file(const wm_file_info *f, void *arg)
     return 0;
 }
 
+/* A wheel only peers hold: listed with them as its holders. */
+static int
+api_remote(cJSON *list, const wm_remote_file *r)
+{
+    char sha[WM_SHA256_HEX], id[WM_PUBKEY_HEX];
+    cJSON *file = cJSON_CreateObject(), *holders;
+    wm_wheelname wn;
+
+    if (file == NULL)
+        return -1;
+    cJSON_AddItemToArray(list, file);
+    wm_hex_encode(r->sha256, WM_SHA256_LEN, sha);
+    cJSON_AddStringToObject(file, "filename", r->filename);
+    if (wm_wheelname_parse(r->filename, &wn, NULL) == 0)
+        cJSON_AddStringToObject(file, "project", wn.project);
+    cJSON_AddNumberToObject(file, "size", (double)r->size);
+    cJSON_AddStringToObject(file, "sha256", sha);
+    cJSON_AddStringToObject(file, "source", "peer");
+    holders = cJSON_AddArrayToObject(file, "holders");
+    if (holders == NULL)
+        return -1;
+    for (size_t i = 0; i < r->nholders; i++) {
+        wm_hex_encode(r->holders[i], WM_PUBKEY_LEN, id);
+        cJSON_AddItemToArray(holders, cJSON_CreateString(id));
+    }
+    return 0;
+}
+
 char *
 wm_page_files_json(wm_node *node, wm_store_view *v, const char *project,
-                   size_t *len)
+                   const wm_remote_file *remote, size_t nremote, size_t *len)
 {
     struct files_json fj = {cJSON_CreateArray(), node->id_hex};
 
-    if (fj.list == NULL || wm_store_each_file(v, project, api_file, &fj) != 0) {
-        cJSON_Delete(fj.list);
-        return NULL;
-    }
+    if (fj.list == NULL || wm_store_each_file(v, project, api_file, &fj) != 0)
+        goto fail;
+    for (size_t i = 0; i < nremote; i++)
+        if (api_remote(fj.list, &remote[i]) != 0)
+            goto fail;
     return json_finish(fj.list, len);
+fail:
+    cJSON_Delete(fj.list);
+    return NULL;
 }
 
 /* --- /api/status and /metrics */
@@ -496,7 +570,8 @@ counter(atomic_uint_fast64_t *c)
 }
 
 char *
-wm_page_status(wm_node *node, wm_store_view *v, size_t *len)
+wm_page_status(wm_node *node, wm_store_view *v, wm_cluster *cluster,
+               size_t *len)
 {
     wm_counters *c = &node->counters;
     uint64_t files = 0, bytes = 0;
@@ -543,9 +618,7 @@ wm_page_status(wm_node *node, wm_store_view *v, size_t *len)
         goto fail;
     cJSON_AddNumberToObject(o, "accepted", (double)counter(&c->puts));
     cJSON_AddNumberToObject(o, "rejected", (double)counter(&c->put_rejected));
-    /* No cluster yet: this node is the only member. */
-    if (cJSON_AddArrayToObject(root, "members") == NULL)
-        goto fail;
+    wm_cluster_status(cluster, root);
     return json_finish(root, len);
 fail:
     cJSON_Delete(root);
@@ -561,7 +634,8 @@ metric(wm_buf *b, const char *name, const char *type, const char *help,
 }
 
 char *
-wm_page_metrics(wm_node *node, wm_store_view *v, size_t *len)
+wm_page_metrics(wm_node *node, wm_store_view *v, wm_cluster *cluster,
+                size_t *len)
 {
     wm_counters *c = &node->counters;
     uint64_t files = 0, bytes = 0;
@@ -607,6 +681,7 @@ wm_page_metrics(wm_node *node, wm_store_view *v, size_t *len)
            counter(&c->hash_mismatches));
     metric(&b, "wheelmesh_uptime_seconds", "gauge", "Seconds since start.",
            (uint64_t)(time(NULL) - node->started));
+    wm_cluster_metrics(cluster, &b);
     return wm_buf_steal(&b, len);
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "hash.h"
 #include "log.h"
 #include "pages.h"
@@ -84,6 +85,7 @@ struct entry {
 
 struct wm_upstream {
     wm_node *node;
+    struct wm_cluster *cluster;
     void *router, *pub;
     CURLM *multi;
     struct entry *buckets[NBUCKETS];
@@ -158,6 +160,18 @@ static void
 publish(wm_upstream *u, const uint8_t *sha)
 {
     zmq_send(u->pub, sha, WM_SHA256_LEN, ZMQ_DONTWAIT);
+}
+
+void
+wm_upstream_publish(wm_upstream *u, const uint8_t *sha)
+{
+    publish(u, sha);
+}
+
+void
+wm_upstream_set_cluster(wm_upstream *u, struct wm_cluster *c)
+{
+    u->cluster = c;
 }
 
 /* --- project entries */
@@ -641,10 +655,16 @@ page_answer(wm_upstream *u, struct entry *e, wm_waiter *w)
             answer(u, w, 503, "store busy");
             return;
         }
-        body = wm_page_project(v, e->name, e->has_page ? &e->page : NULL,
+        size_t nremote = 0;
+        wm_remote_file *remote =
+            u->cluster != NULL ? wm_cluster_remote(u->cluster, e->name, &nremote)
+                               : NULL;
+        body = wm_page_project(v, e->name, remote, nremote,
+                               e->has_page ? &e->page : NULL,
                                fmt ? WM_PAGE_JSON : WM_PAGE_HTML, &found,
                                &len);
         wm_store_view_close(&v);
+        free(remote);
         if (!found) {
             if (e->error[0] != '\0')
                 answer(u, w, 502, "%s", e->error);
@@ -739,28 +759,37 @@ open_spool(const char *dir)
     return fd;
 }
 
+/* Starts downloading URL into DL, or into a new download when DL is NULL
+ * (then the transfer holds the only reference). */
 static struct transfer *
-file_start(wm_upstream *u, const wm_upfile *f, const wm_request *req)
+file_start(wm_upstream *u, const char *url, const uint8_t *sha,
+           const char *filename, wm_download *dl)
 {
-    struct transfer *t = transfer_new(u, T_FILE, f->url, 0);
-    wm_download *dl = calloc(1, sizeof(*dl));
+    struct transfer *t = transfer_new(u, T_FILE, url, 0);
 
-    if (t == NULL || dl == NULL)
-        goto fail;
-    atomic_init(&dl->refs, 1);
-    atomic_init(&dl->received, 0);
-    atomic_init(&dl->total, WM_SIZE_UNKNOWN);
-    atomic_init(&dl->state, WM_DL_RUNNING);
-    memcpy(dl->sha256, req->sha256, WM_SHA256_LEN);
-    snprintf(dl->filename, sizeof(dl->filename), "%s", req->filename);
-    dl->fd = open_spool(u->node->cfg->data_dir);
+    if (t == NULL)
+        return NULL;
+    if (dl == NULL) {
+        dl = calloc(1, sizeof(*dl));
+        if (dl == NULL)
+            goto fail;
+        atomic_init(&dl->refs, 1);
+        atomic_init(&dl->received, 0);
+        atomic_init(&dl->total, WM_SIZE_UNKNOWN);
+        atomic_init(&dl->state, WM_DL_RUNNING);
+        memcpy(dl->sha256, sha, WM_SHA256_LEN);
+        snprintf(dl->filename, sizeof(dl->filename), "%s", filename);
+        dl->fd = open_spool(u->node->cfg->data_dir);
+    } else {
+        wm_download_ref(dl);
+    }
+    dl->source = WM_SOURCE_UPSTREAM;
     t->dl = dl;
-    dl = NULL;
-    if (t->dl->fd < 0)
+    if (dl->fd < 0)
         goto fail;
-    memcpy(t->sha, req->sha256, WM_SHA256_LEN);
-    memcpy(t->expect, req->sha256, WM_SHA256_LEN);
-    snprintf(t->filename, sizeof(t->filename), "%s", req->filename);
+    memcpy(t->sha, sha, WM_SHA256_LEN);
+    memcpy(t->expect, sha, WM_SHA256_LEN);
+    snprintf(t->filename, sizeof(t->filename), "%s", filename);
     t->hash = wm_sha256_new();
     if (t->hash == NULL)
         goto fail;
@@ -773,55 +802,8 @@ file_start(wm_upstream *u, const wm_upfile *f, const wm_request *req)
     wm_info("upstream: fetching %s from %s", t->filename, t->url);
     return t;
 fail:
-    free(dl);
     transfer_free(t);
     return NULL;
-}
-
-/* Stores a verified download: its METADATA from the zip, the record
- * signed by this node. */
-static void
-file_commit(wm_upstream *u, struct transfer *t)
-{
-    wm_download *dl = t->dl;
-    char fdpath[64], *meta = NULL;
-    const char *why = NULL;
-    size_t meta_len = 0;
-    wm_wheelname wn;
-    wm_file_info info;
-    int rc;
-
-    if (wm_wheelname_parse(t->filename, &wn, &why) != 0)
-        goto refuse;
-    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", dl->fd);
-    if (wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0)
-        goto refuse;
-    memset(&info, 0, sizeof(info));
-    snprintf(info.filename, sizeof(info.filename), "%s", wn.filename);
-    snprintf(info.project, sizeof(info.project), "%s", wn.project);
-    memcpy(info.sha256, t->sha, WM_SHA256_LEN);
-    info.size = atomic_load(&dl->received);
-    info.source = WM_SOURCE_UPSTREAM;
-    info.added = info.last_used = time(NULL);
-    wm_sha256_digest(meta, meta_len, info.meta_sha256);
-    info.meta_size = (uint32_t)meta_len;
-    wm_store_sign(&info, u->node->id);
-    rc = wm_store_put_fd(u->node->store, &info, dl->fd, meta, meta_len);
-    free(meta);
-    if (rc == 0 || rc == -EEXIST) {
-        u->gen++;
-        wm_info("upstream: stored %s (%" PRIu64 " bytes)", info.filename,
-                info.size);
-    } else {
-        wm_error("upstream: cannot store %s: %s", info.filename,
-                 strerror(-rc));
-    }
-    return;
-refuse:
-    /* The bytes are what the index published, so the client gets them;
-     * the node just does not keep a file it cannot vouch for. */
-    wm_warn("upstream: %s matches its hash but is not kept: %s", t->filename,
-            why);
 }
 
 static void
@@ -838,7 +820,8 @@ file_done(wm_upstream *u, struct transfer *t, CURLcode rc)
             atomic_store(&dl->total, atomic_load(&dl->received));
             atomic_store(&dl->state, WM_DL_VERIFIED);
             publish(u, t->sha);
-            file_commit(u, t);
+            wm_node_commit(u->node, dl->fd, t->filename, t->sha,
+                           atomic_load(&dl->received), WM_SOURCE_UPSTREAM);
             goto out;
         }
         wm_hex_encode(t->expect, WM_SHA256_LEN, want);
@@ -873,6 +856,9 @@ stored(wm_upstream *u, const uint8_t *sha)
     return found;
 }
 
+/* A wheel the node lacks: from a download in progress, from peers that
+ * hold it, else from upstream (through the cluster's designated member,
+ * so the fleet downloads it once). */
 static void
 fetch_request(wm_upstream *u, wm_waiter *w)
 {
@@ -896,6 +882,18 @@ fetch_request(wm_upstream *u, wm_waiter *w)
         answer(u, w, 400, "bad wheel filename");
         return;
     }
+    if (u->cluster != NULL) {
+        req->download =
+            wm_cluster_fetch(u->cluster, req->sha256, req->filename, 0);
+        if (req->download != NULL) {
+            answer(u, w, 200, NULL);
+            return;
+        }
+    }
+    if (u->node->cfg->nindexes == 0) {
+        answer(u, w, 404, "no such file in the cluster");
+        return;
+    }
     e = entry_ready(u, w, wn.project, 1);
     if (e == NULL)
         return;
@@ -907,13 +905,85 @@ fetch_request(wm_upstream *u, wm_waiter *w)
             answer(u, w, 404, "no such file here or upstream");
         return;
     }
-    t = file_start(u, f, req);
+    if (u->cluster != NULL) {
+        req->download =
+            wm_cluster_fetch(u->cluster, req->sha256, req->filename, 1);
+        if (req->download != NULL) {
+            answer(u, w, 200, NULL);
+            return;
+        }
+    }
+    t = file_start(u, f->url, req->sha256, req->filename, NULL);
     if (t == NULL) {
         answer(u, w, 503, "cannot start the upstream download");
         return;
     }
     req->download = wm_download_ref(t->dl);
     answer(u, w, 200, NULL);
+}
+
+wm_download *
+wm_upstream_download(wm_upstream *u, const uint8_t *sha)
+{
+    struct transfer *t = find_transfer(u->files, sha);
+
+    return t != NULL ? t->dl : NULL;
+}
+
+/* The upstream file SHA/FILENAME on its project's page; starts fetching
+ * the page when it is missing or stale. -EAGAIN while it is on its way. */
+static int
+upfile_for(wm_upstream *u, const uint8_t *sha, const char *filename,
+           const wm_upfile **out)
+{
+    wm_request req;
+    wm_wheelname wn;
+    struct entry *e;
+
+    if (u->node->cfg->nindexes == 0 ||
+        wm_wheelname_parse(filename, &wn, NULL) != 0)
+        return -ENOENT;
+    e = entry_get(u, wn.project);
+    if (e == NULL)
+        return -ENOMEM;
+    if (needs_fetch(u, e, time(NULL)))
+        page_start(u, e);
+    if (!e->has_page)
+        return e->fetch != NULL ? -EAGAIN : -ENOENT;
+    memset(&req, 0, sizeof(req));
+    memcpy(req.sha256, sha, WM_SHA256_LEN);
+    snprintf(req.filename, sizeof(req.filename), "%s", filename);
+    *out = find_upfile(e, &req);
+    return *out != NULL ? 0 : -ENOENT;
+}
+
+int
+wm_upstream_prefetch(wm_upstream *u, const uint8_t *sha, const char *filename)
+{
+    const wm_upfile *f;
+    int rc;
+
+    if (find_transfer(u->files, sha) != NULL)
+        return 0;
+    if (stored(u, sha))
+        return -EEXIST;
+    rc = upfile_for(u, sha, filename, &f);
+    if (rc != 0)
+        return rc;
+    return file_start(u, f->url, sha, filename, NULL) != NULL ? 0 : -ENOMEM;
+}
+
+int
+wm_upstream_take_over(wm_upstream *u, wm_download *dl, const uint8_t *sha,
+                      const char *filename)
+{
+    const wm_upfile *f;
+
+    if (find_transfer(u->files, sha) != NULL ||
+        upfile_for(u, sha, filename, &f) != 0)
+        return -ENOENT;
+    atomic_store(&dl->total, WM_SIZE_UNKNOWN);
+    return file_start(u, f->url, sha, filename, dl) != NULL ? 0 : -ENOMEM;
 }
 
 /* --- metadata */

@@ -41,6 +41,30 @@ void wm_upstream_destroy(wm_upstream **u);
  * now or once upstream has replied. */
 void wm_upstream_request(wm_upstream *u, wm_waiter *w);
 
+struct wm_cluster;
+
+/* Lets fetches try the cluster's peers before upstream. */
+void wm_upstream_set_cluster(wm_upstream *u, struct wm_cluster *c);
+
+/* Tells HTTP threads streaming SHA that there is news. */
+void wm_upstream_publish(wm_upstream *u, const uint8_t *sha);
+
+/* The download of SHA from upstream in progress, or NULL. No reference is
+ * taken: use it before returning to the loop. */
+wm_download *wm_upstream_download(wm_upstream *u, const uint8_t *sha);
+
+/* Starts fetching SHA (FILENAME) from upstream for a peer. Returns 0 when
+ * it is (now) being fetched, -EAGAIN while its page is being fetched (ask
+ * again), -EEXIST when stored, -ENOENT when upstream does not list it. */
+int wm_upstream_prefetch(wm_upstream *u, const uint8_t *sha,
+                         const char *filename);
+
+/* Continues DL (that no peer could serve and that has no byte yet) from
+ * upstream, taking its own reference. Returns 0, or -ENOENT when the page
+ * the node holds does not list it. */
+int wm_upstream_take_over(wm_upstream *u, wm_download *dl, const uint8_t *sha,
+                          const char *filename);
+
 /* Tells the upstream side that the store changed (a commit), so prepared
  * pages are rendered again. */
 void wm_upstream_store_changed(wm_upstream *u);

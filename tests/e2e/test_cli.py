@@ -20,7 +20,7 @@ COMMANDS = ["node", "put", "ls", "keygen", "status"]
 
 
 def one_line(text):
-    lines = [l for l in text.splitlines() if l.strip()]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     return len(lines) == 1
 
 
@@ -41,7 +41,7 @@ class CliWithNodeTest(unittest.TestCase):
     def test_put_prints_filename_and_sha(self):
         proc = self.first_put
         self.assertEqual(proc.returncode, 0, h.describe(proc))
-        lines = [l for l in proc.stdout.splitlines() if l.strip()]
+        lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
         self.assertEqual(len(lines), 3, h.describe(proc))
         for path, line in zip((self.a1, self.a2, self.b1), lines):
             self.assertIn(os.path.basename(path), line)
@@ -216,8 +216,9 @@ class NodeProcessTest(unittest.TestCase):
     def test_readiness_line(self):
         node = h.Node()
         self.addCleanup(node.cleanup)
-        lines = [l for l in node.stderr_text().splitlines()
-                 if "ready" in l and ("http://127.0.0.1:%d/" % node.port) in l]
+        url = "http://127.0.0.1:%d/" % node.port
+        lines = [ln for ln in node.stderr_text().splitlines()
+                 if "ready" in ln and url in ln]
         self.assertTrue(lines, node.tail())
 
     def test_starts_within_1s(self):

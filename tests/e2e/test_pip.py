@@ -282,7 +282,8 @@ class PipTest(unittest.TestCase):
                 self.assertEqual(status, 416, self.msg(bad))
 
     def test_wrong_sha_or_filename_is_404(self):
-        fn_a, fn_b = ("alpha-2.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl")
+        fn_a = "alpha-2.0-py3-none-any.whl"
+        fn_b = "beta-1.0-py3-none-any.whl"
         sha_a, sha_b = self.wheels[fn_a]["sha"], self.wheels[fn_b]["sha"]
         cases = [
             "/files/%s/%s" % (sha_b, fn_a),             # sha of another file
@@ -303,9 +304,17 @@ class PipTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, h.describe(proc) + self.msg())
         return proc
 
+    def local_hits(self):
+        return self.node.status()["hits"]["local"]
+
     def test_pip_install_from_index_resolves_dependency(self):
+        hits = self.local_hits()
         self.pip("install", "--index-url", self.node.url + "/simple/",
                  "alpha")
+        # two wheels, each fetched once (metadata that makes pip < 23.2
+        # fetch a wheel twice would show here)
+        self.assertEqual(self.local_hits() - hits, 2,
+                         "wheel downloads for alpha + beta")
         proc = self.pip("show", "alpha", "beta")
         self.assertRegex(proc.stdout, r"(?m)^Name: alpha\nVersion: 2\.0$")
         self.assertRegex(proc.stdout, r"(?m)^Name: beta\nVersion: 1\.0$")
@@ -314,8 +323,11 @@ class PipTest(unittest.TestCase):
         self.assertEqual(out.stdout.strip(), "2.0 1.0", h.describe(out))
 
     def test_pip_install_from_find_links(self):
+        hits = self.local_hits()
         self.pip("install", "--no-index", "--find-links",
                  self.node.url + "/links/", "Foo_Bar", "gamma")
+        self.assertEqual(self.local_hits() - hits, 2,
+                         "wheel downloads for Foo_Bar + gamma")
         out = self.venv.run_python(
             "import foo_bar, gamma; print(foo_bar.__version__, gamma.BUILD)")
         # pip prefers the wheel with a build tag over the one without

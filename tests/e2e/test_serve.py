@@ -305,6 +305,14 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(m3["wheelmesh_puts_total"],
                          m2["wheelmesh_puts_total"])
 
+        # a wheel nobody has (this node is offline) is a miss, not a hit
+        status, _, _ = node.get("/files/%s/nothere-1.0-py3-none-any.whl"
+                                % ("ab" * 32))
+        self.assertEqual(status, 404)
+        st4 = node.status()
+        self.assertEqual(st4["misses"], st2["misses"] + 1)
+        self.assertEqual(st4["hits"], st2["hits"])
+
     def test_healthz_and_unknown_paths(self):
         status, _, body = self.node.get("/healthz")
         self.assertEqual((status, body.strip()), (200, b"ok"))
