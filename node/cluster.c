@@ -168,6 +168,7 @@ struct wm_cluster {
     int *owner_is_seed;
     size_t nowners;
     /* counters */
+    int fault_bad_chunks; /* test-only: serve corrupted chunks */
     uint64_t rounds, bytes_out, bytes_in, rejected_msgs, rejected_entries;
     uint64_t peer_fetches, peer_fetch_failures;
 };
@@ -721,7 +722,8 @@ make_digest(wm_cluster *c, wm_digest_item *items, size_t max)
 {
     size_t n = 0;
 
-    qsort(c->origins, c->norigins, sizeof(*c->origins), cmp_origin);
+    if (c->norigins > 1)
+        qsort(c->origins, c->norigins, sizeof(*c->origins), cmp_origin);
     for (size_t i = 0; i < c->norigins && n < max; i++) {
         if (c->origins[i]->max_seq == 0)
             continue;
@@ -829,15 +831,13 @@ on_digest(wm_cluster *c, const struct from *f, const wm_msg *d)
 static void
 on_entries(wm_cluster *c, const struct from *f, const wm_msg *m)
 {
+    /* Pointers into m: accepting may move the origins' arrays. */
     const wm_entry *fresh[WM_WIRE_MAX_ENTRIES];
     size_t n = 0;
 
-    for (size_t i = 0; i < m->nentries; i++) {
-        if (accept_entry(c, &m->entries[i], 1) == 1) {
-            struct origin *o = find_origin(c, m->entries[i].origin);
-            fresh[n++] = &o->e[o->n - 1];
-        }
-    }
+    for (size_t i = 0; i < m->nentries; i++)
+        if (accept_entry(c, &m->entries[i], 1) == 1)
+            fresh[n++] = &m->entries[i];
     if (n > 0) {
         wm_upstream_store_changed(c->up);
         push_entries(c, f->m, fresh, n);
@@ -1201,22 +1201,31 @@ chunk_len(const struct fetch *f, uint32_t idx)
     return f->size - off < WM_CHUNK_SIZE ? f->size - off : WM_CHUNK_SIZE;
 }
 
-/* Hashes the chunks that now follow the verified prefix in order, and
- * lets readers have them. Returns 1 when the wheel is complete. */
+/* Moves the readable prefix over the chunks that now follow it, and lets
+ * readers have them. Chunks checked against a signed chunk map need no
+ * more; without a map (a wheel still arriving from upstream at the
+ * designee) the whole file is hashed in order, from CHUNK (the bytes of
+ * chunk IDX just received) when it is next, else read back from the spool.
+ * Returns 1 when the wheel is complete, -1 on a read error. */
 static int
-advance_prefix(wm_cluster *c, struct fetch *f)
+advance_prefix(wm_cluster *c, struct fetch *f, uint32_t idx, const void *chunk)
 {
     static uint8_t buf[WM_CHUNK_SIZE]; /* loop thread only */
     int moved = 0;
 
     while (f->prefix < f->cap && f->state[f->prefix] == 2 &&
            (f->last == UINT32_MAX || f->prefix <= f->last)) {
-        uint64_t len = chunk_len(f, f->prefix);
-        ssize_t got = pread(f->dl->fd, buf, len,
-                            (off_t)f->prefix * WM_CHUNK_SIZE);
-        if (got != (ssize_t)len)
-            return -1;
-        wm_sha256_update(f->hash, buf, len);
+        if (f->map == NULL) {
+            uint64_t len = chunk_len(f, f->prefix);
+            const void *data = chunk;
+            if (f->prefix != idx || chunk == NULL) {
+                if (pread(f->dl->fd, buf, len,
+                          (off_t)f->prefix * WM_CHUNK_SIZE) != (ssize_t)len)
+                    return -1;
+                data = buf;
+            }
+            wm_sha256_update(f->hash, data, len);
+        }
         f->prefix++;
         moved = 1;
     }
@@ -1236,8 +1245,12 @@ fetch_complete(wm_cluster *c, struct fetch *f)
     uint8_t digest[32];
     char want[WM_SHA256_HEX], got[WM_SHA256_HEX];
 
-    wm_sha256_final(f->hash, digest);
-    if (memcmp(digest, f->sha, 32) == 0) {
+    /* With a map every chunk was checked against it, and the origin
+     * signed the map's hash with the wheel's; the store's commit checks the
+     * whole sha256 once more. */
+    if (f->map == NULL)
+        wm_sha256_final(f->hash, digest);
+    if (f->map != NULL || memcmp(digest, f->sha, 32) == 0) {
         c->peer_fetches++;
         wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers",
                 f->filename, f->size);
@@ -1425,6 +1438,7 @@ wm_cluster_fetch(wm_cluster *c, const uint8_t *sha, const char *filename,
 {
     struct member *holders[MAX_HOLDERS];
     const wm_entry *entry;
+    wm_download *dl;
     struct fetch *f;
     size_t n;
 
@@ -1459,8 +1473,9 @@ wm_cluster_fetch(wm_cluster *c, const uint8_t *sha, const char *filename,
     }
     for (size_t i = 0; i < n; i++)
         f->holders[f->nholders++].m = holders[i];
+    dl = wm_download_ref(f->dl); /* fetch_fill may end (free) the fetch */
     fetch_fill(c, f, now_ms());
-    return wm_download_ref(f->dl); /* fetch_fill may have failed it: fine */
+    return dl;
 }
 
 static void
@@ -1545,7 +1560,7 @@ on_chunk(wm_cluster *c, const struct from *from, const wm_msg *m,
     }
     from->m->bytes_in += len;
     f->state[idx] = 2;
-    done = advance_prefix(c, f);
+    done = advance_prefix(c, f, idx, bulk);
     if (done < 0)
         fetch_finish(c, f, 0);
     else if (done)
@@ -1572,6 +1587,12 @@ reply_chunk(wm_cluster *c, const struct from *from, const uint8_t *sha,
     memcpy(m->sha256, sha, 32);
     m->idx = idx;
     m->status = (uint8_t)status;
+    if (c->fault_bad_chunks && status == WM_CHUNK_OK && len > 0) {
+        static uint8_t bad[WM_CHUNK_SIZE];
+        memcpy(bad, data, len);
+        bad[len / 2] ^= 0xff;
+        data = bad;
+    }
     reply(c, from, m, status == WM_CHUNK_OK ? (data != NULL ? data : "") : NULL,
           len);
 }
@@ -1980,7 +2001,8 @@ wm_cluster_remote(wm_cluster *c, const char *project, size_t *n)
             }
         }
     }
-    qsort(out, count, sizeof(*out), cmp_remote);
+    if (count > 1)
+        qsort(out, count, sizeof(*out), cmp_remote);
     *n = count;
     return out;
 fail:
@@ -2299,6 +2321,11 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_upstream *up,
     }
     c->node = node;
     c->up = up;
+    /* A fault hook for the tests of bad peers; never set it otherwise. */
+    c->fault_bad_chunks = getenv("WHEELMESH_TEST_FAULT_BAD_CHUNKS") != NULL;
+    if (c->fault_bad_chunks)
+        wm_warn("cluster: WHEELMESH_TEST_FAULT_BAD_CHUNKS is set: this node "
+                "serves corrupted chunks");
     c->gen = state_u64(c, "generation", (uint64_t)time(NULL), 0);
     c->incarnation = state_u64(c, "incarnation", 1, 1);
     load_index(c);

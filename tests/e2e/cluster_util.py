@@ -1,0 +1,306 @@
+"""Helpers for the cluster end-to-end tests: identities, trusted-key files,
+nodes that run with an extra environment, waiting for the cluster to
+converge, and a CurveZMQ peer that speaks the wire protocol by hand.
+
+Everything that waits says, when it gives up, what it waited for, what it
+saw last and the last lines of every node involved.
+"""
+
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import harness as h
+
+# -- identities ----------------------------------------------------------------
+
+
+class Key:
+    """A node identity made by `wheelmesh keygen`: .path, .pub (64 hex, as
+    keygen printed it) and .seed (the 32-byte Ed25519 seed in the file)."""
+
+    def __init__(self, path):
+        h.require_binary()
+        proc = h.run([h.BIN, "keygen", "-o", path], timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeError("keygen failed\n" + h.describe(proc))
+        self.path = path
+        self.pub = proc.stdout.strip()
+        if len(self.pub) != 64 or not all(c in "0123456789abcdef"
+                                          for c in self.pub):
+            raise RuntimeError("keygen printed %r, not 64 hex digits"
+                               % proc.stdout)
+        mode = os.stat(path).st_mode & 0o777
+        if mode != 0o600:
+            raise RuntimeError("keygen wrote %s with mode %o, not 600"
+                               % (path, mode))
+        with open(path) as f:
+            text = f.read().split()
+        if len(text) != 2 or text[0] != "wheelmesh-ed25519":
+            raise RuntimeError("unexpected key file %s: %r" % (path, text))
+        self.seed = bytes.fromhex(text[1])
+
+    @property
+    def short(self):
+        return self.pub[:16]
+
+
+def write_trusted(path, keys, comment="trusted cluster keys"):
+    with open(path, "w") as f:
+        f.write("# %s\n" % comment)
+        for k in keys:
+            f.write("%s\n" % (k.pub if isinstance(k, Key) else k))
+    return path
+
+
+# -- nodes -------------------------------------------------------------------
+
+
+def addr(port):
+    return "tcp://127.0.0.1:%d" % port
+
+
+class ClusterNode(h.Node):
+    """harness.Node with an identity, a cluster port chosen up front (so
+    others can be seeded with it before it starts) and an optional extra
+    environment (for the test-only fault hooks)."""
+
+    def __init__(self, key, trusted=None, seeds=(), upstream=None,
+                 env=None, config=None, cluster_port=None, label=None,
+                 **kw):
+        self.key = key
+        self.env_extra = dict(env or {})
+        self.cluster_port = cluster_port or h.free_port()
+        self.label = label or key.short
+        cluster = {"listen": addr(self.cluster_port),
+                   "seeds": list(seeds)}
+        if trusted:
+            cluster["trusted_keys"] = trusted
+        base = {"node": {"identity": key.path}, "cluster": cluster}
+        if upstream:
+            base["upstream"] = {"indexes": [{"url": upstream}],
+                                "timeout_s": 10}
+        kw.setdefault("log", True)
+        super().__init__(config=h.merge(base, config), **kw)
+
+    @property
+    def id(self):
+        return self.key.pub
+
+    @property
+    def cluster_addr(self):
+        return addr(self.cluster_port)
+
+    def start(self, wait=True):
+        # harness.Node.start without an env; the same, with ours.
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        env = dict(os.environ)
+        env.update(self.env_extra)
+        with open(self.stderr_path, "ab") as err, \
+                open(self.stdout_path, "ab") as out:
+            err.write(b"=== start %d\n" % self.starts)
+            err.flush()
+            self._err_offset = err.tell()
+            self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, env=env)
+        self.started_at = time.monotonic()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def tail(self, n=40):
+        return ("===== node %s (%s, id %s) =====\n"
+                % (self.label, self.url, self.key.short)
+                + super().tail(n))
+
+    def log_text(self):
+        text = self.stderr_text(all_starts=True)
+        if self.log_path and os.path.exists(self.log_path):
+            with open(self.log_path, "rb") as f:
+                text += f.read().decode("utf-8", "replace")
+        return text
+
+    # -- what the node says ------------------------------------------------
+
+    def held(self):
+        """{filename: entry} of /api/files (local and remote wheels)."""
+        return {f["filename"]: f for f in self.files()}
+
+    def link_names(self, project=None):
+        path = "/links/%s/" % project if project else "/links/"
+        status, _, body = self.get(path, timeout=10)
+        if status != 200:
+            return set()
+        return {a["text"] for a in h.parse_links(body)}
+
+    def simple_names(self, project):
+        status, _, body = self.get("/simple/%s/" % project, timeout=30)
+        if status != 200:
+            return set()
+        return {a["text"] for a in h.parse_links(body)}
+
+    def member(self, node_id):
+        """This node's view of member NODE_ID (a dict) or None."""
+        for m in self.status().get("members", []):
+            if m.get("id") == node_id:
+                return m
+        return None
+
+    def member_state(self, node_id):
+        m = self.member(node_id)
+        return m.get("state") if m else None
+
+    def cluster_status(self):
+        return self.status().get("cluster", {})
+
+
+def tails(nodes, n=40):
+    return "\n".join(x.tail(n) for x in nodes)
+
+
+class Waiter:
+    """wait(pred, what) polls PRED until it returns something true and
+    returns it; on timeout it fails with WHAT, the last value PRED gave
+    and the tails of NODES."""
+
+    def __init__(self, nodes=()):
+        self.nodes = list(nodes)
+
+    def __call__(self, pred, what, timeout=10.0, interval=0.1, extra=None):
+        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        last = None
+        while True:
+            try:
+                last = pred()
+            except (OSError, ValueError, AssertionError) as e:
+                last = "error: %r" % e
+            else:
+                if last:
+                    return last
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
+        raise AssertionError(
+            "timed out after %.1f s waiting for %s (last: %r)%s\n%s"
+            % (time.monotonic() - t0, what, last,
+               ("\n" + extra()) if extra else "", tails(self.nodes)))
+
+
+def file_path(sha, filename):
+    return "/files/%s/%s" % (sha, urllib.parse.quote(filename))
+
+
+class Download(threading.Thread):
+    """GET /files/<sha>/<name> on NODE in a thread; .result is harness
+    Node.download's (status, headers, sha256, length), or .error."""
+
+    def __init__(self, node, sha, filename, start_at=None):
+        super().__init__(daemon=True)
+        self.node, self.path = node, file_path(sha, filename)
+        self.start_at = start_at
+        self.result = self.error = None
+        self.took = None
+
+    def run(self):
+        if self.start_at is not None:
+            self.start_at.wait()
+        t0 = time.monotonic()
+        try:
+            self.result = self.node.download(self.path)
+        except Exception as e:  # reported by the test
+            self.error = e
+        self.took = time.monotonic() - t0
+
+
+# -- the wire protocol, for a hand-made peer --------------------------------
+
+MAGIC = b"W"
+VERSION = 1
+PING, ACK = 1, 2
+
+
+def ping_frame(seq, incarnation=1, nupdates=0, extra=b""):
+    return (MAGIC + bytes([VERSION, PING])
+            + struct.pack("<IQB", seq, incarnation, nupdates) + extra)
+
+
+def parse_ack(frame):
+    """(seq, incarnation) of an ACK header frame, or None."""
+    if len(frame) < 3 + 4 + 8 + 1 or frame[:3] != MAGIC + bytes([VERSION,
+                                                                  ACK]):
+        return None
+    seq, inc = struct.unpack_from("<IQ", frame, 3)
+    return seq, inc
+
+
+class WirePeer:
+    """A ZMQ DEALER that talks CURVE to a node's cluster socket with the
+    keys of KEY_SEED (an Ed25519 seed, e.g. Key.seed), as a peer holding that
+    identity would."""
+
+    def __init__(self, server_pub_hex, endpoint, seed):
+        import zmq
+        import nacl.signing
+        self.zmq = zmq
+        sk = nacl.signing.SigningKey(seed)
+        server = nacl.signing.VerifyKey(bytes.fromhex(server_pub_hex))
+        self.ctx = zmq.Context()
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IMMEDIATE, 1)
+        s.curve_secretkey = bytes(sk.to_curve25519_private_key())
+        s.curve_publickey = bytes(sk.verify_key.to_curve25519_public_key())
+        s.curve_serverkey = bytes(server.to_curve25519_public_key())
+        s.connect(endpoint)
+        self.sock = s
+        self.seq = 1000
+
+    def send(self, *frames):
+        self.sock.send_multipart(list(frames), copy=True)
+
+    def recv_all(self, timeout=0.5):
+        """Every message that arrives within TIMEOUT seconds."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return out
+            if self.sock.poll(int(left * 1000) + 1):
+                out.append(self.sock.recv_multipart())
+
+    def ping(self, timeout=3.0):
+        """Sends a PING; returns the matching ACK's (seq, incarnation) or
+        None when none came within TIMEOUT. Anything else is ignored."""
+        self.seq += 1
+        seq = self.seq
+        self.send(ping_frame(seq))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self.sock.poll(int(left * 1000) + 1):
+                frames = self.sock.recv_multipart()
+                ack = parse_ack(frames[0]) if frames else None
+                if ack and ack[0] == seq:
+                    return ack
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def sha256_of(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def dump(obj):
+    return json.dumps(obj, indent=1, sort_keys=True)

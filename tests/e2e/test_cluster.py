@@ -1,0 +1,358 @@
+"""The cluster: nodes that trust each other's keys learn what the others
+hold by gossip and fetch it from them before going upstream; a node whose
+key they do not trust is not part of it; a killed node is noticed, the
+others keep serving, and when it comes back it catches up.
+
+Real processes on loopback, real pip in a real venv, real nginx as the
+upstream (its access log tells what the cluster asked of it).
+
+ThreeNodes: A, B, C (B seeded with A, C seeded with B only) and an outsider
+D whose key none of them trusts; one nginx upstream for all four.
+NodeFailure: its own A, B, C, because it kills and restarts A.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+import harness as h
+import cluster_util as cu
+from makewheel import make_wheel
+from upstream_index import Nginx, StaticIndex
+
+_VENV = {}
+
+
+def setUpModule():
+    h.require_binary()
+
+
+def shared_venv():
+    """One venv for the module (making one takes seconds); every test
+    installs projects of its own."""
+    if "venv" not in _VENV:
+        d = tempfile.mkdtemp(prefix="wm-e2e-venv-")
+        unittest.addModuleCleanup(shutil.rmtree, d, True)
+        _VENV["venv"] = h.venv(os.path.join(d, "venv"))
+    return _VENV["venv"]
+
+
+class ClusterCase(unittest.TestCase):
+    nodes = ()
+    nginx = None
+
+    def msg(self, extra=""):
+        out = "%s\n%s" % (extra, cu.tails(self.nodes))
+        if self.nginx is not None:
+            out += "\n" + self.nginx.tail()
+        return out
+
+    def wait(self, pred, what, timeout=10.0, interval=0.1, extra=None):
+        return cu.Waiter(self.nodes)(pred, what, timeout, interval, extra)
+
+    def pip(self, node, *args, timeout=180):
+        return shared_venv().run_pip(
+            *args, "--index-url", node.url + "/simple/",
+            "--progress-bar", "off", timeout=timeout)
+
+    def pip_ok(self, node, *args, timeout=180):
+        proc = self.pip(node, *args, timeout=timeout)
+        self.assertEqual(proc.returncode, 0, self.msg(h.describe(proc)))
+        return proc
+
+    def pip_download(self, node, spec):
+        """pip download SPEC (no deps) through NODE; returns the bytes of
+        the one file it wrote."""
+        d = tempfile.mkdtemp(prefix="wm-e2e-dl-")
+        self.addCleanup(shutil.rmtree, d, True)
+        self.pip_ok(node, "download", "--no-deps", "-d", d, spec)
+        files = os.listdir(d)
+        self.assertEqual(len(files), 1, self.msg("pip wrote %r" % files))
+        return files[0], h.read_bytes(os.path.join(d, files[0]))
+
+    def get_file(self, node, sha, filename):
+        """GET /files/<sha>/<name> on NODE; asserts 200 and the right
+        bytes."""
+        status, _, got, n = node.download(cu.file_path(sha, filename))
+        self.assertEqual(status, 200, self.msg(
+            "GET %s on %s -> %d" % (filename, node.label, status)))
+        self.assertEqual(got, sha, self.msg(
+            "GET %s on %s: %d bytes with sha256 %s, want %s"
+            % (filename, node.label, n, got, sha)))
+
+    def file_requests(self, filename):
+        return self.nginx.requests(substring=filename)
+
+
+def make_keys(cls, names):
+    d = h.tmpdir(cls)
+    return d, {n: cu.Key(os.path.join(d, n + ".key")) for n in names}
+
+
+# --- 1, 2, 3 ------------------------------------------------------------------
+
+
+class ThreeNodes(ClusterCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = make_keys(cls, "ABCD")
+        cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        # Upstream has this one (test 3); nobody has "cl-*" below otherwise.
+        cls.upwheel = make_wheel(cls.index.packages, "cl-upstream", "1.0",
+                                 size=300000)
+        cls.index.add(cls.upwheel)
+        # A page for a project the tests put on nodes, without the file:
+        # so upstream answers for it, but could never serve the wheel.
+        cls.index.add(make_wheel(cls.index.packages, "cl-gossip", "0.1",
+                                 size=100))
+        cls.nginx = Nginx(cls.index)
+        cls.addClassCleanup(cls.nginx.cleanup)
+
+        ring = cu.write_trusted(os.path.join(cls.tmp, "trusted-abc"),
+                                [keys[n] for n in "ABC"])
+        everyone = cu.write_trusted(os.path.join(cls.tmp, "trusted-abcd"),
+                                    keys.values())
+        ports = {n: h.free_port() for n in "ABCD"}
+        seeds = {"A": [], "B": ["A"], "C": ["B"], "D": ["A", "B"]}
+        cls.by_name = {}
+        for n in "ABCD":
+            node = cu.ClusterNode(
+                keys[n], trusted=everyone if n == "D" else ring,
+                seeds=[cu.addr(ports[s]) for s in seeds[n]],
+                cluster_port=ports[n], upstream=cls.nginx.url, label=n)
+            cls.addClassCleanup(node.cleanup)
+            cls.by_name[n] = node
+        cls.A, cls.B, cls.C, cls.D = (cls.by_name[n] for n in "ABCD")
+        cls.nodes = [cls.A, cls.B, cls.C, cls.D]
+        # Everyone in the ring knows everyone else alive (C learns A only
+        # through B's gossip).
+        w = cu.Waiter(cls.nodes)
+        for x in (cls.A, cls.B, cls.C):
+            others = [y for y in (cls.A, cls.B, cls.C) if y is not x]
+            w(lambda x=x, others=others: all(
+                x.member_state(y.id) == "alive" for y in others),
+              "%s to see the two others alive" % x.label, timeout=15)
+
+    def test_1_wheel_put_on_a_is_installed_on_c_from_peers(self):
+        """Put on A, listed on B and C, installed by pip on C with the
+        same bytes, from the cluster and never from upstream."""
+        path = make_wheel(self.wheels, "cl-gossip", "1.0", size=1500000)
+        name = os.path.basename(path)
+        sha = self.A.put_ok(path)
+        t0 = time.monotonic()
+        b_entry = self.wait(lambda: self.B.held().get(name),
+                            "B to list %s put on A" % name, timeout=5)
+        took_b = time.monotonic() - t0
+        self.assertEqual(b_entry["sha256"], sha, cu.dump(b_entry))
+        self.assertIn(self.A.id, b_entry.get("holders", []),
+                      self.msg("B lists %s without A as a holder: %s"
+                               % (name, cu.dump(b_entry))))
+        c_entry = self.wait(lambda: self.C.held().get(name),
+                            "C (seeded with B only) to list %s" % name,
+                            timeout=5)
+        self.assertEqual(c_entry["sha256"], sha, cu.dump(c_entry))
+        self.assertIn(name, self.B.link_names(),
+                      self.msg("B's /links/ lacks %s" % name))
+        self.assertIn(name, self.C.link_names("cl-gossip"),
+                      self.msg("C's /links/cl-gossip/ lacks %s" % name))
+        self.assertIn(name, self.C.simple_names("cl-gossip"),
+                      self.msg("C's /simple/cl-gossip/ lacks %s" % name))
+        self.assertLess(took_b, 3.0, "B listed it only after %.1f s" % took_b)
+
+        peer_hits = self.C.status()["hits"]["peer"]
+        self.pip_ok(self.C, "install", "--no-deps", "cl-gossip==1.0")
+        out = shared_venv().run_python(
+            "import cl_gossip; print(cl_gossip.__version__)")
+        self.assertEqual(out.stdout.strip(), "1.0", h.describe(out))
+        got_name, data = self.pip_download(self.C, "cl-gossip==1.0")
+        self.assertEqual(got_name, name)
+        self.assertEqual(h.sha256_bytes(data), sha,
+                         self.msg("pip on C got other bytes than were put "
+                                  "on A"))
+        self.assertEqual(data, h.read_bytes(path))
+        self.assertEqual(self.file_requests(name), 0, self.msg(
+            "the cluster asked upstream for %s, which A held" % name))
+        hits = self.C.status()["hits"]
+        self.assertGreaterEqual(hits["peer"], peer_hits + 1, self.msg(
+            "C reports no peer hit after installing from A: %r" % hits))
+        self.assertGreaterEqual(
+            self.C.metrics().get('wheelmesh_hits_total{source="peer"}', 0),
+            1, self.msg("/metrics on C: no peer hits"))
+        # C now holds it itself, and the others learn that.
+        c_local = self.C.held()[name]
+        self.assertIn(self.C.id, c_local.get("holders", []),
+                      self.msg("C does not list itself as a holder: %s"
+                               % cu.dump(c_local)))
+        self.wait(lambda: self.C.id in self.B.held()
+                  .get(name, {}).get("holders", []),
+                  "B to list C as a holder of %s" % name, timeout=5)
+
+    def test_2_untrusted_node_is_not_part_of_the_cluster(self):
+        """D trusts everyone, nobody trusts D: it never sees A's wheels,
+        cannot fetch them, and what is put on D stays on D."""
+        on_a = make_wheel(self.wheels, "cl-secret", "1.0", size=200000)
+        on_a_name = os.path.basename(on_a)
+        sha_a = self.A.put_ok(on_a)
+        on_d = make_wheel(self.wheels, "cl-intruder", "1.0", size=200000)
+        on_d_name = os.path.basename(on_d)
+        self.D.put_ok(on_d)
+        # The ring has long converged on the first: then wait more.
+        for x in (self.B, self.C):
+            self.wait(lambda x=x: on_a_name in x.held(),
+                      "%s to list %s" % (x.label, on_a_name), timeout=5)
+        time.sleep(4)
+        self.assertNotIn(on_a_name, self.D.held(), self.msg(
+            "the untrusted D lists a wheel put on A"))
+        self.assertNotIn(on_a_name, self.D.link_names(), self.msg(
+            "the untrusted D's /links/ has a wheel put on A"))
+        for x in (self.A, self.B, self.C):
+            self.assertNotIn(on_d_name, x.held(), self.msg(
+                "%s lists %s, put on the untrusted D" % (x.label, on_d_name)))
+            self.assertNotIn(on_d_name, x.link_names(), self.msg(
+                "%s's /links/ has %s, put on the untrusted D"
+                % (x.label, on_d_name)))
+            m = x.member(self.D.id)
+            self.assertTrue(m is None or m.get("state") != "alive",
+                            self.msg("%s has the untrusted D as a member: %s"
+                                     % (x.label, cu.dump(m))))
+        status, _, _, _ = self.D.download(cu.file_path(sha_a, on_a_name))
+        self.assertEqual(status, 404, self.msg(
+            "GET of A's wheel on the untrusted D -> %d, want 404" % status))
+        d = tempfile.mkdtemp(prefix="wm-e2e-dl-")
+        self.addCleanup(shutil.rmtree, d, True)
+        proc = self.pip(self.D, "download", "--no-deps", "-d", d,
+                        "cl-secret==1.0")
+        self.assertNotEqual(proc.returncode, 0, self.msg(
+            "pip on the untrusted D got cl-secret from the cluster\n"
+            + h.describe(proc)))
+        st = self.D.status()
+        self.assertEqual(st["hits"]["peer"], 0, self.msg(
+            "D reports peer hits: %r" % st["hits"]))
+
+    def test_3_wheel_from_upstream_via_a_is_installed_on_b_from_a(self):
+        """A pulls a wheel from upstream for a pip install; pip on B then
+        gets it from A: upstream served it once."""
+        name = os.path.basename(self.upwheel)
+        sha = h.sha256_file(self.upwheel)
+        self.pip_ok(self.A, "install", "--no-deps", "cl-upstream==1.0")
+        self.assertEqual(self.file_requests(name), 1, self.msg(
+            "installing through A: upstream should have served %s once"
+            % name))
+        self.wait(lambda: self.A.id in self.B.held()
+                  .get(name, {}).get("holders", []),
+                  "B to list A as a holder of %s" % name, timeout=5)
+        peer_hits = self.B.status()["hits"]["peer"]
+        got_name, data = self.pip_download(self.B, "cl-upstream==1.0")
+        self.assertEqual(h.sha256_bytes(data), sha, self.msg(
+            "pip on B got other bytes than upstream has"))
+        self.assertEqual(self.file_requests(name), 1, self.msg(
+            "B went upstream for %s although A held it" % name))
+        self.assertGreaterEqual(self.B.status()["hits"]["peer"],
+                                peer_hits + 1,
+                                self.msg("B reports no peer hit"))
+        entry = self.B.held()[name]
+        self.assertEqual(entry.get("source"), "peer", self.msg(
+            "B stored %s with source %r, want peer"
+            % (name, entry.get("source"))))
+
+
+# --- 4 ------------------------------------------------------------------------
+
+
+class NodeFailure(ClusterCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = make_keys(cls, "ABC")
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        ports = {n: h.free_port() for n in "ABC"}
+        seeds = {"A": [], "B": ["A"], "C": ["B"]}
+        nodes = {}
+        for n in "ABC":
+            nodes[n] = cu.ClusterNode(
+                keys[n], trusted=trusted,
+                seeds=[cu.addr(ports[s]) for s in seeds[n]],
+                cluster_port=ports[n], label=n)
+            cls.addClassCleanup(nodes[n].cleanup)
+        cls.A, cls.B, cls.C = nodes["A"], nodes["B"], nodes["C"]
+        cls.nodes = [cls.A, cls.B, cls.C]
+        w = cu.Waiter(cls.nodes)
+        for x in cls.nodes:
+            others = [y for y in cls.nodes if y is not x]
+            w(lambda x=x, others=others: all(
+                x.member_state(y.id) == "alive" for y in others),
+              "%s to see the two others alive" % x.label, timeout=15)
+
+    def test_killed_node_is_noticed_and_catches_up_after_restart(self):
+        A, B, C = self.A, self.B, self.C
+        w0 = make_wheel(self.wheels, "cl-everyone", "1.0", size=2500000)
+        w1 = make_wheel(self.wheels, "cl-two", "1.0", size=3500000)
+        n0, n1 = os.path.basename(w0), os.path.basename(w1)
+        s0, s1 = A.put_ok(w0), A.put_ok(w1)
+        for x in (B, C):
+            self.wait(lambda x=x: n0 in x.held() and n1 in x.held(),
+                      "%s to list both wheels put on A" % x.label, timeout=5)
+        self.get_file(B, s0, n0)
+        self.get_file(C, s0, n0)
+        self.get_file(B, s1, n1)
+        self.wait(lambda: B.id in C.held().get(n1, {}).get("holders", []),
+                  "C to list B as a holder of %s" % n1, timeout=5)
+        c_from_b = C.member(B.id)["bytes_in"]
+
+        A.kill()
+        killed = time.monotonic()
+        # B and C keep serving what they hold.
+        self.get_file(B, s0, n0)
+        self.get_file(C, s0, n0)
+        # C fetches from B what only A (gone) and B held.
+        self.get_file(C, s1, n1)
+        c_from_b_after = C.member(B.id)["bytes_in"]
+        self.assertGreaterEqual(c_from_b_after - c_from_b,
+                                os.path.getsize(w1), self.msg(
+            "C got %s while A was dead, but only %d bytes came from B"
+            % (n1, c_from_b_after - c_from_b)))
+        # B notices.
+        state = self.wait(
+            lambda: B.member_state(A.id) in ("suspect", "dead")
+            and B.member_state(A.id),
+            "B to report the killed A suspect or dead",
+            timeout=max(0.5, 10 - (time.monotonic() - killed)))
+        self.wait(lambda: B.member_state(A.id) == "dead",
+                  "B to report the killed A dead", timeout=15)
+        self.wait(lambda: C.member_state(A.id) == "dead",
+                  "C to report the killed A dead", timeout=10)
+        self.assertEqual(B.cluster_status().get("dead"), 1, self.msg(
+            "B's cluster.dead: %r" % B.cluster_status()))
+        del state
+
+        # While A is down, B gets a new wheel.
+        w2 = make_wheel(self.wheels, "cl-while-down", "1.0", size=800000)
+        n2 = os.path.basename(w2)
+        s2 = B.put_ok(w2)
+        self.wait(lambda: n2 in C.held(), "C to list %s put on B" % n2,
+                  timeout=5)
+        A.start()
+        restarted = time.monotonic()
+        self.wait(lambda: n2 in A.held(),
+                  "the restarted A to list %s, put on B while A was down"
+                  % n2, timeout=8)
+        self.wait(lambda: B.member_state(A.id) == "alive",
+                  "B to report A alive again", timeout=10)
+        self.wait(lambda: C.member_state(A.id) == "alive",
+                  "C to report A alive again", timeout=10)
+        self.assertLess(time.monotonic() - restarted, 12)
+        # A kept its own wheels and gets the new one from B.
+        self.assertIn(n0, A.link_names(), self.msg("A lost %s" % n0))
+        self.get_file(A, s2, n2)
+        self.assertEqual(A.held()[n2].get("source"), "peer")
+        _ = s2
+
+
+if __name__ == "__main__":
+    unittest.main()
