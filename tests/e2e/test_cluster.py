@@ -354,5 +354,84 @@ class NodeFailure(ClusterCase):
         _ = s2
 
 
+# --- 7 ------------------------------------------------------------------------
+
+
+class EightNodes(ClusterCase):
+    """Eight nodes seeded in a chain; all miss the same upstream wheel at
+    the same moment: upstream serves it about once, not eight times."""
+
+    N = 8
+    SIZE = 60 * 1000 * 1000
+
+    @classmethod
+    def setUpClass(cls):
+        names = ["N%d" % i for i in range(cls.N)]
+        cls.tmp, keys = make_keys(cls, names)
+        cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
+        cls.big = make_wheel(cls.index.packages, "cl-stampede", "1.0",
+                             size=cls.SIZE)
+        cls.index.add(cls.big)
+        cls.nginx = Nginx(cls.index)
+        cls.addClassCleanup(cls.nginx.cleanup)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        ports = [h.free_port() for _ in names]
+        cls.nodes = []
+        for i, n in enumerate(names):
+            node = cu.ClusterNode(
+                keys[n], trusted=trusted,
+                seeds=[cu.addr(ports[i - 1])] if i else [],
+                cluster_port=ports[i], upstream=cls.nginx.url, label=n)
+            cls.addClassCleanup(node.cleanup)
+            cls.nodes.append(node)
+        w = cu.Waiter(cls.nodes)
+        t0 = time.monotonic()
+        for x in cls.nodes:
+            w(lambda x=x: x.cluster_status().get("alive") == cls.N - 1,
+              "%s to see the %d others alive" % (x.label, cls.N - 1),
+              timeout=20)
+        cls.converged_s = time.monotonic() - t0
+
+    def test_simultaneous_miss_costs_upstream_one_download(self):
+        name = os.path.basename(self.big)
+        sha = h.sha256_file(self.big)
+        paths = []
+        for x in self.nodes:
+            status, _, body = x.get("/simple/cl-stampede/")
+            self.assertEqual(status, 200, self.msg(
+                "%s: /simple/cl-stampede/ -> %d %r"
+                % (x.label, status, body[:200])))
+            links = {a["text"]: a for a in h.parse_links(body)}
+            self.assertIn(name, links, self.msg(
+                "%s's page lacks %s: %r" % (x.label, name, body[:500])))
+            path, in_path, fname, frag = h.split_file_href(
+                links[name]["href"])
+            self.assertEqual((in_path, fname, frag), (sha, name, sha))
+            paths.append(path)
+        self.assertEqual(self.nginx.requests(substring=name), 0)
+        go = __import__("threading").Event()
+        jobs = [cu.Download(x, sha, name, start_at=go) for x in self.nodes]
+        for j in jobs:
+            j.start()
+        go.set()
+        for j in jobs:
+            j.join(150)
+        for x, j in zip(self.nodes, jobs):
+            self.assertFalse(j.is_alive(), self.msg(
+                "%s: download still running after 150 s" % x.label))
+            self.assertIsNone(j.error, self.msg(
+                "%s: download failed: %r" % (x.label, j.error)))
+            status, _, got, n = j.result
+            self.assertEqual((status, got, n),
+                             (200, sha, os.path.getsize(self.big)),
+                             self.msg("%s: GET %s" % (x.label, j.path)))
+        served = self.nginx.requests(substring=name)
+        self.assertLessEqual(served, 2, self.msg(
+            "8 nodes missing %s at once: upstream served it %d times"
+            % (name, served)))
+        self.assertGreaterEqual(served, 1, self.msg("upstream never asked"))
+
+
 if __name__ == "__main__":
     unittest.main()
