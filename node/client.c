@@ -375,7 +375,25 @@ wm_cmd_status(int argc, char **argv)
     printf("hits     local %.0f  peer %.0f  upstream %.0f  misses %.0f\n",
            json_num(h, "local"), json_num(h, "peer"), json_num(h, "upstream"),
            json_num(st, "misses"));
-    printf("members  none (single node)\n");
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(st, "cluster");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "enabled")))
+        printf("cluster  %s  alive %.0f  suspect %.0f  dead %.0f  "
+               "index origins %.0f  gossip rounds %.0f\n",
+               json_str(cl, "advertise"), json_num(cl, "alive"),
+               json_num(cl, "suspect"), json_num(cl, "dead"),
+               json_num(cl, "origins"), json_num(cl, "gossip_rounds"));
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(st, "members");
+    const cJSON *m;
+    if (cJSON_GetArraySize(members) == 0)
+        printf("members  none (this node runs alone)\n");
+    cJSON_ArrayForEach(m, members)
+    {
+        printf("member   %.16s  %-24s %-7s heard %.1fs ago  %.0f wheels, "
+               "%.0f bytes\n",
+               json_str(m, "id"), json_str(m, "address"), json_str(m, "state"),
+               json_num(m, "last_heard_s"), json_num(m, "wheels"),
+               json_num(m, "bytes"));
+    }
     cJSON_Delete(st);
     return 0;
 }

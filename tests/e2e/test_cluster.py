@@ -417,19 +417,30 @@ class EightNodes(ClusterCase):
         go.set()
         for j in jobs:
             j.join(150)
+        size = os.path.getsize(self.big)
+        report, bad = [], []
         for x, j in zip(self.nodes, jobs):
-            self.assertFalse(j.is_alive(), self.msg(
-                "%s: download still running after 150 s" % x.label))
-            self.assertIsNone(j.error, self.msg(
-                "%s: download failed: %r" % (x.label, j.error)))
-            status, _, got, n = j.result
-            self.assertEqual((status, got, n),
-                             (200, sha, os.path.getsize(self.big)),
-                             self.msg("%s: GET %s" % (x.label, j.path)))
+            if j.is_alive():
+                line = "still running after 150 s"
+            elif j.error is not None:
+                line = "failed: %r" % (j.error,)
+            else:
+                status, _, got, n = j.result
+                line = "%d, %d bytes, sha256 %s, %.1f s" % (
+                    status, n, got[:16], j.took)
+                if (status, got, n) == (200, sha, size):
+                    line = "ok: " + line
+            report.append("%s: %s" % (x.label, line))
+            if not line.startswith("ok: "):
+                bad.append(x.label)
+        report = "\n".join(report)
+        self.assertEqual(bad, [], self.msg(
+            "GET %s on eight nodes at once (want 200, %d bytes, sha256 "
+            "%s):\n%s" % (name, size, sha[:16], report)))
         served = self.nginx.requests(substring=name)
         self.assertLessEqual(served, 2, self.msg(
-            "8 nodes missing %s at once: upstream served it %d times"
-            % (name, served)))
+            "8 nodes missing %s at once: upstream served it %d times\n%s"
+            % (name, served, report)))
         self.assertGreaterEqual(served, 1, self.msg("upstream never asked"))
 
 

@@ -1,0 +1,270 @@
+"""The cluster when peers misbehave: a holder that serves corrupted chunks
+(the test-only WHEELMESH_TEST_FAULT_BAD_CHUNKS hook), a holder killed in the
+middle of a transfer, and hand-made wire messages from a trusted key
+(malformed, oversized) and from an untrusted one.
+
+Peers: X and W (good), Y (serves bad chunk bytes) hold wheels; Z fetches.
+Wire: one node N, and a DEALER made here with a key N trusts (P) or does
+not (U).
+"""
+
+import os
+import threading
+import time
+import unittest
+
+import harness as h
+import cluster_util as cu
+from makewheel import make_wheel
+
+
+def setUpModule():
+    h.require_binary()
+
+
+def make_keys(cls, names):
+    d = h.tmpdir(cls)
+    return d, {n: cu.Key(os.path.join(d, n + ".key")) for n in names}
+
+
+class Case(unittest.TestCase):
+    nodes = ()
+
+    def msg(self, extra=""):
+        return "%s\n%s" % (extra, cu.tails(self.nodes))
+
+    def wait(self, pred, what, timeout=10.0, interval=0.1, extra=None):
+        return cu.Waiter(self.nodes)(pred, what, timeout, interval, extra)
+
+
+# --- 5 ------------------------------------------------------------------------
+
+
+class BadPeers(Case):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = make_keys(cls, "XYWZ")
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        ports = {n: h.free_port() for n in "XYWZ"}
+        seeds = {"X": [], "Y": ["X"], "W": ["X"], "Z": ["Y"]}
+        env = {"Y": {"WHEELMESH_TEST_FAULT_BAD_CHUNKS": "1"}}
+        nodes = {}
+        for n in "XYWZ":
+            nodes[n] = cu.ClusterNode(
+                keys[n], trusted=trusted,
+                seeds=[cu.addr(ports[s]) for s in seeds[n]],
+                cluster_port=ports[n], env=env.get(n), label=n)
+            cls.addClassCleanup(nodes[n].cleanup)
+        cls.X, cls.Y, cls.W, cls.Z = (nodes[n] for n in "XYWZ")
+        cls.nodes = [cls.X, cls.Y, cls.W, cls.Z]
+        w = cu.Waiter(cls.nodes)
+        for x in cls.nodes:
+            w(lambda x=x: x.cluster_status().get("alive") == 3,
+              "%s to see the three others alive" % x.label, timeout=15)
+
+    def test_1_bad_chunks_from_one_holder_are_refused(self):
+        path = make_wheel(self.wheels, "cl-badchunks", "1.0",
+                          size=20 * 1000 * 1000)
+        name = os.path.basename(path)
+        sha = self.X.put_ok(path)
+        self.assertEqual(self.Y.put_ok(path), sha)
+        self.wait(lambda: {self.X.id, self.Y.id} <= set(
+            self.Z.held().get(name, {}).get("holders", [])),
+            "Z to list X and Y as holders of %s" % name, timeout=5)
+        before = self.Z.member(self.Y.id)
+        status, _, got, n = self.Z.download(cu.file_path(sha, name))
+        self.assertEqual((status, got, n), (200, sha, os.path.getsize(path)),
+                         self.msg("Z fetching %s held by X and the "
+                                  "corrupting Y" % name))
+        y = self.Z.member(self.Y.id)
+        x = self.Z.member(self.X.id)
+        self.assertGreaterEqual(y["bad_chunks"], before["bad_chunks"] + 1,
+                                self.msg("Z counted no bad chunk from Y; "
+                                         "Z's view of Y: %s, of X: %s"
+                                         % (cu.dump(y), cu.dump(x))))
+        self.assertEqual(x["bad_chunks"], 0, self.msg(
+            "Z blames the good X: %s" % cu.dump(x)))
+        key = 'wheelmesh_peer_bad_chunks_total{peer="%s"}' % self.Y.id[:16]
+        m = self.Z.metrics()
+        self.assertGreaterEqual(m.get(key, 0), 1, self.msg(
+            "/metrics on Z: %s = %r" % (key, m.get(key))))
+        # What Z stored and serves now is right, and it is a holder.
+        status, _, got, _ = self.Z.download(cu.file_path(sha, name))
+        self.assertEqual((status, got), (200, sha))
+        self.assertEqual(self.Z.held()[name].get("source"), "peer")
+
+    def test_2_holder_killed_mid_transfer(self):
+        size = 300 * 1000 * 1000
+        path = make_wheel(self.wheels, "cl-bigkill", "1.0", size=size)
+        name = os.path.basename(path)
+        sha = self.X.put_ok(path)
+        self.assertEqual(self.W.put_ok(path), sha)
+        size = os.path.getsize(path)
+        self.wait(lambda: {self.X.id, self.W.id} <= set(
+            self.Z.held().get(name, {}).get("holders", [])),
+            "Z to list X and W as holders of %s" % name, timeout=5)
+        base = self.Z.cluster_status()["bytes_in"]
+        job = cu.Download(self.Z, sha, name)
+        job.start()
+        # Kill W once a few chunks have arrived.
+        seen = self.wait(
+            lambda: (self.Z.cluster_status()["bytes_in"] - base
+                     >= 8 * (1 << 20)) or not job.is_alive(),
+            "Z to receive the first chunks of %s" % name, timeout=20,
+            interval=0.02)
+        got_before_kill = self.Z.cluster_status()["bytes_in"] - base
+        running_at_kill = job.is_alive()
+        self.W.kill()
+        self.assertTrue(running_at_kill and seen, self.msg(
+            "the transfer was over before W could be killed (%d bytes in)"
+            % got_before_kill))
+        self.assertLess(got_before_kill, size * 0.9, self.msg(
+            "W killed only after %d of %d bytes had arrived: too late to "
+            "test anything" % (got_before_kill, size)))
+        job.join(110)
+        self.assertFalse(job.is_alive(), self.msg(
+            "Z's download still running 110 s after W was killed"))
+        self.assertIsNone(job.error, self.msg("download: %r" % job.error))
+        status, _, got, n = job.result
+        self.assertEqual((status, got, n), (200, sha, size), self.msg(
+            "Z fetching %s while holder W was killed (after %d bytes)"
+            % (name, got_before_kill)))
+        z_w = self.Z.member(self.W.id)
+        self.assertGreater(z_w["bytes_in"], 0, self.msg(
+            "W was killed before it sent Z anything: %s" % cu.dump(z_w)))
+
+
+# --- 6 ------------------------------------------------------------------------
+
+
+class WireMessages(Case):
+    """Hand-made frames on N's cluster socket."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = make_keys(cls, "NPU")
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   [keys["N"], keys["P"]])
+        cls.N = cu.ClusterNode(keys["N"], trusted=trusted, label="N")
+        cls.addClassCleanup(cls.N.cleanup)
+        cls.nodes = [cls.N]
+        cls.P, cls.U = keys["P"], keys["U"]
+
+    def peer(self, key=None):
+        p = cu.WirePeer(self.N.id, self.N.cluster_addr, (key or self.P).seed)
+        self.addCleanup(p.close)
+        return p
+
+    def rejected(self):
+        return self.N.cluster_status()["rejected_messages"]
+
+    def assert_answers(self, peer, after):
+        ack = peer.ping(timeout=3)
+        self.assertIsNotNone(ack, self.msg(
+            "N sent no ACK to a trusted PING after %s" % after))
+        self.assertTrue(self.N.running(), self.msg("N died after " + after))
+
+    def assert_rejected(self, frames, what):
+        peer = self.peer()
+        self.assert_answers(peer, "nothing (connecting)")
+        before = self.rejected()
+        peer.send(*frames)
+        self.wait(lambda: self.rejected() > before,
+                  "cluster.rejected_messages to grow past %d after %s"
+                  % (before, what), timeout=3)
+        self.assert_answers(peer, what)
+        m = self.N.metrics()
+        self.assertGreaterEqual(
+            m.get('wheelmesh_cluster_rejected_total{what="message"}', 0),
+            before + 1, self.msg("/metrics does not count " + what))
+
+    def test_ping_is_answered(self):
+        peer = self.peer()
+        ack = peer.ping(timeout=5)
+        self.assertIsNotNone(ack, self.msg("no ACK to a trusted PING"))
+        before = self.rejected()
+        for _ in range(3):
+            self.assertIsNotNone(peer.ping(timeout=3), self.msg("no ACK"))
+        self.assertEqual(self.rejected(), before, self.msg(
+            "valid PINGs counted as rejected"))
+
+    def test_bad_magic(self):
+        self.assert_rejected([b"X" + cu.ping_frame(7)[1:]], "a bad magic")
+
+    def test_bad_version(self):
+        f = bytearray(cu.ping_frame(7))
+        f[1] = 2
+        self.assert_rejected([bytes(f)], "version 2")
+
+    def test_truncated(self):
+        self.assert_rejected([cu.ping_frame(7)[:9]], "a truncated PING")
+
+    def test_empty_frame(self):
+        self.assert_rejected([b""], "an empty frame")
+
+    def test_unknown_type(self):
+        f = bytearray(cu.ping_frame(7))
+        f[2] = 99
+        self.assert_rejected([bytes(f)], "message type 99")
+
+    def test_count_beyond_frame(self):
+        self.assert_rejected([cu.ping_frame(7, nupdates=5)],
+                             "a PING claiming 5 updates with none there")
+        self.assert_rejected([cu.ping_frame(7, nupdates=255)],
+                             "a PING claiming 255 updates")
+
+    def test_trailing_bytes(self):
+        self.assert_rejected([cu.ping_frame(7, extra=b"\0" * 3)],
+                             "a PING with trailing bytes")
+
+    def test_extra_frames(self):
+        self.assert_rejected([cu.ping_frame(7), b"bulk", b"more"],
+                             "a PING with three frames")
+
+    def test_large_header_under_the_socket_cap(self):
+        # 1.5 MiB passes ZMQ_MAXMSGSIZE (2 MiB) but no header is that big.
+        frame = cu.ping_frame(7, extra=os.urandom(3 << 19))
+        self.assert_rejected([frame], "a 1.5 MiB header frame")
+
+    def test_oversized_frame_drops_the_connection(self):
+        peer = self.peer()
+        self.assert_answers(peer, "nothing (connecting)")
+        before = self.rejected()
+        peer.send(cu.ping_frame(7, extra=os.urandom(3 << 20)))
+        # Whatever the node makes of it, it must not answer it as a PING.
+        replies = peer.recv_all(1.0)
+        self.assertFalse(any((cu.parse_ack(r[0]) or (None,))[0] == 7
+                             for r in replies),
+                         "the 3 MiB PING was answered: %r" % replies)
+        self.assertTrue(self.N.running(), self.msg("N died"))
+        fresh = self.peer()
+        self.assert_answers(fresh, "a 3 MiB frame from another connection")
+        self.wait(lambda: self.rejected() > before,
+                  "cluster.rejected_messages to count the 3 MiB frame "
+                  "(was %d)" % before, timeout=3)
+
+    def test_untrusted_key_gets_nothing(self):
+        trusted = self.peer()
+        self.assert_answers(trusted, "nothing (connecting)")
+        before = self.rejected()
+        outsider = self.peer(self.U)
+        for seq in range(3):
+            outsider.send(cu.ping_frame(100 + seq))
+        got = outsider.recv_all(3.0)
+        self.assertEqual(got, [], self.msg(
+            "an untrusted key got answers: %r" % got[:3]))
+        self.assertIsNone(outsider.ping(timeout=1.0))
+        self.assertTrue(self.N.running(), self.msg("N died"))
+        self.assert_answers(trusted, "an untrusted peer tried")
+        st = self.N.status()
+        ids = [m.get("id") for m in st.get("members", [])]
+        self.assertNotIn(self.U.pub, ids, self.msg(
+            "the untrusted key became a member: %s" % cu.dump(st)))
+        self.assertGreaterEqual(self.rejected(), before)
+
+
+if __name__ == "__main__":
+    unittest.main()
