@@ -1346,41 +1346,16 @@ fetch_fill(wm_cluster *c, struct fetch *f, int64_t now)
     }
 }
 
-static int
-open_spool(const char *dir)
-{
-    char path[4096];
-    int fd;
-
-    if (snprintf(path, sizeof(path), "%s/peer-XXXXXX", dir) >=
-        (int)sizeof(path))
-        return -1;
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
 static struct fetch *
 fetch_new(wm_cluster *c, const uint8_t *sha, const char *filename,
           uint64_t size)
 {
     struct fetch *f = calloc(1, sizeof(*f));
-    wm_download *dl = calloc(1, sizeof(*dl));
 
-    if (f == NULL || dl == NULL)
-        goto fail;
-    atomic_init(&dl->refs, 1);
-    atomic_init(&dl->received, 0);
-    atomic_init(&dl->total, size);
-    atomic_init(&dl->state, WM_DL_RUNNING);
-    dl->source = WM_SOURCE_PEER;
-    memcpy(dl->sha256, sha, 32);
-    snprintf(dl->filename, sizeof(dl->filename), "%s", filename);
-    dl->fd = open_spool(c->node->cfg->data_dir);
-    f->dl = dl;
-    dl = NULL;
-    if (f->dl->fd < 0)
+    if (f == NULL)
+        return NULL;
+    f->dl = wm_download_new(c->node, sha, filename, size, WM_SOURCE_PEER);
+    if (f->dl == NULL)
         goto fail;
     memcpy(f->sha, sha, 32);
     snprintf(f->filename, sizeof(f->filename), "%s", filename);
@@ -1401,9 +1376,7 @@ fetch_new(wm_cluster *c, const uint8_t *sha, const char *filename,
     c->fetches = f;
     return f;
 fail:
-    free(dl);
-    if (f != NULL)
-        fetch_free(f);
+    fetch_free(f);
     return NULL;
 }
 

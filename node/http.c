@@ -113,30 +113,26 @@ etag_matches(struct MHD_Connection *c, const char *etag)
     return inm != NULL && (strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL);
 }
 
-/* Sends a rendered page (taking BODY), with an ETag from its hash and a 304
- * when the client has it already. */
+/* Sends a blob (a page, metadata) with its ETag, taking the caller's
+ * reference; a 304 when the client has it already. */
 static enum MHD_Result
-reply_page(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+reply_blob(struct MHD_Connection *c, unsigned status, wm_blob *blob,
            const char *content_type, int vary)
 {
-    uint8_t digest[WM_SHA256_LEN];
-    char hex[2 * 16 + 1], etag[40];
     struct MHD_Response *r;
+    char etag[sizeof(blob->etag)];
 
-    if (body == NULL)
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "cannot render the page");
-    wm_sha256_digest(body, len, digest);
-    wm_hex_encode(digest, 16, hex);
-    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    memcpy(etag, blob->etag, sizeof(etag));
     if (etag_matches(c, etag)) {
-        free(body);
         status = MHD_HTTP_NOT_MODIFIED;
+        wm_blob_release(blob);
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     } else {
-        r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        r = MHD_create_response_from_buffer_with_free_callback_cls(
+            blob->len, blob->data,
+            (MHD_ContentReaderFreeCallback)wm_blob_release, blob);
         if (r == NULL)
-            free(body);
+            wm_blob_release(blob);
     }
     if (r == NULL)
         return MHD_NO;
@@ -145,6 +141,21 @@ reply_page(struct MHD_Connection *c, unsigned status, char *body, size_t len,
     if (vary)
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
     return queue(c, status, r);
+}
+
+/* Sends a page rendered here (taking BODY, which may be NULL when the
+ * rendering failed). */
+static enum MHD_Result
+reply_page(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+           const char *content_type, int vary)
+{
+    wm_blob *blob = body != NULL ? wm_blob_new(body, len) : NULL;
+
+    free(body);
+    if (blob == NULL)
+        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "cannot render the page");
+    return reply_blob(c, status, blob, content_type, vary);
 }
 
 /* --- content negotiation (PEP 691) */
@@ -245,37 +256,6 @@ check_project(struct MHD_Connection *c, const char *prefix, const char *name,
     return 1;
 }
 
-/* Sends a blob the loop prepared (a page, metadata), taking the caller's
- * reference. */
-static enum MHD_Result
-reply_blob(struct MHD_Connection *c, wm_blob *blob, const char *content_type,
-           int vary)
-{
-    struct MHD_Response *r;
-    unsigned status = MHD_HTTP_OK;
-    char etag[sizeof(blob->etag)];
-
-    memcpy(etag, blob->etag, sizeof(etag));
-    if (etag_matches(c, etag)) {
-        status = MHD_HTTP_NOT_MODIFIED;
-        wm_blob_release(blob);
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    } else {
-        r = MHD_create_response_from_buffer_with_free_callback_cls(
-            blob->len, blob->data,
-            (MHD_ContentReaderFreeCallback)wm_blob_release, blob);
-        if (r == NULL)
-            wm_blob_release(blob);
-    }
-    if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (vary)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
-    return queue(c, status, r);
-}
-
 /* Answers a request the loop could not serve with its status and reason. */
 static enum MHD_Result
 reply_failed(struct MHD_Connection *c, const wm_request *req)
@@ -325,7 +305,7 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
         return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
     if (req.blob == NULL)
         return reply_failed(c, &req);
-    return reply_blob(c, req.blob, m->content_type, 1);
+    return reply_blob(c, MHD_HTTP_OK, req.blob, m->content_type, 1);
 }
 
 /* Asks the loop for a page only it can render (it holds the cluster's
@@ -344,7 +324,7 @@ serve_from_loop(wm_http *h, struct MHD_Connection *c, enum wm_op op,
         return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
     if (req.blob == NULL)
         return reply_failed(c, &req);
-    return reply_blob(c, req.blob, content_type, 0);
+    return reply_blob(c, MHD_HTTP_OK, req.blob, content_type, 0);
 }
 
 static enum MHD_Result
@@ -683,7 +663,7 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
         if (req.result == -EEXIST)
             continue; /* stored meanwhile: serve it from the map */
         if (req.blob != NULL)
-            return reply_blob(c, req.blob, CT_TEXT, 0);
+            return reply_blob(c, MHD_HTTP_OK, req.blob, CT_TEXT, 0);
         if (req.download != NULL)
             return serve_download(h, c, req.download);
         if (req.status == MHD_HTTP_NOT_FOUND)
@@ -733,24 +713,6 @@ put_state_free(struct put_state *ps)
     free(ps);
 }
 
-/* Opens an anonymous temp file in the data directory (same file system as
- * the store, and nothing to clean up after a crash). */
-static int
-open_spool(const char *dir)
-{
-    char path[4096];
-    int fd;
-
-    if (snprintf(path, sizeof(path), "%s/put-XXXXXX", dir) >=
-        (int)sizeof(path))
-        return -ENAMETOOLONG;
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    return fd;
-}
-
 /* First call of a PUT: checks everything knowable from the headers. */
 static enum MHD_Result
 put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
@@ -790,7 +752,7 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
         }
     }
     ps->hash = wm_sha256_new();
-    ps->fd = open_spool(h->node->cfg->data_dir);
+    ps->fd = wm_node_spool(h->node);
     if (ps->hash == NULL || ps->fd < 0) {
         wm_error("http: cannot open a spool file in %s",
                  h->node->cfg->data_dir);

@@ -80,6 +80,45 @@ wm_blob_release(wm_blob *b)
         free(b);
 }
 
+int
+wm_node_spool(const wm_node *node)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/spool-XXXXXX", node->cfg->data_dir) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
+wm_download *
+wm_download_new(const wm_node *node, const uint8_t *sha, const char *filename,
+                uint64_t total, int source)
+{
+    wm_download *d = calloc(1, sizeof(*d));
+
+    if (d == NULL)
+        return NULL;
+    d->fd = wm_node_spool(node);
+    if (d->fd < 0) {
+        free(d);
+        return NULL;
+    }
+    atomic_init(&d->refs, 1);
+    atomic_init(&d->received, 0);
+    atomic_init(&d->total, total);
+    atomic_init(&d->state, WM_DL_RUNNING);
+    d->source = source;
+    memcpy(d->sha256, sha, WM_SHA256_LEN);
+    snprintf(d->filename, sizeof(d->filename), "%s", filename);
+    return d;
+}
+
 wm_download *
 wm_download_ref(wm_download *d)
 {

@@ -77,6 +77,12 @@ typedef struct wm_download {
     atomic_int state;           /* enum wm_download_state */
 } wm_download;
 
+/* A new download of SHA (FILENAME) with one reference, an empty spool file
+ * and TOTAL bytes expected (WM_SIZE_UNKNOWN: not yet known). NULL when out
+ * of memory or the spool cannot be made. */
+wm_download *wm_download_new(const wm_node *node, const uint8_t *sha,
+                             const char *filename, uint64_t total,
+                             int source);
 wm_download *wm_download_ref(wm_download *d);
 void wm_download_release(wm_download *d); /* NULL-safe; closes the spool */
 
@@ -128,6 +134,11 @@ int wm_node_call(wm_node *node, wm_request *req);
  * SUB is a socket from wm_node_progress_socket(), or NULL to just sleep. */
 void *wm_node_progress_socket(wm_node *node, const uint8_t *sha);
 void wm_node_progress_wait(void *sub, int timeout_ms);
+
+/* Opens an unlinked temporary file in the data directory (the store's
+ * file system, and nothing to clean up after a crash). Returns the fd or
+ * -errno. */
+int wm_node_spool(const wm_node *node);
 
 /* Checks the wheel in the spool file FD (its filename, zip, METADATA),
  * signs its record and commits it to the store with SOURCE; then tells the

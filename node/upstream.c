@@ -744,21 +744,6 @@ unlink_transfer(struct transfer **list, struct transfer *t)
     }
 }
 
-static int
-open_spool(const char *dir)
-{
-    char path[4096];
-    int fd;
-
-    if (snprintf(path, sizeof(path), "%s/fetch-XXXXXX", dir) >=
-        (int)sizeof(path))
-        return -1;
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
 /* Starts downloading URL into DL, or into a new download when DL is NULL
  * (then the transfer holds the only reference). */
 static struct transfer *
@@ -769,23 +754,13 @@ file_start(wm_upstream *u, const char *url, const uint8_t *sha,
 
     if (t == NULL)
         return NULL;
-    if (dl == NULL) {
-        dl = calloc(1, sizeof(*dl));
-        if (dl == NULL)
-            goto fail;
-        atomic_init(&dl->refs, 1);
-        atomic_init(&dl->received, 0);
-        atomic_init(&dl->total, WM_SIZE_UNKNOWN);
-        atomic_init(&dl->state, WM_DL_RUNNING);
-        memcpy(dl->sha256, sha, WM_SHA256_LEN);
-        snprintf(dl->filename, sizeof(dl->filename), "%s", filename);
-        dl->fd = open_spool(u->node->cfg->data_dir);
-    } else {
-        wm_download_ref(dl);
-    }
-    dl->source = WM_SOURCE_UPSTREAM;
+    if (dl == NULL)
+        dl = wm_download_new(u->node, sha, filename, WM_SIZE_UNKNOWN,
+                             WM_SOURCE_UPSTREAM);
+    else
+        wm_download_ref(dl)->source = WM_SOURCE_UPSTREAM;
     t->dl = dl;
-    if (dl->fd < 0)
+    if (dl == NULL)
         goto fail;
     memcpy(t->sha, sha, WM_SHA256_LEN);
     memcpy(t->expect, sha, WM_SHA256_LEN);

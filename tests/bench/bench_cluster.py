@@ -1,0 +1,710 @@
+#!/usr/bin/python3
+"""Cluster benchmark for wheelmesh: peer fetch throughput, fetch from several
+holders over capped links, index convergence and idle gossip cost.
+
+Not part of the test suite. Python 3 standard library, pip (Debian's
+`python3 -m venv`), nginx and curl; part (b) needs root and `ip netns`.
+See README.md next to this file ("Cluster benchmark").
+
+  (a) peer fetch: a --big-mb wheel put on node A of a loopback cluster of
+      two; a fresh node B (new data, new identity) per round runs
+      `pip download --no-deps --index-url http://B/simple/ NAME`, so B pulls
+      the wheel from A while it streams it to pip; compared with
+      `curl -o /dev/null` of the same file from nginx on loopback.
+      Target: node pip time <= 1.5 x nginx curl time.
+  (b) several holders: five hosts in network namespaces, every host's
+      upload capped by tbf at --rate; a --share-mb wheel held by h1-h3 and
+      another held by h4 only; h5 fetches each (curl of /files/... from its
+      own node). Target: 3 holders >= 2.5 x faster than 1.
+  (c) convergence: N nodes on loopback (--sizes), all trusted, all seeded
+      with node 0; once all see each other alive, a wheel is put on one node
+      and every node's /links/ is polled every 20 ms until all list it.
+      Then nothing happens for --idle-s seconds and cluster.bytes_out is
+      read before and after. Targets: full convergence < 2 s at 32 nodes,
+      idle gossip < 1 KB/s per node.
+
+Every part reports the median over --rounds rounds. --quick: a short run.
+Exit status 0 when the run completed (MISSes included unless --strict), 1
+on a failure, 2 on a usage error.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+
+import harness  # noqa: E402
+import makewheel  # noqa: E402
+from upstream_index import Nginx, StaticIndex  # noqa: E402
+
+MiB = 1 << 20
+TARGET_A = 1.5      # node pip time / nginx curl time <=
+TARGET_B = 2.5      # 1-holder time / 3-holder time >=
+TARGET_C_S = 2.0    # convergence at the largest size (32) <
+TARGET_IDLE = 1000  # idle gossip bytes/s per node <
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def find_binary(arg):
+    for cand in [arg, os.environ.get("WHEELMESH_BIN"),
+                 "/work/build-ns/node/wheelmesh",
+                 os.path.join(REPO, "build", "node", "wheelmesh"),
+                 os.path.join(REPO, "..", "build-bench", "node", "wheelmesh"),
+                 os.path.join(REPO, "..", "build", "node", "wheelmesh")]:
+        if cand and os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
+    raise BenchError("no wheelmesh binary: pass --bin or set WHEELMESH_BIN")
+
+
+def keygen(path):
+    p = harness.wm("keygen", "-o", path)
+    if p.returncode != 0:
+        raise BenchError("keygen failed\n" + harness.describe(p))
+    return p.stdout.strip().split()[-1]
+
+
+def curl_time(argv_prefix, curl, url, expect_size):
+    """curl URL to /dev/null (ARGV_PREFIX e.g. `ip netns exec NS`); returns
+    curl's time_total after checking the status and the size."""
+    p = subprocess.run(argv_prefix + [curl, "-s", "-o", "/dev/null", "-w",
+                                      "%{http_code} %{size_download} "
+                                      "%{time_total}", url],
+                       capture_output=True, text=True, timeout=900)
+    parts = p.stdout.split()
+    if p.returncode != 0 or len(parts) != 3 or parts[0] != "200" \
+            or int(parts[1]) != expect_size:
+        raise BenchError("curl %s: rc=%d out=%r err=%r (want 200, %d bytes)"
+                         % (url, p.returncode, p.stdout, p.stderr[-300:],
+                            expect_size))
+    return float(parts[2])
+
+
+def cpu_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def wire_bytes_by_pid():
+    """{pid: (bytes_sent, bytes_received)} over the TCP sockets each
+    process has open, from `ss -tinp` (ZMTP + CURVE included, TCP/IP
+    headers not)."""
+    p = subprocess.run(["ss", "-H", "-tinp"], capture_output=True,
+                       text=True, timeout=30)
+    out = {}
+    pid = None
+    for line in p.stdout.splitlines():
+        m = re.search(r"pid=(\d+)", line)
+        if m:
+            pid = int(m.group(1))
+            continue
+        if pid is None:
+            continue
+        s = re.search(r"bytes_sent:(\d+)", line)
+        r = re.search(r"bytes_received:(\d+)", line)
+        tot = out.setdefault(pid, [0, 0])
+        tot[0] += int(s.group(1)) if s else 0
+        tot[1] += int(r.group(1)) if r else 0
+        pid = None
+    return out
+
+
+# --------------------------------------------------------------------------
+# loopback clusters
+
+
+class LoopCluster:
+    """Nodes on loopback with generated identities, all trusted."""
+
+    def __init__(self, workdir, nkeys, tag):
+        self.dir = os.path.join(workdir, tag)
+        os.makedirs(self.dir)
+        self.keys = []
+        for i in range(nkeys):
+            path = os.path.join(self.dir, "k%d.key" % i)
+            self.keys.append((path, keygen(path)))
+        self.trusted = os.path.join(self.dir, "trusted_keys")
+        with open(self.trusted, "w") as f:
+            for _, pub in self.keys:
+                f.write(pub + "\n")
+        self.nodes = []
+
+    def node(self, i, seeds=(), wait=True):
+        port = harness.free_port()
+        ep = "tcp://127.0.0.1:%d" % port
+        conf = {"node": {"name": "n%d" % i, "identity": self.keys[i][0]},
+                "cluster": {"listen": ep, "advertise": ep,
+                            "seeds": list(seeds),
+                            "trusted_keys": self.trusted},
+                "upstream": {"indexes": []}}
+        n = harness.Node(config=conf, log=True, start=False,
+                         name="n%d" % i)
+        n.endpoint = ep
+        n.pubkey = self.keys[i][1]
+        self.nodes.append(n)
+        n.start(wait=wait)
+        return n
+
+    def stop(self, n):
+        try:
+            n.cleanup()
+        except harness.NodeError as e:
+            log("node %s did not stop cleanly: %s" % (n.name, e))
+        if n in self.nodes:
+            self.nodes.remove(n)
+
+    def cleanup(self):
+        for n in list(self.nodes):
+            self.stop(n)
+
+
+def alive_view(node):
+    st = node.status()
+    return {m["address"]: m["state"] for m in st.get("members", [])}
+
+
+def wait_until(what, pred, timeout, interval=0.1):
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        try:
+            last = pred()
+            if last:
+                return time.monotonic() - t0
+        except (OSError, harness.NodeError, ValueError) as e:
+            last = e
+        time.sleep(interval)
+    raise BenchError("%s: not within %.0f s (last %r)" % (what, timeout,
+                                                          last))
+
+
+def holders_of(node, sha):
+    for f in node.files():
+        if f.get("sha256") == sha:
+            return f.get("holders", [])
+    return []
+
+
+# --------------------------------------------------------------------------
+# (a) peer fetch vs nginx
+
+
+def bench_a(args, work, res):
+    log("(a) writing a %d MiB wheel" % args.big_mb)
+    index = StaticIndex(root=os.path.join(work, "a-index"))
+    path = makewheel.make_wheel(index.packages, "bench-cluster-big", "1.0",
+                                size=args.big_mb * MiB)
+    index.add(path)
+    size = os.path.getsize(path)
+    sha = harness.sha256_file(path)
+    fname = os.path.basename(path)
+    nginx = Nginx(index)
+    cl = LoopCluster(work, args.rounds + 2, "a-cluster")
+    dl = os.path.join(work, "a-dl")
+    os.makedirs(dl)
+    try:
+        node_a = cl.node(0)
+        t0 = time.monotonic()
+        p = harness.wm("put", "--node", node_a.url, path, timeout=600)
+        if p.returncode != 0:
+            raise BenchError("put failed\n" + harness.describe(p))
+        log("(a) put on A: %.1f s" % (time.monotonic() - t0))
+        venv = harness.venv(os.path.join(work, "a-venv"))
+        env = harness.pip_env()
+
+        def pip_dl(index_url, out):
+            cmd = [venv.python, "-m", "pip", "--no-cache-dir",
+                   "--disable-pip-version-check", "download", "--no-deps",
+                   "--progress-bar", "off", "-q", "--index-url", index_url,
+                   "-d", out, "bench-cluster-big"]
+            t = time.perf_counter()
+            pr = subprocess.run(cmd, capture_output=True, text=True,
+                                env=env, timeout=900)
+            took = time.perf_counter() - t
+            got = os.path.join(out, fname)
+            if pr.returncode != 0 or not os.path.exists(got):
+                raise BenchError("pip download from %s failed\n%s"
+                                 % (index_url, harness.describe(pr)))
+            if os.path.getsize(got) != size:
+                raise BenchError("pip got %d bytes, want %d"
+                                 % (os.path.getsize(got), size))
+            return took, got
+
+        # untimed warm-up: pip's own start-up, nginx's page cache
+        _, got = pip_dl(nginx.url, os.path.join(dl, "warm"))
+        if harness.sha256_file(got) != sha:
+            raise BenchError("warm-up pip download from nginx: bad sha256")
+        shutil.rmtree(os.path.join(dl, "warm"))
+        curl_time([], args.curl, "%s/packages/%s" % (nginx.base, fname),
+                  size)
+
+        rounds = []
+        prev_b = None
+        for r in range(args.rounds):
+            if prev_b is not None:
+                # B_{r-1} holds the wheel too, and holdings are never
+                # withdrawn from the index: stop it and wait until A has it
+                # dead, so B_r fetches from A alone.
+                ep = prev_b.endpoint
+                cl.stop(prev_b)
+                wait_until("A sees the previous B dead",
+                           lambda: alive_view(node_a).get(ep) == "dead", 30)
+            b = cl.node(1 + r, seeds=[node_a.endpoint])
+            wait_until("B sees A alive and the wheel",
+                       lambda: alive_view(b).get(node_a.endpoint) == "alive"
+                       and node_a.pubkey in holders_of(b, sha), 30,
+                       interval=0.05)
+            holders = holders_of(b, sha)
+            live = [m["id"] for m in b.status()["members"]
+                    if m["state"] == "alive"]
+            hold_live = [h for h in holders if h in live]
+            cpu_a0, cpu_b0 = cpu_seconds(node_a.proc.pid), \
+                cpu_seconds(b.proc.pid)
+            out = os.path.join(dl, "r%d" % r)
+            order = ["node", "nginx"] if r % 2 == 0 else ["nginx", "node"]
+            row = {"holders": len(holders), "live_holders": len(hold_live)}
+            for what in order:
+                if what == "node":
+                    row["node_pip_s"], got = pip_dl(b.url + "/simple/", out)
+                    row["cpu_a_s"] = cpu_seconds(node_a.proc.pid) - cpu_a0
+                    row["cpu_b_s"] = cpu_seconds(b.proc.pid) - cpu_b0
+                else:
+                    row["nginx_curl_s"] = curl_time(
+                        [], args.curl, "%s/packages/%s" % (nginx.base, fname),
+                        size)
+            if harness.sha256_file(got) != sha:
+                raise BenchError("round %d: pip got a wheel with the wrong "
+                                 "sha256 from B" % (r + 1))
+            shutil.rmtree(out)
+            # references: pip from nginx, curl from B now that B holds it
+            t, _ = pip_dl(nginx.url, out)
+            row["nginx_pip_s"] = t
+            shutil.rmtree(out)
+            row["node_local_curl_s"] = curl_time(
+                [], args.curl, "%s/files/%s/%s" % (b.url, sha, fname), size)
+            m = b.metrics()
+            row["b_peer_hits"] = sum(v for k, v in m.items()
+                                     if "hits" in k and "peer" in k)
+            rounds.append(row)
+            prev_b = b
+            log("(a) round %d/%d: node pip %.2fs  nginx curl %.2fs  nginx pip "
+                "%.2fs  B local curl %.2fs  (holders %d, cpu A %.1fs B %.1fs)"
+                % (r + 1, args.rounds, row["node_pip_s"], row["nginx_curl_s"],
+                   row["nginx_pip_s"], row["node_local_curl_s"], len(holders),
+                   row["cpu_a_s"], row["cpu_b_s"]))
+        keys = ["node_pip_s", "nginx_curl_s", "nginx_pip_s",
+                "node_local_curl_s", "cpu_a_s", "cpu_b_s"]
+        med = {k: median([r[k] for r in rounds]) for k in keys}
+        res["a"] = {"size_bytes": size, "rounds": rounds, "median": med,
+                    "ratio": med["node_pip_s"] / med["nginx_curl_s"],
+                    "ratio_pip_vs_pip": med["node_pip_s"] / med["nginx_pip_s"]}
+    finally:
+        cl.cleanup()
+        nginx.cleanup()
+        shutil.rmtree(os.path.join(work, "a-index"), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# (b) three holders vs one over capped links
+
+
+def bench_b(args, work, res):
+    import netns_util as nu
+    try:
+        lab = nu.Lab()
+    except nu.Skip as e:
+        log("(b) skipped: %s" % e)
+        res["b"] = {"skipped": str(e)}
+        return
+    nodes = []
+    wdir = os.path.join(work, "b-wheels")
+    os.makedirs(wdir)
+    try:
+        hosts = [lab.add_host() for _ in range(5)]
+        for h in hosts[:4]:
+            lab.cap(h, args.rate, up=True, down=False)
+        nodes = nu.start_cluster(lab, hosts)
+        fetcher = nodes[4]
+        wait_until("five namespaced nodes alive", lambda: all(
+            list(alive_view(n).values()).count("alive") == 4 for n in nodes),
+            30)
+
+        def ns_put(node, path):
+            p = harness.run(node.lab_host.exec_argv(
+                [harness.BIN, "put", "--node", node.url, path]), timeout=600)
+            if p.returncode != 0:
+                raise BenchError("put on %s failed\n%s"
+                                 % (node.name, harness.describe(p)))
+
+        rounds = []
+        for r in range(args.rounds):
+            w3 = makewheel.make_wheel(wdir, "bench-share3-r%d" % r, "1.0",
+                                      size=args.share_mb * MiB)
+            w1 = makewheel.make_wheel(wdir, "bench-share1-r%d" % r, "1.0",
+                                      size=args.share_mb * MiB)
+            size = os.path.getsize(w3)
+            s3, s1 = harness.sha256_file(w3), harness.sha256_file(w1)
+            for n in nodes[:3]:
+                ns_put(n, w3)
+            ns_put(nodes[3], w1)
+            want3 = {n.pubkey for n in nodes[:3]}
+            wait_until("h5 sees 3 holders and 1 holder",
+                       lambda: set(holders_of(fetcher, s3)) >= want3
+                       and holders_of(fetcher, s1) == [nodes[3].pubkey], 30,
+                       interval=0.05)
+            row = {}
+            order = [("three", w3, s3), ("one", w1, s1)]
+            if r % 2:
+                order.reverse()
+            for key, w, s in order:
+                url = "http://127.0.0.1:%d/files/%s/%s" % (
+                    fetcher.port, s, os.path.basename(w))
+                before = {n.name: n.status()["cluster"]["bytes_out"]
+                          for n in nodes[:4]}
+                row[key + "_s"] = curl_time(
+                    fetcher.lab_host.exec_argv([]), args.curl, url, size)
+                row[key + "_sent_mb"] = {
+                    n.name: round((n.status()["cluster"]["bytes_out"]
+                                   - before[n.name]) / 1e6, 1)
+                    for n in nodes[:4]}
+                st, _, got, n_ = fetcher.download("/files/%s/%s"
+                                                  % (s, os.path.basename(w)))
+                if (st, got, n_) != (200, s, size):
+                    raise BenchError("h5 served %s wrong: %r"
+                                     % (key, (st, got, n_)))
+            rounds.append(row)
+            log("(b) round %d/%d: 3 holders %.2fs (sent MB %s)  1 holder %.2fs"
+                "  -> %.2fx" % (r + 1, args.rounds, row["three_s"],
+                               row["three_sent_mb"], row["one_s"],
+                               row["one_s"] / row["three_s"]))
+            for w in (w3, w1):
+                os.unlink(w)
+        med3 = median([r["three_s"] for r in rounds])
+        med1 = median([r["one_s"] for r in rounds])
+        rate_bps = _rate_bits(args.rate)
+        res["b"] = {"size_bytes": size, "rate": args.rate, "rounds": rounds,
+                    "median": {"three_s": med3, "one_s": med1},
+                    "ideal_one_s": size * 8 / rate_bps,
+                    "ratio": med1 / med3,
+                    "qdisc_h1": lab.qdisc_stats(hosts[0]).strip()}
+    finally:
+        for n in nodes:
+            try:
+                n.cleanup()
+            except harness.NodeError as e:
+                log("node %s: %s" % (n.name, e))
+        lab.cleanup()
+
+
+def _rate_bits(rate):
+    m = re.match(r"^([0-9.]+)\s*([kmg]?)bit$", rate.lower())
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6,
+                                "g": 1e9}[m.group(2)]
+
+
+# --------------------------------------------------------------------------
+# (c) convergence and idle cost
+
+
+def bench_c(args, work, res):
+    res["c"] = {}
+    wdir = os.path.join(work, "c-wheels")
+    os.makedirs(wdir)
+    for n_nodes in args.sizes:
+        cl = LoopCluster(work, n_nodes, "c-%d" % n_nodes)
+        try:
+            t0 = time.monotonic()
+            seed = cl.node(0)
+            for i in range(1, n_nodes):
+                cl.node(i, seeds=[seed.endpoint], wait=False)
+            for n in cl.nodes:
+                n.wait_ready(30)
+            nodes = list(cl.nodes)
+            t_join = wait_until(
+                "%d nodes all alive" % n_nodes,
+                lambda: all(list(alive_view(n).values()).count("alive")
+                            == n_nodes - 1 for n in nodes),
+                120, interval=0.25)
+            t_join = time.monotonic() - t0
+            log("(c) %d nodes: all alive %.1f s after the first start"
+                % (n_nodes, t_join))
+            conv = []
+            for r in range(args.rounds):
+                w = makewheel.make_wheel(wdir, "bench-conv-%d-r%d"
+                                         % (n_nodes, r), "1.0", size=4096)
+                origin = nodes[(r * 7 + n_nodes - 1) % n_nodes]
+                conv.append(converge_once(nodes, origin, w))
+                log("(c) %d nodes round %d/%d: put %.3fs, all %d list it "
+                    "after %.3fs (from the put's start; p50 node %.3fs)"
+                    % (n_nodes, r + 1, args.rounds, conv[-1]["put_s"],
+                       n_nodes, conv[-1]["all_s"], conv[-1]["p50_s"]))
+                time.sleep(1.0)
+            idle = idle_cost(nodes, args.idle_s)
+            log("(c) %d nodes idle: %.0f B/s per node out (median), max "
+                "%.0f; wire %.0f B/s; cpu %.2f%%" % (
+                    n_nodes, idle["bytes_out_per_s_median"],
+                    idle["bytes_out_per_s_max"],
+                    idle["wire_sent_per_s_median"],
+                    idle["cpu_pct_median"]))
+            res["c"][str(n_nodes)] = {
+                "join_s": t_join, "rounds": conv,
+                "median_all_s": median([c["all_s"] for c in conv]),
+                "idle": idle}
+        finally:
+            cl.cleanup()
+
+
+def converge_once(nodes, origin, wheel):
+    fname = os.path.basename(wheel)
+    seen = {}
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def poll(n):
+        while not stop.is_set():
+            try:
+                st, _, body = n.get("/links/", timeout=5)
+                if st == 200 and fname.encode() in body:
+                    seen[n.name] = time.monotonic() - t0
+                    return
+            except OSError:
+                pass
+            stop.wait(0.02)
+
+    threads = [threading.Thread(target=poll, args=(n,), daemon=True)
+               for n in nodes]
+    for t in threads:
+        t.start()
+    origin.put_ok(wheel)
+    put_s = time.monotonic() - t0
+    deadline = t0 + 30
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stop.set()
+    missing = [n.name for n in nodes if n.name not in seen]
+    if missing:
+        raise BenchError("after 30 s %d nodes still do not list %s: %s"
+                         % (len(missing), fname, missing[:8]))
+    times = sorted(seen.values())
+    return {"origin": origin.name, "put_s": put_s, "all_s": times[-1],
+            "p50_s": times[len(times) // 2],
+            "after_put_s": times[-1] - put_s}
+
+
+def idle_cost(nodes, seconds):
+    time.sleep(2.0)  # let the last put's pushes and anti-entropy settle
+    s0 = {n.name: n.status()["cluster"] for n in nodes}
+    w0 = wire_bytes_by_pid()
+    c0 = {n.name: cpu_seconds(n.proc.pid) for n in nodes}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    dt = time.monotonic() - t0
+    w1 = wire_bytes_by_pid()
+    c1 = {n.name: cpu_seconds(n.proc.pid) for n in nodes}
+    s1 = {n.name: n.status()["cluster"] for n in nodes}
+    out_rate = [(s1[k]["bytes_out"] - s0[k]["bytes_out"]) / dt for k in s0]
+    in_rate = [(s1[k]["bytes_in"] - s0[k]["bytes_in"]) / dt for k in s0]
+    rounds = [(s1[k]["gossip_rounds"] - s0[k]["gossip_rounds"]) / dt
+              for k in s0]
+    wire = []
+    for n in nodes:
+        a, b = w0.get(n.proc.pid), w1.get(n.proc.pid)
+        if a and b:
+            wire.append((b[0] - a[0]) / dt)
+    cpu = [100.0 * (c1[k] - c0[k]) / dt for k in c0]
+    return {"seconds": dt,
+            "bytes_out_per_s_median": median(out_rate),
+            "bytes_out_per_s_max": max(out_rate),
+            "bytes_in_per_s_median": median(in_rate),
+            "gossip_rounds_per_s_median": median(rounds),
+            "wire_sent_per_s_median": median(wire),
+            "wire_sent_per_s_max": max(wire) if wire else float("nan"),
+            "cpu_pct_median": median(cpu)}
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def report(res, args):
+    lines = []
+    add = lines.append
+    add("")
+    add("wheelmesh cluster benchmark (%s; medians of %d rounds)"
+        % ("quick" if args.quick else "full", args.rounds))
+    misses = 0
+    if "a" in res:
+        a = res["a"]
+        m = a["median"]
+        add("")
+        add("(a) peer fetch of a %.0f MiB wheel, loopback, 2 nodes"
+            % (a["size_bytes"] / MiB))
+        add("    %-40s %8s %9s" % ("", "seconds", "MB/s"))
+        for k, label in [("node_pip_s", "pip download via B (B pulls from A)"),
+                         ("nginx_curl_s", "curl from nginx"),
+                         ("nginx_pip_s", "pip download via nginx (reference)"),
+                         ("node_local_curl_s",
+                          "curl from B, wheel local (reference)")]:
+            add("    %-40s %8.2f %9.0f" % (label, m[k],
+                                            a["size_bytes"] / 1e6 / m[k]))
+        add("    node CPU per fetch: A %.2f s, B %.2f s"
+            % (m["cpu_a_s"], m["cpu_b_s"]))
+        ok = a["ratio"] <= TARGET_A
+        misses += not ok
+        add("    ratio node pip / nginx curl = %.2f (target <= %.1f) %s;"
+            " node pip / nginx pip = %.2f"
+            % (a["ratio"], TARGET_A, verdict(ok), a["ratio_pip_vs_pip"]))
+    if "b" in res:
+        b = res["b"]
+        add("")
+        if "skipped" in b:
+            add("(b) skipped: %s" % b["skipped"])
+        else:
+            add("(b) %.0f MiB wheel to h5, holders' uploads capped at %s "
+                "(1 holder ideal %.1f s)" % (b["size_bytes"] / MiB, b["rate"],
+                                             b["ideal_one_s"]))
+            for k, label in [("three_s", "held by h1, h2, h3"),
+                             ("one_s", "held by h4 only")]:
+                add("    %-40s %8.2f s %7.0f MB/s" % (
+                    label, b["median"][k],
+                    b["size_bytes"] / 1e6 / b["median"][k]))
+            for r, row in enumerate(b["rounds"]):
+                add("    round %d: 3 holders sent MB %s" % (
+                    r + 1, row["three_sent_mb"]))
+            ok = b["ratio"] >= TARGET_B
+            misses += not ok
+            add("    speed-up 3 holders / 1 = %.2fx (target >= %.1f) %s"
+                % (b["ratio"], TARGET_B, verdict(ok)))
+    if "c" in res:
+        add("")
+        add("(c) convergence and idle cost, loopback, one seed")
+        add("    %5s %7s %10s %10s %10s %10s %10s %6s" % (
+            "nodes", "join s", "converge s", "after put", "idle B/s",
+            "max B/s", "wire B/s", "cpu %"))
+        for k in sorted(res["c"], key=int):
+            c = res["c"][k]
+            i = c["idle"]
+            add("    %5s %7.1f %10.3f %10.3f %10.0f %10.0f %10.0f %6.2f" % (
+                k, c["join_s"], c["median_all_s"],
+                median([r["after_put_s"] for r in c["rounds"]]),
+                i["bytes_out_per_s_median"], i["bytes_out_per_s_max"],
+                i["wire_sent_per_s_median"], i["cpu_pct_median"]))
+        big = max(res["c"], key=int)
+        c = res["c"][big]
+        ok = c["median_all_s"] < TARGET_C_S
+        misses += not ok
+        add("    convergence at %s nodes %.3f s (target < %.1f s at 32) %s"
+            % (big, c["median_all_s"], TARGET_C_S, verdict(ok)))
+        worst = max(res["c"][k]["idle"]["bytes_out_per_s_median"]
+                    for k in res["c"])
+        ok = worst < TARGET_IDLE
+        misses += not ok
+        add("    idle gossip, worst size: %.0f B/s per node (target < %d) %s"
+            % (worst, TARGET_IDLE, verdict(ok)))
+    add("")
+    print("\n".join(lines))
+    return misses
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin")
+    ap.add_argument("--quick", action="store_true",
+                    help="short run: --big-mb 256 --share-mb 64 "
+                    "--sizes 4,8,16 --rounds 1 --idle-s 5")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--big-mb", type=int)
+    ap.add_argument("--share-mb", type=int)
+    ap.add_argument("--rate", default="200mbit")
+    ap.add_argument("--sizes")
+    ap.add_argument("--idle-s", type=float)
+    ap.add_argument("--only", default="abc",
+                    help="parts to run, e.g. 'ac' (default abc)")
+    ap.add_argument("--curl", default=shutil.which("curl") or "/usr/bin/curl")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--workdir")
+    args = ap.parse_args(argv)
+    q = args.quick
+    args.rounds = args.rounds or (1 if q else 3)
+    args.big_mb = args.big_mb or (256 if q else 1024)
+    args.share_mb = args.share_mb or (64 if q else 200)
+    args.idle_s = args.idle_s or (5.0 if q else 10.0)
+    try:
+        args.sizes = [int(x) for x in (args.sizes or
+                                       ("4,8,16" if q else "4,8,16,32")
+                                       ).split(",")]
+    except ValueError:
+        ap.error("--sizes: a comma-separated list of node counts")
+    if args.rounds < 1 or any(s < 2 for s in args.sizes):
+        ap.error("--rounds >= 1, sizes >= 2")
+    try:
+        harness.BIN = find_binary(args.bin)
+    except BenchError as e:
+        log(str(e))
+        return 1
+    work = args.workdir or tempfile.mkdtemp(prefix="wm-bench-cluster-")
+    os.makedirs(work, exist_ok=True)
+    res = {}
+    t0 = time.monotonic()
+    try:
+        if "c" in args.only:
+            bench_c(args, work, res)
+        if "b" in args.only:
+            bench_b(args, work, res)
+        if "a" in args.only:
+            bench_a(args, work, res)
+    except (BenchError, harness.NodeError, AssertionError) as e:
+        log("FAILED: %s" % e)
+        if res:
+            log("partial results: %s" % json.dumps(res, default=str))
+        return 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log("kept %s" % work)
+    log("done in %.0f s" % (time.monotonic() - t0))
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+        misses = 0
+    else:
+        misses = report(res, args)
+    return 1 if (args.strict and misses) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
