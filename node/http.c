@@ -35,6 +35,9 @@ struct wm_http {
     wm_node *node;
 };
 
+/* The per-request state of everything but a PUT: "seen, answer now". */
+static char request_seen;
+
 /* What a PUT accumulates while its body arrives. */
 struct put_state {
     wm_wheelname name;
@@ -923,8 +926,24 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
            size_t *upload_data_size, void **con_cls)
 {
     wm_http *h = cls;
+    int is_put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
 
-    if (*con_cls != NULL) { /* a PUT body in progress, or its end */
+    if (*con_cls == NULL) { /* the headers are in */
+        atomic_fetch_add(&h->node->counters.requests, 1);
+        wm_debug("http: %s %s", method, url);
+        if (is_put && strncmp(url, "/files/", 7) == 0) {
+            if (strchr(url + 7, '/') != NULL)
+                return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                                   "bad wheel filename: path separator");
+            return put_begin(h, c, url + 7, con_cls);
+        }
+        /* Answer on the next call: MHD 0.9.75 closes the connection of a
+         * response queued on the first one, and pip then reconnects for
+         * every request. */
+        *con_cls = &request_seen;
+        return MHD_YES;
+    }
+    if (*con_cls != &request_seen) { /* a PUT body in progress, or its end */
         struct put_state *ps = *con_cls;
         if (*upload_data_size > 0) {
             put_data(h, ps, upload_data, *upload_data_size);
@@ -933,17 +952,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         }
         return put_end(h, c, ps);
     }
-    atomic_fetch_add(&h->node->counters.requests, 1);
-    wm_debug("http: %s %s", method, url);
+    if (*upload_data_size > 0) { /* a body nobody asked for */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
 
     if (strncmp(url, "/files/", 7) == 0) {
         const char *rest = url + 7;
-        if (strcmp(method, MHD_HTTP_METHOD_PUT) == 0) {
-            if (strchr(rest, '/') != NULL)
-                return reply_error(c, MHD_HTTP_BAD_REQUEST,
-                                   "bad wheel filename: path separator");
-            return put_begin(h, c, rest, con_cls);
-        }
         if (!is_read(method))
             return method_not_allowed(c, "GET, HEAD, PUT");
         return serve_file(h, c, rest);
@@ -975,7 +990,8 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    put_state_free(*con_cls);
+    if (*con_cls != &request_seen)
+        put_state_free(*con_cls);
     *con_cls = NULL;
 }
 
