@@ -580,8 +580,12 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
     }
     st->dl = dl;
     st->sub = wm_node_progress_socket(h->node, dl->sha256);
-    /* Wait for the headers, so the client gets a Content-Length. */
+    /* Wait for the size (upstream's headers), so the client gets a
+     * Content-Length; a wheel whose size comes only with its last chunk
+     * (pulled from a peer still downloading it) is sent chunked as soon
+     * as bytes arrive. */
     while (atomic_load(&dl->total) == WM_SIZE_UNKNOWN &&
+           atomic_load(&dl->received) == 0 &&
            atomic_load(&dl->state) == WM_DL_RUNNING && waited < limit) {
         wm_node_progress_wait(st->sub, 100);
         waited += 100;
