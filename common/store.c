@@ -362,77 +362,181 @@ check_absent(wm_store *s, MDB_txn *txn, const wm_file_info *info)
     return 0;
 }
 
+struct wm_store_writer {
+    wm_store *s;
+    wm_file_info info;
+    int fd;
+    void *meta;
+    size_t meta_len;
+    uint8_t (*map)[WM_SHA256_LEN]; /* the sha256 of every chunk */
+    int map_given;                  /* from a verified peer fetch */
+    wm_sha256 *hash;                /* NULL: the caller verified the bytes */
+    uint32_t nchunks, next;         /* chunks in all, next to write */
+    int done;
+};
+
+int
+wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
+                    const void *meta, size_t meta_len, const void *chunkmap,
+                    int verify, wm_store_writer **out)
+{
+    wm_store_writer *w = calloc(1, sizeof(*w));
+    uint64_t n = (info->size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
+    wm_store_view *v = NULL;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (w == NULL)
+        return -ENOMEM;
+    if (n == 0 || n > UINT32_MAX) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    w->s = s;
+    w->info = *info;
+    w->fd = fd;
+    w->nchunks = (uint32_t)n;
+    w->map = calloc(n, WM_SHA256_LEN);
+    w->meta = malloc(meta_len + 1);
+    if (w->map == NULL || w->meta == NULL)
+        goto fail;
+    memcpy(w->meta, meta, meta_len);
+    w->meta_len = meta_len;
+    if (chunkmap != NULL) {
+        memcpy(w->map, chunkmap, n * WM_SHA256_LEN);
+        w->map_given = 1;
+    }
+    if (verify && (w->hash = wm_sha256_new()) == NULL)
+        goto fail;
+    /* Nothing is written for a wheel that is there already. */
+    rc = wm_store_view_open(s, &v);
+    if (rc == 0) {
+        rc = check_absent(s, v->txn, info);
+        wm_store_view_close(&v);
+    }
+    if (rc != 0)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    wm_store_writer_destroy(&w);
+    return rc;
+}
+
+const wm_file_info *
+wm_store_writer_info(const wm_store_writer *w)
+{
+    return &w->info;
+}
+
+/* The last batch: the chunk map and the record, in the same transaction
+ * as the last chunk. */
+static int
+writer_finish(wm_store_writer *w, MDB_txn *txn)
+{
+    wm_file_info *info = &w->info;
+    MDB_val k = {WM_SHA256_LEN, info->sha256};
+    MDB_val v = {(size_t)w->nchunks * WM_SHA256_LEN, w->map};
+    uint8_t digest[WM_SHA256_LEN];
+    int rc;
+
+    if (w->hash != NULL) {
+        wm_sha256_final(w->hash, digest);
+        if (memcmp(digest, info->sha256, WM_SHA256_LEN) != 0)
+            return -EIO;
+    }
+    wm_sha256_digest(w->map, v.mv_size, info->chunks_root);
+    rc = mdb_to_errno(mdb_put(txn, w->s->chunkmap, &k, &v, 0));
+    if (rc == 0)
+        rc = put_record(w->s, txn, info, w->meta, w->meta_len);
+    return rc;
+}
+
+int
+wm_store_writer_step(wm_store_writer *w)
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+    uint32_t end = w->next + CHUNKS_PER_TXN;
+    MDB_txn *txn;
+    int rc;
+
+    if (w->done)
+        return 0;
+    if (end > w->nchunks)
+        end = w->nchunks;
+    rc = mdb_to_errno(mdb_txn_begin(w->s->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    /* Another writer may have stored it since this one was made. */
+    if (w->next == 0)
+        rc = check_absent(w->s, txn, &w->info);
+    for (uint32_t i = w->next; rc == 0 && i < end; i++) {
+        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
+        size_t len = w->info.size - off < WM_CHUNK_SIZE
+                         ? (size_t)(w->info.size - off)
+                         : WM_CHUNK_SIZE;
+        MDB_val k = {sizeof(key), key}, v = {len, NULL};
+
+        chunk_key(key, w->info.sha256, i);
+        /* MDB_RESERVE: read the file straight into the map, no copy. */
+        rc = mdb_to_errno(mdb_put(txn, w->s->chunks, &k, &v, MDB_RESERVE));
+        if (rc != 0)
+            break;
+        if (pread(w->fd, v.mv_data, len, (off_t)off) != (ssize_t)len) {
+            rc = -EIO;
+            break;
+        }
+        if (w->hash != NULL)
+            wm_sha256_update(w->hash, v.mv_data, len);
+        if (!w->map_given)
+            wm_sha256_digest(v.mv_data, len, w->map[i]);
+    }
+    if (rc == 0 && end == w->nchunks)
+        rc = writer_finish(w, txn);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_to_errno(mdb_txn_commit(txn));
+    if (rc != 0)
+        return rc;
+    w->next = end;
+    w->done = end == w->nchunks;
+    return w->done ? 0 : 1;
+}
+
+void
+wm_store_writer_destroy(wm_store_writer **wp)
+{
+    wm_store_writer *w;
+
+    if (wp == NULL || *wp == NULL)
+        return;
+    w = *wp;
+    /* An unfinished wheel leaves no chunk behind. Its chunks are its own:
+     * a writer never starts for a sha256 already stored, and the loop
+     * runs one writer at a time. */
+    if (!w->done && w->next > 0)
+        drop_chunks(w->s, w->info.sha256, w->next);
+    wm_sha256_destroy(&w->hash);
+    free(w->map);
+    free(w->meta);
+    free(w);
+    *wp = NULL;
+}
+
 int
 wm_store_put_fd(wm_store *s, wm_file_info *info, int fd, const void *meta,
                 size_t meta_len)
 {
-    uint32_t nchunks = (uint32_t)((info->size + WM_CHUNK_SIZE - 1) /
-                                  WM_CHUNK_SIZE);
-    uint8_t key[WM_SHA256_LEN + 4], digest[WM_SHA256_LEN];
-    uint8_t(*map)[WM_SHA256_LEN] = calloc(nchunks + 1, WM_SHA256_LEN);
-    wm_sha256 *hash = wm_sha256_new();
-    MDB_txn *txn = NULL;
-    uint32_t committed = 0;
-    int rc;
+    wm_store_writer *w;
+    int rc = wm_store_writer_new(s, info, fd, meta, meta_len, NULL, 1, &w);
 
-    if (hash == NULL || map == NULL) {
-        wm_sha256_destroy(&hash);
-        free(map);
-        return -ENOMEM;
-    }
-    rc = mdb_to_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+    while (rc == 0 && (rc = wm_store_writer_step(w)) == 1)
+        rc = 0;
     if (rc == 0)
-        rc = check_absent(s, txn, info);
-    for (uint32_t i = 0; rc == 0 && i < nchunks; i++) {
-        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
-        size_t len = info->size - off < WM_CHUNK_SIZE
-                         ? (size_t)(info->size - off)
-                         : WM_CHUNK_SIZE;
-        MDB_val k = {sizeof(key), key}, v = {len, NULL};
-
-        chunk_key(key, info->sha256, i);
-        /* MDB_RESERVE: read the file straight into the map, no copy. */
-        rc = mdb_to_errno(mdb_put(txn, s->chunks, &k, &v, MDB_RESERVE));
-        if (rc != 0)
-            break;
-        if (pread(fd, v.mv_data, len, (off_t)off) != (ssize_t)len) {
-            rc = -EIO;
-            break;
-        }
-        wm_sha256_update(hash, v.mv_data, len);
-        wm_sha256_digest(v.mv_data, len, map[i]);
-        if (i + 1 < nchunks && (i + 1) % CHUNKS_PER_TXN == 0) {
-            rc = mdb_to_errno(mdb_txn_commit(txn));
-            txn = NULL;
-            if (rc == 0) {
-                committed = i + 1;
-                rc = mdb_to_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
-            }
-        }
-    }
-    if (rc == 0) {
-        wm_sha256_final(hash, digest);
-        if (memcmp(digest, info->sha256, WM_SHA256_LEN) != 0)
-            rc = -EIO;
-    }
-    if (rc == 0) {
-        MDB_val k = {WM_SHA256_LEN, info->sha256};
-        MDB_val v = {(size_t)nchunks * WM_SHA256_LEN, map};
-        wm_sha256_digest(map, v.mv_size, info->chunks_root);
-        rc = mdb_to_errno(mdb_put(txn, s->chunkmap, &k, &v, 0));
-    }
-    if (rc == 0)
-        rc = put_record(s, txn, info, meta, meta_len);
-    if (rc == 0) {
-        rc = mdb_to_errno(mdb_txn_commit(txn));
-        txn = NULL;
-    }
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    if (rc != 0 && committed > 0)
-        drop_chunks(s, info->sha256, committed);
-    wm_sha256_destroy(&hash);
-    free(map);
+        memcpy(info->chunks_root, w->info.chunks_root, WM_SHA256_LEN);
+    wm_store_writer_destroy(&w);
     return rc;
 }
 

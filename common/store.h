@@ -72,6 +72,38 @@ int wm_store_verify(const wm_file_info *info);
 int wm_store_put_fd(wm_store *s, wm_file_info *info, int fd, const void *meta,
                     size_t meta_len);
 
+/* A wheel being written in steps, so the writer thread stays responsive:
+ * each step commits a batch of chunks in its own transaction, the last
+ * one the record. Only one writer may run at a time (a store has one
+ * writer thread, and it finishes one wheel before the next). */
+typedef struct wm_store_writer wm_store_writer;
+
+/* Begins storing the wheel of INFO (filename, project, sha256, size, ...)
+ * from FD, which must stay open until the writer is destroyed. CHUNKMAP:
+ * the sha256 of every chunk when the caller checked every chunk against it
+ * (taken as given), else NULL to compute them. VERIFY: hash the whole
+ * file and refuse it unless it matches INFO->sha256 (callers that hashed
+ * the bytes as they arrived pass 0). META is copied. Returns 0 and *OUT,
+ * -EEXIST (that sha256 is stored), -EBUSY (the filename is stored with
+ * other bytes), or another negative error; nothing is written then. */
+int wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
+                        const void *meta, size_t meta_len,
+                        const void *chunkmap, int verify,
+                        wm_store_writer **out);
+
+/* Writes the next batch. Returns 1 while there is more to write, 0 once
+ * the wheel is stored (see wm_store_writer_info for its chunks_root), or a
+ * negative error (-EIO: the bytes do not match; -ENOSPC: the map is full);
+ * then destroy the writer, which removes what it wrote. */
+int wm_store_writer_step(wm_store_writer *w);
+
+/* The record as stored (chunks_root set once done). */
+const wm_file_info *wm_store_writer_info(const wm_store_writer *w);
+
+/* Frees W (NULL is fine) and clears the pointer; a wheel not completely
+ * stored leaves no chunk behind. */
+void wm_store_writer_destroy(wm_store_writer **w);
+
 /* Points *DATA at the chunk map of SHA: one sha256 per chunk, in order.
  * Returns 0 or -ENOENT. */
 int wm_store_chunkmap(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],

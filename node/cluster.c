@@ -38,7 +38,7 @@
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "wheelmesh"
-#define MAX_MSG ((int64_t)2 << 20)
+#define MAX_MSG ((int64_t)4 << 20) /* ZeroMQ drops bigger ones unread */
 #define TICK_MS 50
 #define PROBE_MS 1000
 #define PROBE_TIMEOUT_MS 500
@@ -280,6 +280,8 @@ send_to(wm_cluster *c, struct member *m, const wm_msg *msg)
 static void queue_update(wm_cluster *c, const uint8_t *id, int state,
                          uint64_t inc, const char *addr);
 
+static void introduce(wm_cluster *c, struct member *to);
+
 /* Closes SOCK once the current dispatch is over: the poll items of this
  * round may still name it. */
 static void
@@ -319,8 +321,9 @@ member_connect(wm_cluster *c, struct member *m)
         m->dealer = NULL;
         return;
     }
-    /* Tell the others where it is. */
+    /* Tell the others where it is, and it whom we know. */
     queue_update(c, m->id, m->state, m->incarnation, m->addr);
+    introduce(c, m);
 }
 
 static struct member *
@@ -844,6 +847,39 @@ on_entries(wm_cluster *c, const struct from *f, const wm_msg *m)
     }
 }
 
+/* Sends TO every member this node knows, on PINGs: a node that joins
+ * through one seed learns the whole cluster in one round trip. */
+static void
+introduce(wm_cluster *c, struct member *to)
+{
+    wm_msg *msg = c->out;
+    size_t i = 0;
+
+    do {
+        memset(msg, 0, offsetof(wm_msg, digest));
+        msg->type = WM_MSG_PING;
+        msg->seq = ++c->seq;
+        msg->incarnation = c->incarnation;
+        memcpy(msg->updates[0].id, self_id(c), WM_ID_LEN);
+        msg->updates[0].incarnation = c->incarnation;
+        snprintf(msg->updates[0].addr, sizeof(msg->updates[0].addr), "%s",
+                 c->advertise);
+        msg->nupdates = 1;
+        for (; i < c->nmembers && msg->nupdates < WM_WIRE_MAX_UPDATES; i++) {
+            const struct member *m = c->members[i];
+            wm_member_update *u = &msg->updates[msg->nupdates];
+            if (m == to || m->addr[0] == '\0')
+                continue;
+            memcpy(u->id, m->id, WM_ID_LEN);
+            u->state = (uint8_t)m->state;
+            u->incarnation = m->incarnation;
+            snprintf(u->addr, sizeof(u->addr), "%s", m->addr);
+            msg->nupdates++;
+        }
+        send_to(c, to, msg);
+    } while (i < c->nmembers);
+}
+
 /* --- membership: probes */
 
 static void
@@ -1177,8 +1213,7 @@ fetch_finish(wm_cluster *c, struct fetch *f, int ok)
         atomic_store(&f->dl->received, f->size);
         atomic_store(&f->dl->state, WM_DL_VERIFIED);
         publish(c, f->sha);
-        wm_node_commit(c->node, f->dl->fd, f->filename, f->sha, f->size,
-                       WM_SOURCE_PEER);
+        wm_node_commit(c->node, f->dl, f->map);
     } else if (atomic_load(&f->dl->received) == 0 &&
                wm_upstream_take_over(c->up, f->dl, f->sha, f->filename) == 0) {
         wm_info("cluster: %s: no peer could serve it; going upstream",
@@ -1420,6 +1455,9 @@ wm_cluster_fetch(wm_cluster *c, const uint8_t *sha, const char *filename,
     f = find_fetch(c, sha);
     if (f != NULL)
         return wm_download_ref(f->dl);
+    dl = wm_node_committing(c->node, sha);
+    if (dl != NULL)
+        return wm_download_ref(dl);
     n = holders_of(c, sha, holders, MAX_HOLDERS, &entry);
     if (n > 0) {
         if (strcmp(entry->filename, filename) != 0)
@@ -1566,8 +1604,10 @@ reply_chunk(wm_cluster *c, const struct from *from, const uint8_t *sha,
         bad[len / 2] ^= 0xff;
         data = bad;
     }
-    reply(c, from, m, status == WM_CHUNK_OK ? (data != NULL ? data : "") : NULL,
-          len);
+    /* CHUNK always has its bulk frame: empty unless the status is OK. */
+    if (status != WM_CHUNK_OK || data == NULL)
+        data = "", len = 0;
+    reply(c, from, m, data, len);
 }
 
 /* Serves chunk IDX of a download still arriving: whole chunks only. */
@@ -1659,7 +1699,7 @@ on_map(wm_cluster *c, const struct from *from, const wm_msg *m)
     if (wm_store_view_open(c->node->store, &v) == 0) {
         ok = wm_store_chunkmap(v, sha, &data, &len) == 0;
         c->out->status = ok ? WM_CHUNK_OK : WM_CHUNK_MISSING;
-        reply(c, from, c->out, ok ? data : NULL, len);
+        reply(c, from, c->out, ok ? data : "", ok ? len : 0);
         wm_store_view_close(&v);
     }
 }
@@ -1675,6 +1715,10 @@ handle(wm_cluster *c, struct from *f, const void *hdr, size_t hlen,
     int want_bulk;
 
     c->bytes_in += hlen + blen;
+    if (blen > WM_CHUNK_SIZE) {
+        why = "bulk frame over 1 MiB";
+        goto reject;
+    }
     if (wm_msg_decode(hdr, hlen, m, &why) != 0)
         goto reject;
     want_bulk = m->type == WM_MSG_CHUNK || m->type == WM_MSG_MAPDATA;

@@ -209,31 +209,114 @@ wm_loop_answer(void *router, wm_waiter *w)
     free(w);
 }
 
-/* Signs INFO's record and stores the wheel in FD; on success tells the
- * cluster and the page cache. */
+/* A wheel waiting to be written into the store. The loop writes one at a
+ * time, a batch of chunks per turn, so probes and pages are answered
+ * while a large wheel goes in. */
+struct wm_commit {
+    struct wm_commit *next;
+    wm_store_writer *w;
+    wm_download *dl;    /* a download: served from its spool meanwhile */
+    wm_waiter *waiter;  /* a PUT: answered when it is done */
+};
+
+/* Signs INFO and queues the wheel in FD for the store. Returns 0, or the
+ * error of wm_store_writer_new (-EEXIST: stored already). */
 static int
-commit(wm_node *node, wm_file_info *info, int fd, const void *meta,
-       size_t meta_len)
+commit_queue(wm_node *node, wm_file_info *info, int fd, const void *meta,
+             size_t meta_len, const void *chunkmap, wm_download *dl,
+             wm_waiter *waiter)
 {
-    char sha[WM_SHA256_HEX];
+    struct wm_commit *c, **tail;
+    wm_store_writer *w;
     int rc;
 
     info->added = info->last_used = time(NULL);
     wm_store_sign(info, node->id);
-    rc = wm_store_put_fd(node->store, info, fd, meta, meta_len);
-    if (rc == 0 && node->on_stored != NULL)
-        node->on_stored(node->on_stored_arg, info);
-    if (rc != 0 && rc != -EEXIST && rc != -EBUSY) {
+    rc = wm_store_writer_new(node->store, info, fd, meta, meta_len, chunkmap,
+                             0, &w);
+    if (rc != 0)
+        return rc;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        wm_store_writer_destroy(&w);
+        return -ENOMEM;
+    }
+    c->w = w;
+    c->dl = wm_download_ref(dl);
+    c->waiter = waiter;
+    for (tail = &node->commits; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = c;
+    return 0;
+}
+
+static void
+commit_done(wm_node *node, struct wm_commit *c, int rc)
+{
+    const wm_file_info *info = wm_store_writer_info(c->w);
+    char sha[WM_SHA256_HEX];
+
+    if (rc == 0) {
+        wm_info("store: stored %s (%" PRIu64 " bytes, %s)", info->filename,
+                info->size,
+                info->source == WM_SOURCE_PEER       ? "from a peer"
+                : info->source == WM_SOURCE_UPSTREAM ? "from upstream"
+                                                     : "put");
+        if (node->on_stored != NULL)
+            node->on_stored(node->on_stored_arg, info);
+    } else if (rc != -ESHUTDOWN && rc != -EEXIST) {
         wm_hex_encode(info->sha256, WM_SHA256_LEN, sha);
         wm_error("store: cannot store %s (sha256 %s): %s", info->filename, sha,
                  strerror(-rc));
     }
-    return rc;
+    if (c->waiter != NULL) {
+        c->waiter->req->result = rc;
+        if (rc == 0) /* the record as stored, with its chunks_root */
+            c->waiter->req->info = *info;
+        wm_loop_answer(node->router, c->waiter);
+    }
+    wm_store_writer_destroy(&c->w);
+    wm_download_release(c->dl);
+    free(c);
+}
+
+/* Writes one batch of the first queued wheel. */
+static void
+commit_step(wm_node *node)
+{
+    struct wm_commit *c = node->commits;
+    int rc;
+
+    if (c == NULL)
+        return;
+    rc = wm_store_writer_step(c->w);
+    if (rc == 1)
+        return;
+    node->commits = c->next;
+    commit_done(node, c, rc);
+}
+
+static void
+commits_abort(wm_node *node)
+{
+    while (node->commits != NULL) {
+        struct wm_commit *c = node->commits;
+        node->commits = c->next;
+        commit_done(node, c, -ESHUTDOWN);
+    }
+}
+
+wm_download *
+wm_node_committing(wm_node *node, const uint8_t *sha)
+{
+    for (struct wm_commit *c = node->commits; c != NULL; c = c->next)
+        if (c->dl != NULL && memcmp(c->dl->sha256, sha, WM_SHA256_LEN) == 0)
+            return c->dl;
+    return NULL;
 }
 
 int
-wm_node_commit(wm_node *node, int fd, const char *filename,
-               const uint8_t *sha, uint64_t size, int source)
+wm_node_commit(wm_node *node, wm_download *dl, const void *chunkmap)
 {
     char fdpath[64], *meta = NULL;
     const char *why = NULL;
@@ -242,28 +325,25 @@ wm_node_commit(wm_node *node, int fd, const char *filename,
     wm_file_info info;
     int rc;
 
-    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
-    if (wm_wheelname_parse(filename, &wn, &why) != 0 ||
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", dl->fd);
+    if (wm_wheelname_parse(dl->filename, &wn, &why) != 0 ||
         wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0) {
         /* The bytes match the hash the client asked for, so it has them;
          * the node just does not keep a file it cannot vouch for. */
-        wm_warn("store: %s matches its hash but is not kept: %s", filename,
-                why);
+        wm_warn("store: %s matches its hash but is not kept: %s",
+                dl->filename, why);
         return -EINVAL;
     }
     memset(&info, 0, sizeof(info));
     snprintf(info.filename, sizeof(info.filename), "%s", wn.filename);
     snprintf(info.project, sizeof(info.project), "%s", wn.project);
-    memcpy(info.sha256, sha, WM_SHA256_LEN);
-    info.size = size;
-    info.source = (uint8_t)source;
+    memcpy(info.sha256, dl->sha256, WM_SHA256_LEN);
+    info.size = atomic_load(&dl->received);
+    info.source = (uint8_t)dl->source;
     wm_sha256_digest(meta, meta_len, info.meta_sha256);
     info.meta_size = (uint32_t)meta_len;
-    rc = commit(node, &info, fd, meta, meta_len);
+    rc = commit_queue(node, &info, dl->fd, meta, meta_len, chunkmap, dl, NULL);
     free(meta);
-    if (rc == 0)
-        wm_info("store: stored %s (%" PRIu64 " bytes, from %s)", info.filename,
-                info.size, source == WM_SOURCE_PEER ? "a peer" : "upstream");
     return rc == -EEXIST ? 0 : rc;
 }
 
@@ -356,9 +436,11 @@ loop_serve(struct loop *l)
     switch (req->op) {
     case WM_OP_PUT:
         req->info.source = WM_SOURCE_PUT;
-        req->result = commit(l->node, &req->info, req->fd, req->meta,
-                             req->meta_len);
-        wm_loop_answer(router, w);
+        /* The HTTP thread hashed the body as it arrived. */
+        req->result = commit_queue(l->node, &req->info, req->fd, req->meta,
+                                   req->meta_len, NULL, NULL, w);
+        if (req->result != 0) /* else answered once it is stored */
+            wm_loop_answer(router, w);
         break;
     case WM_OP_PAGE:
     case WM_OP_FETCH:
@@ -385,6 +467,8 @@ node_loop(struct loop *l)
         size_t ncurl, ncluster;
         int n;
 
+        if (l->node->commits != NULL)
+            timeout = 0; /* a wheel is being written: keep writing */
         items[0] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
         ncurl = wm_upstream_pollitems(l->up, items + 1, MAX_POLLITEMS / 2,
                                       &timeout);
@@ -414,7 +498,9 @@ node_loop(struct loop *l)
         wm_upstream_dispatch(l->up, items + 1, n > 0 ? ncurl : 0);
         wm_cluster_dispatch(l->cluster, items + 1 + ncurl,
                             n > 0 ? ncluster : 0);
+        commit_step(l->node);
     }
+    commits_abort(l->node);
     wm_info("node: %s received, stopping", strsignal(quit_signal));
     return 0;
 }
@@ -713,6 +799,7 @@ wm_node_main(int argc, char **argv)
         goto out;
     }
     loop = (struct loop){&node, router, up, NULL};
+    node.router = router;
     node.on_stored = on_stored;
     node.on_stored_arg = &loop;
     rc = wm_cluster_new(&cluster, &node, up, &why);

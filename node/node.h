@@ -39,9 +39,12 @@ typedef struct wm_node {
     time_t started;
     char url[128]; /* http://HOST:PORT/ as served */
     wm_counters counters;
-    /* Loop thread only: called after every commit to the store. */
+    /* Loop thread only: called after every commit to the store; the
+     * wheels waiting to be written; the loop's ROUTER. */
     void (*on_stored)(void *arg, const wm_file_info *info);
     void *on_stored_arg;
+    struct wm_commit *commits;
+    void *router;
 } wm_node;
 
 /* An immutable byte string shared between the loop and HTTP threads (a
@@ -140,12 +143,18 @@ void wm_node_progress_wait(void *sub, int timeout_ms);
  * -errno. */
 int wm_node_spool(const wm_node *node);
 
-/* Checks the wheel in the spool file FD (its filename, zip, METADATA),
- * signs its record and commits it to the store with SOURCE; then tells the
- * cluster and the page cache. Returns 0 (also when it was stored already)
- * or a negative error, logged. Loop thread only. */
-int wm_node_commit(wm_node *node, int fd, const char *filename,
-                   const uint8_t *sha, uint64_t size, int source);
+/* Queues the verified download DL for the store: checks the wheel in its
+ * spool (filename, zip, METADATA), signs the record, and writes it a batch
+ * per loop turn; then the cluster and the page cache are told. CHUNKMAP:
+ * the chunk hashes every chunk was checked against, or NULL. Returns 0
+ * (also when it is stored already) or a negative error, logged. Loop
+ * thread only. */
+int wm_node_commit(wm_node *node, wm_download *dl, const void *chunkmap);
+
+/* The download of SHA waiting to be written into the store (it can still
+ * be served from its spool), or NULL. No reference is taken. Loop thread
+ * only. */
+wm_download *wm_node_committing(wm_node *node, const uint8_t *sha);
 
 /* Runs the `wheelmesh node` command. Returns the process exit code. */
 int wm_node_main(int argc, char **argv);

@@ -795,8 +795,7 @@ file_done(wm_upstream *u, struct transfer *t, CURLcode rc)
             atomic_store(&dl->total, atomic_load(&dl->received));
             atomic_store(&dl->state, WM_DL_VERIFIED);
             publish(u, t->sha);
-            wm_node_commit(u->node, dl->fd, t->filename, t->sha,
-                           atomic_load(&dl->received), WM_SOURCE_UPSTREAM);
+            wm_node_commit(u->node, dl, NULL);
             goto out;
         }
         wm_hex_encode(t->expect, WM_SHA256_LEN, want);
@@ -843,8 +842,11 @@ fetch_request(wm_upstream *u, wm_waiter *w)
     struct entry *e;
     wm_wheelname wn;
 
-    if (t != NULL) {
-        req->download = wm_download_ref(t->dl);
+    wm_download *dl = t != NULL ? t->dl
+                                : wm_node_committing(u->node, req->sha256);
+
+    if (dl != NULL) {
+        req->download = wm_download_ref(dl);
         answer(u, w, 200, NULL);
         return;
     }
@@ -902,7 +904,7 @@ wm_upstream_download(wm_upstream *u, const uint8_t *sha)
 {
     struct transfer *t = find_transfer(u->files, sha);
 
-    return t != NULL ? t->dl : NULL;
+    return t != NULL ? t->dl : wm_node_committing(u->node, sha);
 }
 
 /* The upstream file SHA/FILENAME on its project's page; starts fetching
@@ -938,7 +940,8 @@ wm_upstream_prefetch(wm_upstream *u, const uint8_t *sha, const char *filename)
     const wm_upfile *f;
     int rc;
 
-    if (find_transfer(u->files, sha) != NULL)
+    if (find_transfer(u->files, sha) != NULL ||
+        wm_node_committing(u->node, sha) != NULL)
         return 0;
     if (stored(u, sha))
         return -EEXIST;

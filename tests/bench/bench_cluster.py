@@ -24,6 +24,8 @@ See README.md next to this file ("Cluster benchmark").
       idle gossip < 1 KB/s per node.
 
 Every part reports the median over --rounds rounds. --quick: a short run.
+--only PARTS runs some of them (e.g. --only ac); --json FILE also writes
+every number, per round, as JSON.
 Exit status 0 when the run completed (MISSes included unless --strict), 1
 on a failure, 2 on a usage error.
 """
@@ -677,7 +679,8 @@ def main(argv=None):
     ap.add_argument("--only", default="abc",
                     help="parts to run, e.g. 'ac' (default abc)")
     ap.add_argument("--curl", default=shutil.which("curl") or "/usr/bin/curl")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", metavar="FILE",
+                    help="also write every number as JSON to FILE")
     ap.add_argument("--strict", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--workdir")
@@ -723,10 +726,9 @@ def main(argv=None):
             log("kept %s" % work)
     log("done in %.0f s" % (time.monotonic() - t0))
     if args.json:
-        print(json.dumps(res, indent=2, default=str))
-        misses = 0
-    else:
-        misses = report(res, args)
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2, default=str)
+    misses = report(res, args)
     return 1 if (args.strict and misses) else 0
 
 

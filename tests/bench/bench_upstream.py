@@ -47,6 +47,7 @@ Exit status: 0 when the run completed (MISSes included, unless --strict),
 """
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -298,6 +299,37 @@ def cpu_seconds(pid):
         return None
 
 
+def system_busy():
+    """CPU seconds the whole machine has been busy (all CPUs), from
+    /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        v = [int(x) for x in fields]
+        # user nice system idle iowait irq softirq steal ...
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_tree_cpu(pid):
+    """CPU seconds of PID and its children (nginx's master and workers)."""
+    total = cpu_seconds(pid)
+    if total is None:
+        return None
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -318,27 +350,73 @@ def nginx_totals(nginx):
             sum(1 for e in es if e["path"].startswith("/packages/")))
 
 
-def pip_download(python, index_url, projects, outdir, env, timeout=1800):
+def _pip_log_time(line):
+    """The local time stamp pip --log puts first on a line, as epoch
+    seconds, or None."""
+    try:
+        return datetime.datetime.strptime(
+            line[:23], "%Y-%m-%dT%H:%M:%S,%f").timestamp()
+    except ValueError:
+        return None
+
+
+def pip_phases(logpath, t_start, t_end, big_name):
+    """Where a pip run's time went, from its --log file: "start" (process
+    start to pip's first log line), "small" (from there to the request for
+    the big wheel: every page and the small wheels), "big" (the big wheel,
+    until pip saves the first file), "save" (copying the downloads into -d,
+    and exit). None when the log does not show these steps."""
+    first = big = saved = None
+    try:
+        with open(logpath, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                t = _pip_log_time(line)
+                if t is None:
+                    continue
+                if first is None:
+                    first = t
+                if big is None and "GET " in line and big_name in line:
+                    big = t
+                if saved is None and " Saved " in line:
+                    saved = t
+    except OSError:
+        return None
+    if None in (first, big, saved):
+        return None
+    return {"start": first - t_start, "small": big - first,
+            "big": saved - big, "save": t_end - saved}
+
+
+def pip_download(python, index_url, projects, outdir, env, big_name,
+                 timeout=1800):
     """pip download of PROJECTS into OUTDIR (created empty); returns
-    (wall seconds, pip's CPU seconds)."""
+    (wall seconds, pip's CPU seconds, phases)."""
     os.makedirs(outdir)
+    logpath = outdir + ".pip.log"
     cmd = [python, "-m", "pip", "--no-cache-dir",
            "--disable-pip-version-check", "download", "--no-deps",
-           "--progress-bar", "off", "-q", "-d", outdir,
+           "--progress-bar", "off", "-q", "--log", logpath, "-d", outdir,
            "--index-url", index_url,
            # pip ignores a plain-http index other than localhost without it
            "--trusted-host", urllib.parse.urlsplit(index_url).hostname] \
         + list(projects)
     c0 = children_cpu()
+    w0 = time.time()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env,
                        timeout=timeout)
     took = time.perf_counter() - t0
+    w1 = time.time()
     cpu = children_cpu() - c0
     if p.returncode != 0:
         raise BenchError("pip failed (%d): %s\n%s%s" % (
             p.returncode, " ".join(cmd), p.stdout[-3000:], p.stderr[-3000:]))
-    return took, cpu
+    phases = pip_phases(logpath, w0, w1, big_name)
+    try:
+        os.unlink(logpath)
+    except OSError:
+        pass
+    return took, cpu, phases
 
 
 def verify_dir(outdir, expected, what):
@@ -359,7 +437,9 @@ def verify_dir(outdir, expected, what):
 class Runner:
     """Times pip runs and gathers their diagnostics."""
 
-    def __init__(self, python, env, projects, expected, wheel_bytes, dl):
+    def __init__(self, python, env, projects, expected, wheel_bytes, dl,
+                 big_name):
+        self.big_name = big_name
         self.python, self.env = python, env
         self.projects, self.expected = projects, expected
         self.wheel_bytes = wheel_bytes
@@ -373,9 +453,17 @@ class Runner:
         g0 = nginx_totals(nginx)
         m0 = metric_totals(node) if node else {}
         n0 = cpu_seconds(node.proc.pid) if node else None
-        took, pip_cpu = pip_download(self.python, index_url, self.projects,
-                                     out, self.env)
+        x0 = process_tree_cpu(nginx.proc.pid)
+        s0 = system_busy()
+        took, pip_cpu, phases = pip_download(
+            self.python, index_url, self.projects, out, self.env,
+            self.big_name)
+        s1 = system_busy()
+        x1 = process_tree_cpu(nginx.proc.pid)
         n1 = cpu_seconds(node.proc.pid) if node else None
+        # first, before anything else asks the node's loop (which is
+        # busy while it commits the last wheel)
+        stored_after = self.wait_stored(node) if node else None
         m1 = metric_totals(node) if node else {}
         g1 = nginx_totals(nginx)
         verify_dir(out, self.expected, "%s (run %d)" % (label, self.seq))
@@ -385,13 +473,43 @@ class Runner:
                "upstream_requests": g1[0] - g0[0],
                "upstream_bytes": g1[1] - g0[1],
                "upstream_wheel_requests": g1[2] - g0[2],
+               "nginx_cpu_s": (x1 - x0 if None not in (x0, x1) else None),
+               "pip_phases_s": phases,
                "verified": True}
         if node:
             rec["node_cpu_s"] = (n1 - n0 if None not in (n0, n1) else None)
+            rec["stored_after_s"] = stored_after
             # /metrics counts its own reads: subtract the one read between
             rec["node_metrics"] = {k: m1[k] - m0.get(k, 0) for k in m1
                                    if m1[k] - m0.get(k, 0)}
+        # CPU the machine spent on anything but this run (other jobs on a
+        # shared machine): a run with much of it is not comparable
+        if None not in (s0, s1):
+            ours = pip_cpu + (rec.get("node_cpu_s") or 0) \
+                + (rec["nginx_cpu_s"] or 0)
+            rec["other_cpu_s"] = max(0.0, (s1 - s0) - ours)
+            rec["other_load"] = rec["other_cpu_s"] / took
         return rec
+
+    def wait_stored(self, node, timeout=300.0):
+        """Seconds after pip's exit until the node has committed every
+        wheel to its store (pip gets the last byte once the hash is
+        checked; the commit into LMDB follows). The next run starts only
+        then, so a warm run measures a node that holds everything."""
+        t0 = time.perf_counter()
+        want = len(self.expected)
+        while True:
+            try:
+                have = node.metrics().get("wheelmesh_cache_files", 0)
+            except (OSError, harness.NodeError):
+                have = 0
+            if have >= want:
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise BenchError("node holds %d of %d wheels %.0f s after "
+                                 "pip finished\n%s" % (have, want, timeout,
+                                                       node.tail()))
+            time.sleep(0.02)
 
 
 def curl_link(curl, url, nbytes):
@@ -501,7 +619,7 @@ def run(args):
         dl = os.path.join(work, "dl")
         os.makedirs(dl)
         runner = Runner(venv.python, env, projects, expected, wheel_bytes,
-                        dl)
+                        dl, os.path.basename(paths[-1]))
 
         # 3. loopback
         if not args.skip_loopback:
@@ -586,6 +704,14 @@ def run(args):
                   ca["straight"], TARGET_CAP_WARM)
             ratio(res, "capped node cold / straight cold", ca["node_cold"],
                   ca["straight"], TARGET_CAP_COLD)
+            if "loopback" in res:
+                # what pip itself allows: the same download from nginx on
+                # loopback, over the capped straight download
+                lo = res["loopback"]["straight"]
+                res["reference"] = {
+                    "name": "floor: loopback / capped straight",
+                    "value": lo["median_s"] / ca["straight"]["median_s"],
+                    "best_of_rounds": lo["min_s"] / ca["straight"]["min_s"]}
         res["verified"] = True
         return res
     finally:
@@ -612,24 +738,46 @@ def report(res):
     print("  every run: pip download --no-deps --index-url ... of all %d "
           "projects into an empty dir" % w["count"])
 
+    def med(v, f):
+        xs = [f(r) for r in v["runs"]]
+        xs = [x for x in xs if x is not None]
+        return statistics.median(xs) if xs else None
+
+    def fmt(x, spec="%.2f"):
+        return "-" if x is None else spec % x
+
     def table(title, section, labels):
         print()
         print(title)
-        print("  %-30s %7s %7s %7s  %-24s %s" % (
-            "", "median", "min", "MB/s", "rounds (s)",
-            "last round: upstream req/MB, pip CPU s, node CPU s"))
+        print("  %-30s %7s %7s %7s  %s" % ("", "median", "min", "MB/s",
+                                          "rounds (s)"))
         for key, label in labels:
             v = section[key]
-            last = v["runs"][-1]
-            side = "%d req %.1f MB, pip %.2f" % (
-                last["upstream_requests"], last["upstream_bytes"] / 1e6,
-                last["pip_cpu_s"])
-            if last.get("node_cpu_s") is not None:
-                side += ", node %.2f" % last["node_cpu_s"]
-            print("  %-30s %7.2f %7.2f %7.1f  %-24s %s" % (
+            print("  %-30s %7.2f %7.2f %7.1f  %s" % (
                 label, v["median_s"], v["min_s"],
                 w["bytes"] / 1e6 / v["median_s"],
-                " ".join("%.2f" % t for t in v["times_s"]), side))
+                " ".join("%.2f" % t for t in v["times_s"])))
+        print("  where the time went (medians, s): pip phases from its "
+              "--log; CPU s of each party; upstream traffic")
+        print("  %-30s %5s %5s %5s %5s | %5s %5s %5s %5s | %7s %s" % (
+            "", "start", "small", "big", "save", "pip", "node", "nginx",
+            "other", "stored+", "upstream req/MB"))
+        for key, label in labels:
+            v = section[key]
+
+            def ph(name):
+                return med(v, lambda r: (r["pip_phases_s"] or {}).get(name))
+            last = v["runs"][-1]
+            print("  %-30s %5s %5s %5s %5s | %5s %5s %5s %5s | %7s %d/%.1f"
+                  % (label, fmt(ph("start")), fmt(ph("small")),
+                     fmt(ph("big")), fmt(ph("save")),
+                     fmt(med(v, lambda r: r["pip_cpu_s"])),
+                     fmt(med(v, lambda r: r.get("node_cpu_s"))),
+                     fmt(med(v, lambda r: r.get("nginx_cpu_s"))),
+                     fmt(med(v, lambda r: r.get("other_load"))),
+                     fmt(med(v, lambda r: r.get("stored_after_s"))),
+                     last["upstream_requests"],
+                     last["upstream_bytes"] / 1e6))
 
     if "loopback" in res:
         table("loopback (nginx on 127.0.0.1), seconds", res["loopback"], [
@@ -650,8 +798,28 @@ def report(res):
         print("  %-34s %6.3f   target %-7s %s   (best %.3f)" % (
             r["name"], r["value"], r["target"], mark(r["pass"]),
             r["best_of_rounds"]))
+    ref = res.get("reference")
+    if ref:
+        print("  %-34s %6.3f   (no target: the lowest warm/cold ratio pip "
+              "itself allows; best %.3f)" % (ref["name"], ref["value"],
+                                             ref["best_of_rounds"]))
     print()
     print("all downloads byte-identical to the originals (sha256, every run)")
+    print("phases: start = interpreter and pip imports; small = every "
+          "page and the small wheels; big = the big wheel; save = copying "
+          "the downloads into -d, and exit. stored+ = seconds after pip's "
+          "exit until the node had committed every wheel (the next run "
+          "waits for it). other = mean number of CPUs busy with processes "
+          "not in this run (other jobs on a shared machine): runs with a "
+          "high value are slower and not comparable.")
+    busy = [r["other_load"]
+            for sec in ("loopback", "capped") if sec in res
+            for v in res[sec].values() for r in v["runs"]
+            if (r.get("other_load") or 0) > 0.5]
+    if busy:
+        print("warning: %d timed runs shared the machine with other work "
+              "(> 0.5 CPU busy elsewhere, up to %.1f)"
+              % (len(busy), max(busy)))
 
 
 def _raise_terminated(signum, frame):

@@ -7,6 +7,7 @@ saw last and the last lines of every node involved.
 """
 
 import hashlib
+import http.client
 import json
 import os
 import struct
@@ -63,6 +64,11 @@ def write_trusted(path, keys, comment="trusted cluster keys"):
 
 def addr(port):
     return "tcp://127.0.0.1:%d" % port
+
+
+class NodeHTTPError(h.NodeError, OSError):
+    """A failed connection to a node, with the node's log. Still an OSError,
+    so whoever retries on OSError (wait_ready) keeps doing so."""
 
 
 class ClusterNode(h.Node):
@@ -126,6 +132,25 @@ class ClusterNode(h.Node):
                 text += f.read().decode("utf-8", "replace")
         return text
 
+    # -- HTTP, with the node's log when the connection fails ---------------
+
+    def _failed(self, what, e):
+        return NodeHTTPError("%s on node %s: %s: %s\n%s"
+                           % (what, self.label, type(e).__name__, e,
+                              self.tail()))
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        try:
+            return super().request(method, path, body, headers, timeout)
+        except (OSError, http.client.HTTPException) as e:
+            raise self._failed("%s %s" % (method, path), e) from e
+
+    def download(self, path, headers=None):
+        try:
+            return super().download(path, headers)
+        except (OSError, http.client.HTTPException) as e:
+            raise self._failed("GET %s (download)" % path, e) from e
+
     # -- what the node says ------------------------------------------------
 
     def held(self):
@@ -180,7 +205,7 @@ class Waiter:
             try:
                 last = pred()
             except (OSError, ValueError, AssertionError) as e:
-                last = "error: %r" % e
+                last = "error: %s" % str(e).splitlines()[0][:300]
             else:
                 if last:
                     return last
@@ -193,6 +218,14 @@ class Waiter:
                ("\n" + extra()) if extra else "", tails(self.nodes)))
 
 
+def designee(node_ids, sha):
+    """The member the design designates to fetch wheel SHA from upstream
+    for the cluster: the highest sha256(node id || wheel sha), both raw."""
+    sha = bytes.fromhex(sha)
+    return max(node_ids,
+               key=lambda i: hashlib.sha256(bytes.fromhex(i) + sha).digest())
+
+
 def file_path(sha, filename):
     return "/files/%s/%s" % (sha, urllib.parse.quote(filename))
 
@@ -201,9 +234,10 @@ class Download(threading.Thread):
     """GET /files/<sha>/<name> on NODE in a thread; .result is harness
     Node.download's (status, headers, sha256, length), or .error."""
 
-    def __init__(self, node, sha, filename, start_at=None):
+    def __init__(self, node, sha=None, filename=None, start_at=None,
+                 path=None):
         super().__init__(daemon=True)
-        self.node, self.path = node, file_path(sha, filename)
+        self.node, self.path = node, path or file_path(sha, filename)
         self.start_at = start_at
         self.result = self.error = None
         self.took = None
@@ -214,9 +248,39 @@ class Download(threading.Thread):
         t0 = time.monotonic()
         try:
             self.result = self.node.download(self.path)
-        except Exception as e:  # reported by the test
-            self.error = e
+        except Exception as e:  # reported by the test (tails come apart)
+            self.error = str(e).splitlines()[0] if str(e) else repr(e)
         self.took = time.monotonic() - t0
+
+
+class StateWatch(threading.Thread):
+    """Polls OBSERVER's view of member NODE_ID every 0.1 s from when it is
+    started, and records when it first saw each state: .first[state] is
+    seconds since start. stop() ends it."""
+
+    def __init__(self, observer, node_id):
+        super().__init__(daemon=True)
+        self.observer, self.node_id = observer, node_id
+        self.first = {}
+        self.seen = []
+        self._stop_ev = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self):
+        while not self._stop_ev.is_set():
+            try:
+                st = self.observer.member_state(self.node_id)
+            except (OSError, ValueError, AssertionError):
+                st = "error"
+            t = time.monotonic() - self.t0
+            if st not in self.first:
+                self.first[st] = t
+                self.seen.append((round(t, 1), st))
+            self._stop_ev.wait(0.1)
+
+    def stop(self):
+        self._stop_ev.set()
+        self.join(5)
 
 
 # -- the wire protocol, for a hand-made peer --------------------------------
@@ -254,7 +318,7 @@ class WirePeer:
         self.ctx = zmq.Context()
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.IMMEDIATE, 1)
+        s.setsockopt(zmq.SNDTIMEO, 2000)
         s.curve_secretkey = bytes(sk.to_curve25519_private_key())
         s.curve_publickey = bytes(sk.verify_key.to_curve25519_public_key())
         s.curve_serverkey = bytes(server.to_curve25519_public_key())
@@ -263,7 +327,13 @@ class WirePeer:
         self.seq = 1000
 
     def send(self, *frames):
-        self.sock.send_multipart(list(frames), copy=True)
+        """Queues FRAMES as one message; False when even that could not
+        be done within 2 s."""
+        try:
+            self.sock.send_multipart(list(frames), copy=True)
+            return True
+        except self.zmq.Again:
+            return False
 
     def recv_all(self, timeout=0.5):
         """Every message that arrives within TIMEOUT seconds."""
@@ -281,7 +351,8 @@ class WirePeer:
         None when none came within TIMEOUT. Anything else is ignored."""
         self.seq += 1
         seq = self.seq
-        self.send(ping_frame(seq))
+        if not self.send(ping_frame(seq)):
+            return None
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

@@ -9,11 +9,18 @@ upstream (its access log tells what the cluster asked of it).
 ThreeNodes: A, B, C (B seeded with A, C seeded with B only) and an outsider
 D whose key none of them trusts; one nginx upstream for all four.
 NodeFailure: its own A, B, C, because it kills and restarts A.
+EightNodes: eight nodes seeded in a chain miss one upstream wheel at once.
+
+Which member fetches a wheel from upstream for the cluster is deterministic
+(the highest sha256(node id || wheel sha)); cluster_util.designee computes
+it, so a test can pick a wheel whose designee is, or is not, the node pip
+talks to.
 """
 
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -101,10 +108,11 @@ class ThreeNodes(ClusterCase):
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
         cls.wheels = os.path.join(cls.tmp, "wheels")
         os.makedirs(cls.wheels)
-        # Upstream has this one (test 3); nobody has "cl-*" below otherwise.
-        cls.upwheel = make_wheel(cls.index.packages, "cl-upstream", "1.0",
-                                 size=300000)
-        cls.index.add(cls.upwheel)
+        # Upstream has these (test 3): one that A is designated to fetch
+        # for the cluster, one that C is.
+        ids = [keys[n].pub for n in "ABC"]
+        cls.upwheel = cls.wheel_designated(ids, keys["A"].pub, "cl-upstream")
+        cls.upwheel_c = cls.wheel_designated(ids, keys["C"].pub, "cl-viac")
         # A page for a project the tests put on nodes, without the file:
         # so upstream answers for it, but could never serve the wheel.
         cls.index.add(make_wheel(cls.index.packages, "cl-gossip", "0.1",
@@ -136,6 +144,19 @@ class ThreeNodes(ClusterCase):
             w(lambda x=x, others=others: all(
                 x.member_state(y.id) == "alive" for y in others),
               "%s to see the two others alive" % x.label, timeout=15)
+
+    @classmethod
+    def wheel_designated(cls, ids, want, project):
+        """A wheel of PROJECT 1.0 on upstream whose designee among IDS is
+        WANT."""
+        d = os.path.join(cls.tmp, "try-" + project)
+        os.makedirs(d)
+        for seed in range(200):
+            path = make_wheel(d, project, "1.0", size=300000, seed=seed)
+            if cu.designee(ids, h.sha256_file(path)) == want:
+                cls.index.add(path)
+                return path
+        raise RuntimeError("no seed makes %s the designee" % want)
 
     def test_1_wheel_put_on_a_is_installed_on_c_from_peers(self):
         """Put on A, listed on B and C, installed by pip on C with the
@@ -233,20 +254,21 @@ class ThreeNodes(ClusterCase):
         self.assertEqual(st["hits"]["peer"], 0, self.msg(
             "D reports peer hits: %r" % st["hits"]))
 
-    def test_3_wheel_from_upstream_via_a_is_installed_on_b_from_a(self):
-        """A pulls a wheel from upstream for a pip install; pip on B then
-        gets it from A: upstream served it once."""
-        name = os.path.basename(self.upwheel)
-        sha = h.sha256_file(self.upwheel)
-        self.pip_ok(self.A, "install", "--no-deps", "cl-upstream==1.0")
+    def check_upstream_once(self, wheel, project, via):
+        """pip installs PROJECT through A, then pip on B gets it: upstream
+        serves the file once in all. VIA: who fetches it upstream."""
+        name = os.path.basename(wheel)
+        sha = h.sha256_file(wheel)
+        self.pip_ok(self.A, "install", "--no-deps", project + "==1.0")
         self.assertEqual(self.file_requests(name), 1, self.msg(
-            "installing through A: upstream should have served %s once"
-            % name))
+            "installing through A (%s designated to fetch it for the "
+            "cluster): upstream should have served %s once"
+            % (via.label, name)))
         self.wait(lambda: self.A.id in self.B.held()
                   .get(name, {}).get("holders", []),
                   "B to list A as a holder of %s" % name, timeout=5)
         peer_hits = self.B.status()["hits"]["peer"]
-        got_name, data = self.pip_download(self.B, "cl-upstream==1.0")
+        got_name, data = self.pip_download(self.B, project + "==1.0")
         self.assertEqual(h.sha256_bytes(data), sha, self.msg(
             "pip on B got other bytes than upstream has"))
         self.assertEqual(self.file_requests(name), 1, self.msg(
@@ -258,6 +280,22 @@ class ThreeNodes(ClusterCase):
         self.assertEqual(entry.get("source"), "peer", self.msg(
             "B stored %s with source %r, want peer"
             % (name, entry.get("source"))))
+
+    def test_3a_wheel_from_upstream_via_a_is_installed_on_b_from_a(self):
+        """A (the designee) pulls a wheel from upstream for a pip install;
+        pip on B then gets it from A: upstream served it once."""
+        self.check_upstream_once(self.upwheel, "cl-upstream", self.A)
+
+    def test_3b_wheel_designated_to_c_costs_upstream_one_download(self):
+        """The same when C is the designee: A asks C, C fetches upstream
+        for the cluster and A pulls from C while it arrives."""
+        a_from_c = self.A.member(self.C.id)["bytes_in"]
+        self.check_upstream_once(self.upwheel_c, "cl-viac", self.C)
+        got = self.A.member(self.C.id)["bytes_in"] - a_from_c
+        self.assertGreaterEqual(got, os.path.getsize(self.upwheel_c),
+                                self.msg("A got only %d bytes from C, the "
+                                         "designee, for %s"
+                                         % (got, self.upwheel_c)))
 
 
 # --- 4 ------------------------------------------------------------------------
@@ -306,7 +344,9 @@ class NodeFailure(ClusterCase):
         c_from_b = C.member(B.id)["bytes_in"]
 
         A.kill()
-        killed = time.monotonic()
+        watch = cu.StateWatch(B, A.id)
+        watch.start()
+        self.addCleanup(watch.stop)
         # B and C keep serving what they hold.
         self.get_file(B, s0, n0)
         self.get_file(C, s0, n0)
@@ -317,19 +357,20 @@ class NodeFailure(ClusterCase):
                                 os.path.getsize(w1), self.msg(
             "C got %s while A was dead, but only %d bytes came from B"
             % (n1, c_from_b_after - c_from_b)))
-        # B notices.
-        state = self.wait(
-            lambda: B.member_state(A.id) in ("suspect", "dead")
-            and B.member_state(A.id),
-            "B to report the killed A suspect or dead",
-            timeout=max(0.5, 10 - (time.monotonic() - killed)))
-        self.wait(lambda: B.member_state(A.id) == "dead",
-                  "B to report the killed A dead", timeout=15)
+        # B notices: suspect (or dead) within 10 s, dead soon after.
+        self.wait(lambda: "dead" in watch.first,
+                  "B to report the killed A dead", timeout=20,
+                  extra=lambda: "B's view of A since the kill: %r"
+                  % watch.seen)
+        watch.stop()
+        noticed = min(watch.first.get("suspect", 99), watch.first["dead"])
+        self.assertLessEqual(noticed, 10.0, self.msg(
+            "B took %.1f s to report the killed A suspect or dead; B's view "
+            "of A since the kill: %r" % (noticed, watch.seen)))
         self.wait(lambda: C.member_state(A.id) == "dead",
                   "C to report the killed A dead", timeout=10)
         self.assertEqual(B.cluster_status().get("dead"), 1, self.msg(
             "B's cluster.dead: %r" % B.cluster_status()))
-        del state
 
         # While A is down, B gets a new wheel.
         w2 = make_wheel(self.wheels, "cl-while-down", "1.0", size=800000)
@@ -351,7 +392,6 @@ class NodeFailure(ClusterCase):
         self.assertIn(n0, A.link_names(), self.msg("A lost %s" % n0))
         self.get_file(A, s2, n2)
         self.assertEqual(A.held()[n2].get("source"), "peer")
-        _ = s2
 
 
 # --- 7 ------------------------------------------------------------------------
@@ -410,8 +450,9 @@ class EightNodes(ClusterCase):
             self.assertEqual((in_path, fname, frag), (sha, name, sha))
             paths.append(path)
         self.assertEqual(self.nginx.requests(substring=name), 0)
-        go = __import__("threading").Event()
-        jobs = [cu.Download(x, sha, name, start_at=go) for x in self.nodes]
+        go = threading.Event()
+        jobs = [cu.Download(x, start_at=go, path=p)
+                for x, p in zip(self.nodes, paths)]
         for j in jobs:
             j.start()
         go.set()
@@ -423,7 +464,7 @@ class EightNodes(ClusterCase):
             if j.is_alive():
                 line = "still running after 150 s"
             elif j.error is not None:
-                line = "failed: %r" % (j.error,)
+                line = "failed: %s" % (j.error,)
             else:
                 status, _, got, n = j.result
                 line = "%d, %d bytes, sha256 %s, %.1f s" % (
@@ -433,11 +474,15 @@ class EightNodes(ClusterCase):
             report.append("%s: %s" % (x.label, line))
             if not line.startswith("ok: "):
                 bad.append(x.label)
+        served = self.nginx.requests(substring=name)
+        chosen = cu.designee([x.id for x in self.nodes], sha)
+        report.append("designee: %s; upstream served the file %d times"
+                      % ([x.label for x in self.nodes if x.id == chosen][0],
+                         served))
         report = "\n".join(report)
         self.assertEqual(bad, [], self.msg(
             "GET %s on eight nodes at once (want 200, %d bytes, sha256 "
             "%s):\n%s" % (name, size, sha[:16], report)))
-        served = self.nginx.requests(substring=name)
         self.assertLessEqual(served, 2, self.msg(
             "8 nodes missing %s at once: upstream served it %d times\n%s"
             % (name, served, report)))

@@ -9,7 +9,6 @@ not (U).
 """
 
 import os
-import threading
 import time
 import unittest
 
@@ -124,14 +123,22 @@ class BadPeers(Case):
         self.assertLess(got_before_kill, size * 0.9, self.msg(
             "W killed only after %d of %d bytes had arrived: too late to "
             "test anything" % (got_before_kill, size)))
+        killed = time.monotonic()
         job.join(110)
+        ended = time.monotonic() - killed
         self.assertFalse(job.is_alive(), self.msg(
             "Z's download still running 110 s after W was killed"))
-        self.assertIsNone(job.error, self.msg("download: %r" % job.error))
+        self.assertIsNone(job.error, self.msg(
+            "Z fetching %s while holder W was killed (after %d bytes had "
+            "come in): %s" % (name, got_before_kill, job.error)))
         status, _, got, n = job.result
         self.assertEqual((status, got, n), (200, sha, size), self.msg(
-            "Z fetching %s while holder W was killed (after %d bytes)"
-            % (name, got_before_kill)))
+            "Z fetching %s while holder W was killed (after %d bytes had "
+            "come in): the response ended %.1f s after the kill (%.1f s "
+            "after it began) with %d of %d bytes%s\nZ's cluster status: %s"
+            % (name, got_before_kill, ended, job.took, n, size,
+               " (cut short)" if n < size else "",
+               cu.dump(self.Z.cluster_status()))))
         z_w = self.Z.member(self.W.id)
         self.assertGreater(z_w["bytes_in"], 0, self.msg(
             "W was killed before it sent Z anything: %s" % cu.dump(z_w)))
