@@ -400,7 +400,8 @@ wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
     w->meta = malloc(meta_len + 1);
     if (w->map == NULL || w->meta == NULL)
         goto fail;
-    memcpy(w->meta, meta, meta_len);
+    if (meta_len > 0)
+        memcpy(w->meta, meta, meta_len);
     w->meta_len = meta_len;
     if (chunkmap != NULL) {
         memcpy(w->map, chunkmap, n * WM_SHA256_LEN);

@@ -455,9 +455,14 @@ class Runner:
         n0 = cpu_seconds(node.proc.pid) if node else None
         x0 = process_tree_cpu(nginx.proc.pid)
         s0 = system_busy()
-        took, pip_cpu, phases = pip_download(
-            self.python, index_url, self.projects, out, self.env,
-            self.big_name)
+        try:
+            took, pip_cpu, phases = pip_download(
+                self.python, index_url, self.projects, out, self.env,
+                self.big_name)
+        except BenchError as e:
+            if node is None:
+                raise
+            raise BenchError("%s\n%s" % (e, node.tail(60)))
         s1 = system_busy()
         x1 = process_tree_cpu(nginx.proc.pid)
         n1 = cpu_seconds(node.proc.pid) if node else None
