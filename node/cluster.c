@@ -1954,6 +1954,11 @@ origin_live(wm_cluster *c, const struct origin *o)
     return m != NULL && m->state != WM_DEAD;
 }
 
+/* Note this walks every entry of every origin, and origin_holds walks an
+ * origin's log again: O(entries^2 / origins). Fine for the thousands of
+ * wheels a fleet caches (project pages are prepared once per change, the
+ * flat /links/ page is not); a larger index wants a per-origin hash of
+ * holdings. */
 wm_remote_file *
 wm_cluster_remote(wm_cluster *c, const char *project, size_t *n)
 {

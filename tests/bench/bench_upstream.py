@@ -879,6 +879,8 @@ def main(argv=None):
                  "positive")
     if args.skip_loopback and args.skip_capped:
         ap.error("nothing to do with both --skip-loopback and --skip-capped")
+    # SIGINT too: a shell starting us in the background leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGHUP, _raise_terminated)
     try:
