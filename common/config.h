@@ -41,8 +41,8 @@ typedef struct wm_config {
     size_t nseeds;
     char *trusted_keys; /* path; NULL: none */
     /* upstream */
-    wm_index *indexes; /* default: one, https://pypi.org/simple/ */
-    size_t nindexes;   /* 0: offline */
+    wm_index *indexes;   /* default: one, https://pypi.org/simple/ */
+    size_t nindexes;     /* 0: offline */
     uint32_t page_ttl_s; /* default 600 */
     uint32_t timeout_s;  /* default 30 */
     /* cache */

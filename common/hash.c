@@ -20,7 +20,8 @@ wm_sha256_new(void)
     if (ctx == NULL)
         return NULL;
     ctx->md = EVP_MD_CTX_new();
-    if (ctx->md == NULL || EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL) != 1) {
+    if (ctx->md == NULL ||
+        EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx->md);
         free(ctx);
         return NULL;

@@ -22,8 +22,7 @@ void wm_sha256_update(wm_sha256 *ctx, const void *data, size_t len);
 void wm_sha256_final(wm_sha256 *ctx, uint8_t out[WM_SHA256_LEN]);
 
 /* One-shot digest of DATA. */
-void wm_sha256_digest(const void *data, size_t len,
-                      uint8_t out[WM_SHA256_LEN]);
+void wm_sha256_digest(const void *data, size_t len, uint8_t out[WM_SHA256_LEN]);
 
 /* Lowercase hex of LEN bytes into OUT (2*LEN+1 bytes). */
 void wm_hex_encode(const uint8_t *in, size_t len, char *out);

@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,8 +182,7 @@ wm_identity_curve(const wm_identity *id, uint8_t pk[32], uint8_t sk[32])
 int
 wm_identity_curve_pub(const uint8_t ed_pk[WM_PUBKEY_LEN], uint8_t out[32])
 {
-    return crypto_sign_ed25519_pk_to_curve25519(out, ed_pk) == 0 ? 0
-                                                                 : -EINVAL;
+    return crypto_sign_ed25519_pk_to_curve25519(out, ed_pk) == 0 ? 0 : -EINVAL;
 }
 
 int

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define WM_PUBKEY_LEN 32
-#define WM_SIG_LEN 64
+#define WM_SIG_LEN    64
 #define WM_PUBKEY_HEX 65
 
 typedef struct wm_identity wm_identity;

@@ -14,8 +14,8 @@
 #include <time.h>
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *log_file;   /* NULL: stderr */
-static char *log_path;   /* owned copy, NULL for stderr */
+static FILE *log_file; /* NULL: stderr */
+static char *log_path; /* owned copy, NULL for stderr */
 static enum wm_log_level log_min = WM_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};

@@ -13,12 +13,12 @@
 #include "hash.h"
 
 #define WM_SIMPLEPAGE_MAX_FILES 100000
-#define WM_URL_MAX 2048
+#define WM_URL_MAX              2048
 
 typedef struct wm_upfile {
-    char *filename;        /* the last path segment of the URL, unescaped */
-    char *url;             /* absolute, without the #fragment */
-    int has_sha256;        /* the page gave a sha256 (fragment or hashes) */
+    char *filename; /* the last path segment of the URL, unescaped */
+    char *url;      /* absolute, without the #fragment */
+    int has_sha256; /* the page gave a sha256 (fragment or hashes) */
     uint8_t sha256[WM_SHA256_LEN];
     char *requires_python; /* NULL when absent; the raw, unescaped value */
     char *yanked;          /* NULL: not yanked; "" yanked without reason */

@@ -17,16 +17,16 @@
 
 #define RECORD_VERSION 2
 #define CHUNKS_PER_TXN 32 /* 32 MiB per commit: bounded dirty pages */
-#define SIGN_DOMAIN "wheelmesh-file-v1"
+#define SIGN_DOMAIN    "wheelmesh-file-v1"
 
 struct wm_store {
     MDB_env *env;
-    MDB_dbi chunks;   /* sha256 || be32 index -> bytes */
-    MDB_dbi files;    /* sha256 -> record */
-    MDB_dbi projects; /* project NUL filename -> sha256 */
-    MDB_dbi names;    /* filename -> sha256 */
-    MDB_dbi meta;     /* sha256 -> METADATA */
-    MDB_dbi chunkmap; /* sha256 -> sha256 of each chunk */
+    MDB_dbi chunks;    /* sha256 || be32 index -> bytes */
+    MDB_dbi files;     /* sha256 -> record */
+    MDB_dbi projects;  /* project NUL filename -> sha256 */
+    MDB_dbi names;     /* filename -> sha256 */
+    MDB_dbi meta;      /* sha256 -> METADATA */
+    MDB_dbi chunkmap;  /* sha256 -> sha256 of each chunk */
     MDB_dbi tables[3]; /* enum wm_table */
 };
 
@@ -72,7 +72,7 @@ get_le(const uint8_t *p, int n)
 }
 
 #define RECORD_FIXED                                                           \
-    (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN + \
+    (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN +  \
      4 + WM_SHA256_LEN)
 #define RECORD_MAX (RECORD_FIXED + WM_WHEELNAME_MAX + WM_PROJECT_MAX)
 
@@ -147,7 +147,8 @@ sign_message(const wm_file_info *f, uint8_t *out)
     return (size_t)(p - out);
 }
 
-#define SIGN_MAX (sizeof(SIGN_DOMAIN) + WM_WHEELNAME_MAX + 1 + WM_SHA256_LEN + 9)
+#define SIGN_MAX                                                               \
+    (sizeof(SIGN_DOMAIN) + WM_WHEELNAME_MAX + 1 + WM_SHA256_LEN + 9)
 
 void
 wm_store_sign(wm_file_info *info, const wm_identity *id)
@@ -265,8 +266,8 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
         (rc = mdb_dbi_open(txn, "chunkmap", MDB_CREATE, &s->chunkmap)) != 0 ||
         (rc = mdb_dbi_open(txn, "pages", MDB_CREATE,
                            &s->tables[WM_TABLE_PAGES])) != 0 ||
-        (rc = mdb_dbi_open(txn, "log", MDB_CREATE,
-                           &s->tables[WM_TABLE_LOG])) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->tables[WM_TABLE_LOG])) !=
+            0 ||
         (rc = mdb_dbi_open(txn, "state", MDB_CREATE,
                            &s->tables[WM_TABLE_STATE])) != 0)
         goto err;
@@ -369,9 +370,9 @@ struct wm_store_writer {
     void *meta;
     size_t meta_len;
     uint8_t (*map)[WM_SHA256_LEN]; /* the sha256 of every chunk */
-    int map_given;                  /* from a verified peer fetch */
-    wm_sha256 *hash;                /* NULL: the caller verified the bytes */
-    uint32_t nchunks, next;         /* chunks in all, next to write */
+    int map_given;                 /* from a verified peer fetch */
+    wm_sha256 *hash;               /* NULL: the caller verified the bytes */
+    uint32_t nchunks, next;        /* chunks in all, next to write */
     int done;
 };
 
@@ -588,8 +589,8 @@ wm_store_put_page(wm_store *s, const char *project, const void *data,
 /* --- reading */
 
 int
-wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,
-                size_t klen, const void **val, size_t *vlen)
+wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key, size_t klen,
+                const void **val, size_t *vlen)
 {
     MDB_val k = {klen, (void *)key}, d;
     int rc;
@@ -706,8 +707,8 @@ wm_store_find_name(wm_store_view *v, const char *filename,
 }
 
 int
-wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
-               uint32_t idx, const void **data, size_t *len)
+wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN], uint32_t idx,
+               const void **data, size_t *len)
 {
     uint8_t key[WM_SHA256_LEN + 4];
     MDB_val k = {sizeof(key), key}, d;

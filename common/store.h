@@ -23,7 +23,11 @@
 
 #define WM_CHUNK_SIZE (1u << 20)
 
-enum wm_source { WM_SOURCE_PUT = 1, WM_SOURCE_PEER = 2, WM_SOURCE_UPSTREAM = 3 };
+enum wm_source {
+    WM_SOURCE_PUT = 1,
+    WM_SOURCE_PEER = 2,
+    WM_SOURCE_UPSTREAM = 3
+};
 
 typedef struct wm_file_info {
     char filename[WM_WHEELNAME_MAX + 1];
@@ -36,7 +40,7 @@ typedef struct wm_file_info {
     int64_t last_used;
     uint8_t source; /* enum wm_source */
     uint8_t meta_sha256[WM_SHA256_LEN];
-    uint32_t meta_size; /* 0: no metadata stored */
+    uint32_t meta_size;                 /* 0: no metadata stored */
     uint8_t chunks_root[WM_SHA256_LEN]; /* sha256 of the chunk hash list */
 } wm_file_info;
 
@@ -87,9 +91,8 @@ typedef struct wm_store_writer wm_store_writer;
  * -EEXIST (that sha256 is stored), -EBUSY (the filename is stored with
  * other bytes), or another negative error; nothing is written then. */
 int wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
-                        const void *meta, size_t meta_len,
-                        const void *chunkmap, int verify,
-                        wm_store_writer **out);
+                        const void *meta, size_t meta_len, const void *chunkmap,
+                        int verify, wm_store_writer **out);
 
 /* Writes the next batch. Returns 1 while there is more to write, 0 once
  * the wheel is stored (see wm_store_writer_info for its chunks_root), or a
@@ -119,8 +122,8 @@ enum wm_table {
 /* Puts KEY -> VAL into table T, replacing what was there. Writer thread
  * only. Returns 0, -EINVAL for an empty or over-long (> 511) key, or
  * another negative error. */
-int wm_store_put_kv(wm_store *s, enum wm_table t, const void *key,
-                    size_t klen, const void *val, size_t vlen);
+int wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
+                    const void *val, size_t vlen);
 
 /* Points *VAL at the value of KEY in table T. Returns 0 or -ENOENT. */
 int wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,
@@ -181,8 +184,7 @@ int wm_store_each_file(wm_store_view *v, const char *project,
 
 /* Calls FN once per project that holds at least one file, in order. */
 typedef int (*wm_store_project_fn)(const char *project, void *arg);
-int wm_store_each_project(wm_store_view *v, wm_store_project_fn fn,
-                          void *arg);
+int wm_store_each_project(wm_store_view *v, wm_store_project_fn fn, void *arg);
 
 /* Number of files and their total size. */
 int wm_store_stats(wm_store_view *v, uint64_t *files, uint64_t *bytes);

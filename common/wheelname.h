@@ -16,12 +16,12 @@
 #include <stddef.h>
 
 #define WM_WHEELNAME_MAX 255
-#define WM_PROJECT_MAX 128
+#define WM_PROJECT_MAX   128
 
 typedef struct wm_wheelname {
     char filename[WM_WHEELNAME_MAX + 1];
-    char project[WM_PROJECT_MAX + 1];  /* PEP 503-normalised name */
-    char dist[WM_PROJECT_MAX + 1];     /* name exactly as in the filename */
+    char project[WM_PROJECT_MAX + 1]; /* PEP 503-normalised name */
+    char dist[WM_PROJECT_MAX + 1];    /* name exactly as in the filename */
     char version[WM_WHEELNAME_MAX + 1];
     char build[WM_WHEELNAME_MAX + 1];  /* "" when absent */
     char python[WM_WHEELNAME_MAX + 1]; /* e.g. "py3" or "cp311.cp312" */

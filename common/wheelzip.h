@@ -9,7 +9,8 @@
 
 #include "wheelname.h"
 
-#define WM_METADATA_MAX (16u << 20) /* a METADATA bigger than this is hostile */
+#define WM_METADATA_MAX (16u << 20) /* a METADATA bigger than this is hostile  \
+                                     */
 
 /* Opens the wheel at PATH, whose filename parsed as NAME, and checks that:
  * it is a zip whose central directory is consistent; it holds exactly one
@@ -21,7 +22,7 @@
  * frees) and *META_LEN. On failure returns -EINVAL with a static one-line
  * reason in *WHY, e.g. "not a zip file", "truncated zip", "dist-info
  * foo-1.0.dist-info does not match the filename", "missing METADATA". */
-int wm_wheelzip_check(const char *path, const wm_wheelname *name,
-                      char **meta, size_t *meta_len, const char **why);
+int wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
+                      size_t *meta_len, const char **why);
 
 #endif

@@ -18,14 +18,14 @@
 
 #include "buf.h"
 
-#define WM_ID_LEN 32
-#define WM_WIRE_VERSION 1
-#define WM_WIRE_ADDR_MAX 128    /* "tcp://host:port" */
-#define WM_WIRE_NAME_MAX 255    /* wheel filenames */
-#define WM_WIRE_MAX_UPDATES 16  /* membership updates piggybacked per msg */
-#define WM_WIRE_MAX_DIGEST 1024 /* origins in one digest */
-#define WM_WIRE_MAX_ENTRIES 64  /* index entries in one message */
-#define WM_WIRE_FRAME_MAX (1u << 20) /* a header frame never exceeds this */
+#define WM_ID_LEN           32
+#define WM_WIRE_VERSION     1
+#define WM_WIRE_ADDR_MAX    128  /* "tcp://host:port" */
+#define WM_WIRE_NAME_MAX    255  /* wheel filenames */
+#define WM_WIRE_MAX_UPDATES 16   /* membership updates piggybacked per msg */
+#define WM_WIRE_MAX_DIGEST  1024 /* origins in one digest */
+#define WM_WIRE_MAX_ENTRIES 64   /* index entries in one message */
+#define WM_WIRE_FRAME_MAX   (1u << 20) /* a header frame never exceeds this */
 
 enum wm_msg_type {
     WM_MSG_PING = 1,     /* seq, incarnation, updates */
@@ -42,8 +42,8 @@ enum wm_msg_type {
 enum wm_member_state { WM_ALIVE = 0, WM_SUSPECT = 1, WM_DEAD = 2 };
 
 /* DIGEST flags */
-#define WM_DIGEST_FULL 1   /* the items are present */
-#define WM_DIGEST_REPLY 2  /* an answer: do not answer it again */
+#define WM_DIGEST_FULL  1 /* the items are present */
+#define WM_DIGEST_REPLY 2 /* an answer: do not answer it again */
 
 /* FETCH flags */
 #define WM_FETCH_UPSTREAM 1 /* the holder may fetch it from upstream first */
@@ -77,7 +77,7 @@ typedef struct wm_entry {
     uint8_t sig[64];
 } wm_entry;
 
-#define WM_OP_ADD 1
+#define WM_OP_ADD    1
 #define WM_OP_REMOVE 2
 
 typedef struct wm_digest_item {
@@ -119,14 +119,13 @@ int wm_msg_encode(const wm_msg *m, wm_buf *out);
 
 /* Decodes a header frame of LEN bytes into OUT. Returns 0, or -EBADMSG
  * with a static reason in *WHY (may be NULL) for anything malformed. */
-int wm_msg_decode(const void *frame, size_t len, wm_msg *out,
-                  const char **why);
+int wm_msg_decode(const void *frame, size_t len, wm_msg *out, const char **why);
 
 /* The bytes an entry's signature covers (every field but sig, in wire
  * order) into OUT, which must hold WM_ENTRY_SIGNED_MAX bytes. Returns the
  * length. */
-#define WM_ENTRY_SIGNED_MAX (WM_ID_LEN + 8 + 8 + 1 + 8 + 32 + 32 + 1 + 1 + \
-                             WM_WIRE_NAME_MAX + 16)
+#define WM_ENTRY_SIGNED_MAX                                                    \
+    (WM_ID_LEN + 8 + 8 + 1 + 8 + 32 + 32 + 1 + 1 + WM_WIRE_NAME_MAX + 16)
 size_t wm_entry_signed_bytes(const wm_entry *e, uint8_t *out);
 
 /* sha256 over the digest items in the order given (callers sort by

@@ -116,8 +116,8 @@ put_one(CURL *curl, const char *base, const char *path)
     rc = curl_easy_perform(curl);
     fclose(f);
     if (rc != CURLE_OK) {
-        fprintf(stderr, "wheelmesh put: %s: cannot reach %s: %s\n", path,
-                base, curl_easy_strerror(rc));
+        fprintf(stderr, "wheelmesh put: %s: cannot reach %s: %s\n", path, base,
+                curl_easy_strerror(rc));
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -312,7 +312,8 @@ wm_cmd_ls(int argc, char **argv)
     }
     cJSON_ArrayForEach(f, list)
     {
-        const cJSON *h, *holders = cJSON_GetObjectItemCaseSensitive(f, "holders");
+        const cJSON *h,
+            *holders = cJSON_GetObjectItemCaseSensitive(f, "holders");
         printf("%s %.0f %s", json_str(f, "filename"), json_num(f, "size"),
                json_str(f, "sha256"));
         cJSON_ArrayForEach(h, holders)

@@ -36,22 +36,22 @@
 #include "wheelzip.h"
 #include "wire.h"
 
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN "wheelmesh"
-#define MAX_MSG ((int64_t)4 << 20) /* ZeroMQ drops bigger ones unread */
-#define TICK_MS 50
-#define PROBE_MS 1000
+#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN       "wheelmesh"
+#define MAX_MSG          ((int64_t)4 << 20) /* ZeroMQ drops bigger ones unread */
+#define TICK_MS          50
+#define PROBE_MS         1000
 #define PROBE_TIMEOUT_MS 500
-#define GOSSIP_MS 1000
-#define SEED_RETRY_MS 2000
-#define DEAD_PROBE_MS 5000
-#define FANOUT 3
-#define WINDOW 8
+#define GOSSIP_MS        1000
+#define SEED_RETRY_MS    2000
+#define DEAD_PROBE_MS    5000
+#define FANOUT           3
+#define WINDOW           8
 #define CHUNK_TIMEOUT_MS 5000
-#define LATER_RETRY_MS 100
-#define MAP_TIMEOUT_MS 3000
-#define MAX_HOLDERS 8
-#define MAX_UPDATES 32
+#define LATER_RETRY_MS   100
+#define MAP_TIMEOUT_MS   3000
+#define MAX_HOLDERS      8
+#define MAX_UPDATES      32
 
 struct trusted {
     uint8_t id[WM_ID_LEN];
@@ -117,7 +117,7 @@ struct fetch {
     uint8_t sha[32];
     char filename[WM_WHEELNAME_MAX + 1];
     wm_download *dl;
-    uint64_t size; /* WM_SIZE_UNKNOWN for a designee fetch */
+    uint64_t size;    /* WM_SIZE_UNKNOWN for a designee fetch */
     uint32_t nchunks; /* known chunks (grows for an unknown size) */
     uint32_t last;    /* index of the last chunk once known, else UINT32_MAX */
     uint8_t root[32];
@@ -243,7 +243,8 @@ send_msg(wm_cluster *c, void *sock, const uint8_t *rid, size_t ridlen,
         wm_buf_free(&b);
         return -1;
     }
-    if (rid != NULL && zmq_send(sock, rid, ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (rid != NULL &&
+        zmq_send(sock, rid, ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         goto out;
     if (zmq_send(sock, b.data, b.len,
                  ZMQ_DONTWAIT | (bulk != NULL ? ZMQ_SNDMORE : 0)) < 0)
@@ -451,8 +452,7 @@ apply_update(wm_cluster *c, const wm_member_update *u)
     if (is_self(c, u->id)) {
         if (u->state != WM_ALIVE && u->incarnation >= c->incarnation) {
             c->incarnation = u->incarnation + 1; /* refute */
-            queue_update(c, self_id(c), WM_ALIVE, c->incarnation,
-                         c->advertise);
+            queue_update(c, self_id(c), WM_ALIVE, c->incarnation, c->advertise);
         }
         return;
     }
@@ -792,8 +792,7 @@ answer_digest(wm_cluster *c, const struct from *f, const wm_msg *d)
         }
     }
     if (n > 0) {
-        send_entries(c, f->sock, f->ridlen ? f->rid : NULL, f->ridlen, list,
-                     n);
+        send_entries(c, f->sock, f->ridlen ? f->rid : NULL, f->ridlen, list, n);
     }
     free(list);
     for (size_t j = 0; j < d->ndigest; j++) {
@@ -1404,8 +1403,7 @@ fetch_new(wm_cluster *c, const uint8_t *sha, const char *filename,
         f->last = (uint32_t)n - 1;
     }
     f->hash = wm_sha256_new();
-    if (f->hash == NULL ||
-        fetch_grow(f, f->nchunks > 0 ? f->nchunks : 64) != 0)
+    if (f->hash == NULL || fetch_grow(f, f->nchunks > 0 ? f->nchunks : 64) != 0)
         goto fail;
     f->next = c->fetches;
     c->fetches = f;
@@ -1564,8 +1562,8 @@ on_chunk(wm_cluster *c, const struct from *from, const wm_msg *m,
                 goto bad;
         }
     }
-    if (len > 0 && pwrite(f->dl->fd, bulk, len,
-                          (off_t)idx * WM_CHUNK_SIZE) != (ssize_t)len) {
+    if (len > 0 && pwrite(f->dl->fd, bulk, len, (off_t)idx * WM_CHUNK_SIZE) !=
+                       (ssize_t)len) {
         fetch_finish(c, f, 0);
         return;
     }
@@ -1617,7 +1615,8 @@ serve_partial(wm_cluster *c, const struct from *from, wm_download *dl,
 {
     static uint8_t buf[WM_CHUNK_SIZE];
     int state = atomic_load(&dl->state);
-    uint64_t got = atomic_load(&dl->received), off = (uint64_t)idx * WM_CHUNK_SIZE;
+    uint64_t got = atomic_load(&dl->received),
+             off = (uint64_t)idx * WM_CHUNK_SIZE;
     uint64_t len;
 
     if (state == WM_DL_FAILED) {
@@ -1625,7 +1624,9 @@ serve_partial(wm_cluster *c, const struct from *from, wm_download *dl,
         return;
     }
     if (state == WM_DL_VERIFIED) {
-        len = off >= got ? 0 : (got - off < WM_CHUNK_SIZE ? got - off : WM_CHUNK_SIZE);
+        len = off >= got
+                  ? 0
+                  : (got - off < WM_CHUNK_SIZE ? got - off : WM_CHUNK_SIZE);
     } else if (off + WM_CHUNK_SIZE <= got) {
         len = WM_CHUNK_SIZE;
     } else {
@@ -2098,8 +2099,7 @@ wm_cluster_status(wm_cluster *c, cJSON *root)
     cJSON_AddNumberToObject(o, "bytes_out", (double)c->bytes_out);
     cJSON_AddNumberToObject(o, "bytes_in", (double)c->bytes_in);
     cJSON_AddNumberToObject(o, "rejected_messages", (double)c->rejected_msgs);
-    cJSON_AddNumberToObject(o, "rejected_entries",
-                            (double)c->rejected_entries);
+    cJSON_AddNumberToObject(o, "rejected_entries", (double)c->rejected_entries);
     cJSON_AddNumberToObject(o, "peer_fetches", (double)c->peer_fetches);
     cJSON_AddNumberToObject(o, "peer_fetch_failures",
                             (double)c->peer_fetch_failures);
@@ -2114,21 +2114,20 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
         by_state[c->members[i]->state]++;
     wm_buf_adds(b, "# TYPE wheelmesh_members gauge\n");
     for (int s = 0; s < 3; s++)
-        wm_buf_printf(b, "wheelmesh_members{state=\"%s\"} %zu\n",
-                      state_name(s), by_state[s]);
-    wm_buf_printf(b,
-                  "# TYPE wheelmesh_gossip_rounds_total counter\n"
-                  "wheelmesh_gossip_rounds_total %" PRIu64 "\n"
-                  "# TYPE wheelmesh_cluster_bytes_total counter\n"
-                  "wheelmesh_cluster_bytes_total{dir=\"out\"} %" PRIu64 "\n"
-                  "wheelmesh_cluster_bytes_total{dir=\"in\"} %" PRIu64 "\n"
-                  "# TYPE wheelmesh_cluster_rejected_total counter\n"
-                  "wheelmesh_cluster_rejected_total{what=\"message\"} %" PRIu64
-                  "\n"
-                  "wheelmesh_cluster_rejected_total{what=\"entry\"} %" PRIu64
-                  "\n",
-                  c->rounds, c->bytes_out, c->bytes_in, c->rejected_msgs,
-                  c->rejected_entries);
+        wm_buf_printf(b, "wheelmesh_members{state=\"%s\"} %zu\n", state_name(s),
+                      by_state[s]);
+    wm_buf_printf(
+        b,
+        "# TYPE wheelmesh_gossip_rounds_total counter\n"
+        "wheelmesh_gossip_rounds_total %" PRIu64 "\n"
+        "# TYPE wheelmesh_cluster_bytes_total counter\n"
+        "wheelmesh_cluster_bytes_total{dir=\"out\"} %" PRIu64 "\n"
+        "wheelmesh_cluster_bytes_total{dir=\"in\"} %" PRIu64 "\n"
+        "# TYPE wheelmesh_cluster_rejected_total counter\n"
+        "wheelmesh_cluster_rejected_total{what=\"message\"} %" PRIu64 "\n"
+        "wheelmesh_cluster_rejected_total{what=\"entry\"} %" PRIu64 "\n",
+        c->rounds, c->bytes_out, c->bytes_in, c->rejected_msgs,
+        c->rejected_entries);
     wm_buf_adds(b, "# TYPE wheelmesh_peer_bytes_total counter\n");
     for (size_t i = 0; i < c->nmembers; i++) {
         struct member *m = c->members[i];
@@ -2141,16 +2140,14 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
     }
     wm_buf_adds(b, "# TYPE wheelmesh_peer_failures_total counter\n");
     for (size_t i = 0; i < c->nmembers; i++)
-        wm_buf_printf(b,
-                      "wheelmesh_peer_failures_total{peer=\"%.16s\"} %" PRIu64
-                      "\n",
-                      c->members[i]->hex, c->members[i]->failures);
+        wm_buf_printf(
+            b, "wheelmesh_peer_failures_total{peer=\"%.16s\"} %" PRIu64 "\n",
+            c->members[i]->hex, c->members[i]->failures);
     wm_buf_adds(b, "# TYPE wheelmesh_peer_bad_chunks_total counter\n");
     for (size_t i = 0; i < c->nmembers; i++)
-        wm_buf_printf(b,
-                      "wheelmesh_peer_bad_chunks_total{peer=\"%.16s\"} %" PRIu64
-                      "\n",
-                      c->members[i]->hex, c->members[i]->bad_chunks);
+        wm_buf_printf(
+            b, "wheelmesh_peer_bad_chunks_total{peer=\"%.16s\"} %" PRIu64 "\n",
+            c->members[i]->hex, c->members[i]->bad_chunks);
 }
 
 /* --- life cycle */
@@ -2453,8 +2450,8 @@ wm_cluster_pollitems(wm_cluster *c, zmq_pollitem_t *items, size_t max,
         return 0;
     if (want > c->nowners) {
         void **o = realloc(c->owners, want * sizeof(*o));
-        int *s = o != NULL ? realloc(c->owner_is_seed, want * sizeof(*s))
-                           : NULL;
+        int *s =
+            o != NULL ? realloc(c->owner_is_seed, want * sizeof(*s)) : NULL;
         if (o != NULL)
             c->owners = o;
         if (s != NULL)

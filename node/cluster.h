@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <zmq.h>
 
-#include "node.h"
 #include "buf.h"
+#include "node.h"
 #include "upstream.h"
 
 typedef struct wm_cluster wm_cluster;
@@ -34,8 +34,7 @@ size_t wm_cluster_pollitems(wm_cluster *c, zmq_pollitem_t *items, size_t max,
                             long *timeout_ms);
 
 /* After the poll: reads the ready sockets and runs the due timers. */
-void wm_cluster_dispatch(wm_cluster *c, const zmq_pollitem_t *items,
-                         size_t n);
+void wm_cluster_dispatch(wm_cluster *c, const zmq_pollitem_t *items, size_t n);
 
 /* A wheel was committed to the local store: logs and spreads it. */
 void wm_cluster_stored(wm_cluster *c, const wm_file_info *info);

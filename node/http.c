@@ -26,9 +26,9 @@
 #include "wheelname.h"
 #include "wheelzip.h"
 
-#define CT_JSON "application/vnd.pypi.simple.v1+json"
+#define CT_JSON  "application/vnd.pypi.simple.v1+json"
 #define CT_HTML1 "application/vnd.pypi.simple.v1+html"
-#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_TEXT  "text/plain; charset=utf-8"
 
 struct wm_http {
     struct MHD_Daemon *daemon;
@@ -63,8 +63,8 @@ queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
 }
 
 /* A one-line plain-text answer; errors always look like this. */
-static enum MHD_Result
-reply_text(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
+                                  const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static enum MHD_Result
@@ -110,8 +110,8 @@ reply_redirect(struct MHD_Connection *c, const char *location)
 static int
 etag_matches(struct MHD_Connection *c, const char *etag)
 {
-    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *inm = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 
     return inm != NULL && (strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL);
 }
@@ -292,7 +292,7 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
                            "this index serves " CT_JSON ", " CT_HTML1
                            " and text/html");
     if (project[0] == '\0') { /* local projects only: upstream's list is
-                                 * huge and pip never reads it */
+                               * huge and pip never reads it */
         if (wm_store_view_open(h->node->store, &v) != 0)
             return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
         body = wm_page_root(v, m->fmt, &len);
@@ -487,8 +487,8 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
             MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
         return queue(c, MHD_HTTP_NOT_MODIFIED, r);
     }
-    range = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                        MHD_HTTP_HEADER_RANGE);
+    range =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
     if (range != NULL && parse_range(range, f->size, &first, &last) != 0) {
         static const char why[] =
             "error: bad or unsatisfiable Range (one range of bytes=FIRST-LAST, "
@@ -598,8 +598,8 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
     }
     total = atomic_load(&dl->total);
     r = MHD_create_response_from_callback(
-        total == WM_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : total, 256 << 10,
-        dl_read, st, dl_free);
+        total == WM_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : total, 256 << 10, dl_read,
+        st, dl_free);
     if (r == NULL) {
         dl_free(st);
         return MHD_NO;
@@ -829,8 +829,8 @@ put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
     if (wm_wheelzip_check(fdpath, &ps->name, &meta, &meta_len, &why) != 0) {
         atomic_fetch_add(&cnt->put_rejected, 1);
         wm_info("http: refused PUT of %s: %s", ps->name.filename, why);
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "%s: %s",
-                           ps->name.filename, why);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "%s: %s", ps->name.filename,
+                           why);
     }
 
     /* Already there? Same bytes are fine; other bytes under the same name
@@ -1091,8 +1091,8 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
-        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-        300u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (h->daemon == NULL) {
         *why = "cannot listen on http.listen (address in use?)";
         free(h);

@@ -33,9 +33,8 @@ main(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } commands[] = {
-        {"node", wm_node_main},   {"put", wm_cmd_put},
-        {"ls", wm_cmd_ls},        {"status", wm_cmd_status},
-        {"keygen", wm_cmd_keygen},
+        {"node", wm_node_main},    {"put", wm_cmd_put},       {"ls", wm_cmd_ls},
+        {"status", wm_cmd_status}, {"keygen", wm_cmd_keygen},
     };
 
     if (argc < 2) {
@@ -50,8 +49,7 @@ main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             break;
-        if (strcmp(argv[i], "--version") == 0 ||
-            strcmp(argv[i], "-V") == 0) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
             printf("wheelmesh %s\n", WM_VERSION);
             return 0;
         }

@@ -21,17 +21,17 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "http.h"
 #include "cluster.h"
+#include "hash.h"
+#include "http.h"
+#include "log.h"
 #include "pages.h"
 #include "upstream.h"
 #include "wheelzip.h"
-#include "hash.h"
-#include "log.h"
 
-#define LOOP_ENDPOINT "inproc://wm-loop"
+#define LOOP_ENDPOINT     "inproc://wm-loop"
 #define PROGRESS_ENDPOINT "inproc://wm-progress"
-#define POLL_MS 100 /* how often flags are read: stop within a second */
+#define POLL_MS           100 /* how often flags are read: stop within a second */
 
 static volatile sig_atomic_t quit_signal;
 static volatile sig_atomic_t hup_signal;
@@ -215,8 +215,8 @@ wm_loop_answer(void *router, wm_waiter *w)
 struct wm_commit {
     struct wm_commit *next;
     wm_store_writer *w;
-    wm_download *dl;    /* a download: served from its spool meanwhile */
-    wm_waiter *waiter;  /* a PUT: answered when it is done */
+    wm_download *dl;   /* a download: served from its spool meanwhile */
+    wm_waiter *waiter; /* a PUT: answered when it is done */
 };
 
 /* Signs INFO and queues the wheel in FD for the store. Returns 0, or the
@@ -232,8 +232,8 @@ commit_queue(wm_node *node, wm_file_info *info, int fd, const void *meta,
 
     info->added = info->last_used = time(NULL);
     wm_store_sign(info, node->id);
-    rc = wm_store_writer_new(node->store, info, fd, meta, meta_len, chunkmap,
-                             0, &w);
+    rc = wm_store_writer_new(node->store, info, fd, meta, meta_len, chunkmap, 0,
+                             &w);
     if (rc != 0)
         return rc;
     c = calloc(1, sizeof(*c));
@@ -330,8 +330,8 @@ wm_node_commit(wm_node *node, wm_download *dl, const void *chunkmap)
         wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0) {
         /* The bytes match the hash the client asked for, so it has them;
          * the node just does not keep a file it cannot vouch for. */
-        wm_warn("store: %s matches its hash but is not kept: %s",
-                dl->filename, why);
+        wm_warn("store: %s matches its hash but is not kept: %s", dl->filename,
+                why);
         return -EINVAL;
     }
     memset(&info, 0, sizeof(info));
@@ -510,26 +510,27 @@ node_loop(struct loop *l)
 static void
 node_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: wheelmesh node [-c FILE] [--data DIR] [--http HOST:PORT]\n"
-            "                      [--daemon --pidfile FILE] [--log FILE]\n"
-            "       wheelmesh node --check -c FILE\n"
-            "\n"
-            "Runs a wheelmesh node: a wheel cache that pip uses as its index.\n"
-            "With no config it serves http://127.0.0.1:7390/ from\n"
-            "$XDG_CACHE_HOME/wheelmesh (else ~/.cache/wheelmesh).\n"
-            "\n"
-            "  -c, --config FILE   JSON config (every key optional)\n"
-            "      --check         validate the config and exit\n"
-            "      --data DIR      data directory (overrides node.data_dir)\n"
-            "      --http H:P      HTTP address (overrides http.listen)\n"
-            "      --daemon        detach once ready (needs --pidfile)\n"
-            "      --pidfile FILE  write the node's pid to FILE\n"
-            "      --log FILE      log to FILE instead of stderr\n"
-            "  -v, --verbose       log debug lines\n"
-            "  -h, --help          show this help\n"
-            "\n"
-            "Then: pip install --index-url http://127.0.0.1:7390/simple/ PKG\n");
+    fprintf(
+        out,
+        "usage: wheelmesh node [-c FILE] [--data DIR] [--http HOST:PORT]\n"
+        "                      [--daemon --pidfile FILE] [--log FILE]\n"
+        "       wheelmesh node --check -c FILE\n"
+        "\n"
+        "Runs a wheelmesh node: a wheel cache that pip uses as its index.\n"
+        "With no config it serves http://127.0.0.1:7390/ from\n"
+        "$XDG_CACHE_HOME/wheelmesh (else ~/.cache/wheelmesh).\n"
+        "\n"
+        "  -c, --config FILE   JSON config (every key optional)\n"
+        "      --check         validate the config and exit\n"
+        "      --data DIR      data directory (overrides node.data_dir)\n"
+        "      --http H:P      HTTP address (overrides http.listen)\n"
+        "      --daemon        detach once ready (needs --pidfile)\n"
+        "      --pidfile FILE  write the node's pid to FILE\n"
+        "      --log FILE      log to FILE instead of stderr\n"
+        "  -v, --verbose       log debug lines\n"
+        "  -h, --help          show this help\n"
+        "\n"
+        "Then: pip install --index-url http://127.0.0.1:7390/simple/ PKG\n");
 }
 
 /* mkdir -p with mode 0700 for what it creates. */
@@ -620,7 +621,14 @@ struct node_opts {
 static int
 parse_opts(int argc, char **argv, struct node_opts *o)
 {
-    enum { OPT_DATA = 256, OPT_HTTP, OPT_DAEMON, OPT_PIDFILE, OPT_LOG, OPT_CHECK };
+    enum {
+        OPT_DATA = 256,
+        OPT_HTTP,
+        OPT_DAEMON,
+        OPT_PIDFILE,
+        OPT_LOG,
+        OPT_CHECK
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"data", required_argument, NULL, OPT_DATA},
@@ -639,16 +647,36 @@ parse_opts(int argc, char **argv, struct node_opts *o)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': o->config = optarg; break;
-        case OPT_DATA: o->data = optarg; break;
-        case OPT_HTTP: o->http = optarg; break;
-        case OPT_DAEMON: o->daemon = 1; break;
-        case OPT_PIDFILE: o->pidfile = optarg; break;
-        case OPT_LOG: o->log = optarg; break;
-        case OPT_CHECK: o->check = 1; break;
-        case 'v': o->verbose = 1; break;
-        case 'h': node_usage(stdout); return 1;
-        default: node_usage(stderr); return 2;
+        case 'c':
+            o->config = optarg;
+            break;
+        case OPT_DATA:
+            o->data = optarg;
+            break;
+        case OPT_HTTP:
+            o->http = optarg;
+            break;
+        case OPT_DAEMON:
+            o->daemon = 1;
+            break;
+        case OPT_PIDFILE:
+            o->pidfile = optarg;
+            break;
+        case OPT_LOG:
+            o->log = optarg;
+            break;
+        case OPT_CHECK:
+            o->check = 1;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case 'h':
+            node_usage(stdout);
+            return 1;
+        default:
+            node_usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {
@@ -740,8 +768,8 @@ wm_node_main(int argc, char **argv)
 
     rc = make_dirs(cfg.data_dir);
     if (rc != 0) {
-        fprintf(stderr, "wheelmesh node: cannot create %s: %s\n",
-                cfg.data_dir, strerror(-rc));
+        fprintf(stderr, "wheelmesh node: cannot create %s: %s\n", cfg.data_dir,
+                strerror(-rc));
         goto out;
     }
     if (o.daemon) {

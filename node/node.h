@@ -84,8 +84,7 @@ typedef struct wm_download {
  * and TOTAL bytes expected (WM_SIZE_UNKNOWN: not yet known). NULL when out
  * of memory or the spool cannot be made. */
 wm_download *wm_download_new(const wm_node *node, const uint8_t *sha,
-                             const char *filename, uint64_t total,
-                             int source);
+                             const char *filename, uint64_t total, int source);
 wm_download *wm_download_ref(wm_download *d);
 void wm_download_release(wm_download *d); /* NULL-safe; closes the spool */
 
@@ -94,10 +93,10 @@ void wm_download_release(wm_download *d); /* NULL-safe; closes the spool */
 uint64_t wm_download_available(wm_download *d);
 
 enum wm_op {
-    WM_OP_PUT,   /* store the wheel in FD under INFO */
-    WM_OP_PAGE,  /* the prepared /simple/<project>/ page */
-    WM_OP_FETCH, /* a download of a wheel this node lacks */
-    WM_OP_META,  /* the core metadata of a wheel this node lacks */
+    WM_OP_PUT,     /* store the wheel in FD under INFO */
+    WM_OP_PAGE,    /* the prepared /simple/<project>/ page */
+    WM_OP_FETCH,   /* a download of a wheel this node lacks */
+    WM_OP_META,    /* the core metadata of a wheel this node lacks */
     WM_OP_LINKS,   /* the flat --find-links page (project may be "") */
     WM_OP_FILES,   /* /api/files JSON (project may be "") */
     WM_OP_STATUS,  /* /api/status JSON */

@@ -7,8 +7,8 @@
 #include "pages.h"
 
 #include <cjson/cJSON.h>
-#include <stdio.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +16,7 @@
 #include "hash.h"
 #include "wheelname.h"
 
-#define PAGE_MAX (64u << 20)
+#define PAGE_MAX    (64u << 20)
 #define API_VERSION "1.1"
 
 static const char *
@@ -80,8 +80,8 @@ root_json_project(const char *project, void *arg)
 {
     cJSON *entry = cJSON_CreateObject();
 
-    if (entry == NULL || cJSON_AddStringToObject(entry, "name", project) ==
-                             NULL) {
+    if (entry == NULL ||
+        cJSON_AddStringToObject(entry, "name", project) == NULL) {
         cJSON_Delete(entry);
         return -1;
     }
@@ -93,9 +93,10 @@ root_json_project(const char *project, void *arg)
 static void
 html_head(wm_buf *b, const char *title, const char *name)
 {
-    wm_buf_adds(b, "<!DOCTYPE html>\n<html>\n  <head>\n"
-                   "    <meta name=\"pypi:repository-version\" content=\"" API_VERSION
-                   "\">\n    <title>");
+    wm_buf_adds(
+        b, "<!DOCTYPE html>\n<html>\n  <head>\n"
+           "    <meta name=\"pypi:repository-version\" content=\"" API_VERSION
+           "\">\n    <title>");
     wm_buf_adds(b, title);
     if (name != NULL)
         wm_buf_add_html(b, name);
@@ -139,8 +140,8 @@ wm_page_root(wm_store_view *v, enum wm_page_format fmt, size_t *len)
 /* One file as a page shows it, wherever it is held. */
 struct file_view {
     const char *filename;
-    const char *url; /* NULL: this node's /files/<sha256>/<filename> */
-    const uint8_t *sha256;      /* NULL when unknown */
+    const char *url;       /* NULL: this node's /files/<sha256>/<filename> */
+    const uint8_t *sha256; /* NULL when unknown */
     const uint8_t *meta_sha256; /* NULL: no metadata advertised */
     const char *requires_python;
     const char *yanked; /* NULL: not yanked */
@@ -176,9 +177,8 @@ view_upstream(struct file_view *fv, const wm_upfile *u)
     fv->sha256 = u->has_sha256 ? u->sha256 : NULL;
     fv->url = u->is_wheel && u->has_sha256 ? NULL : u->url;
     /* Metadata only where it can be verified. */
-    fv->meta_sha256 = u->has_metadata && u->metadata_sha256_known
-                          ? u->metadata_sha256
-                          : NULL;
+    fv->meta_sha256 =
+        u->has_metadata && u->metadata_sha256_known ? u->metadata_sha256 : NULL;
     fv->requires_python = u->requires_python;
     fv->yanked = u->yanked;
 }
@@ -360,8 +360,9 @@ static int
 is_held(const struct project_files *pf, const char *filename)
 {
     return is_local(pf, filename) ||
-           (pf->nremote > 0 && bsearch(filename, pf->remote, pf->nremote,
-                                       sizeof(*pf->remote), cmp_remote) != NULL);
+           (pf->nremote > 0 &&
+            bsearch(filename, pf->remote, pf->nremote, sizeof(*pf->remote),
+                    cmp_remote) != NULL);
 }
 
 static char *
@@ -587,7 +588,8 @@ wm_page_status(wm_node *node, wm_store_view *v, wm_cluster *cluster,
     cJSON_AddStringToObject(o, "id", node->id_hex);
     cJSON_AddStringToObject(o, "version", WM_VERSION);
     cJSON_AddStringToObject(o, "url", node->url);
-    cJSON_AddNumberToObject(o, "uptime_s", (double)(time(NULL) - node->started));
+    cJSON_AddNumberToObject(o, "uptime_s",
+                            (double)(time(NULL) - node->started));
     o = cJSON_AddObjectToObject(root, "cache");
     if (o == NULL)
         goto fail;

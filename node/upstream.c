@@ -28,11 +28,11 @@
 #include "simplepage.h"
 #include "wheelzip.h"
 
-#define NBUCKETS 1024
-#define MAX_SOCKETS 256
+#define NBUCKETS      1024
+#define MAX_SOCKETS   256
 #define PAGE_BODY_MAX (64u << 20)
-#define ABSENT_TTL_S 60     /* a project upstream lacks: how long to believe it */
-#define RETRY_AFTER_S 10    /* after an upstream failure */
+#define ABSENT_TTL_S  60 /* a project upstream lacks: how long to believe it */
+#define RETRY_AFTER_S 10 /* after an upstream failure */
 #define PROGRESS_STEP (256u << 10)
 #define PAGE_ACCEPT                                                            \
     "Accept: application/vnd.pypi.simple.v1+json, "                            \
@@ -112,9 +112,8 @@ now_ms(void)
 
 /* --- answering */
 
-static void
-answer(wm_upstream *u, wm_waiter *w, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void answer(wm_upstream *u, wm_waiter *w, unsigned status,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
 answer(wm_upstream *u, wm_waiter *w, unsigned status, const char *fmt, ...)
@@ -231,7 +230,8 @@ persist_page(wm_upstream *u, struct entry *e, const struct page_record *r)
     }
     wm_buf_add(&b, r->body, r->body_len);
     data = wm_buf_steal(&b, &len);
-    if (data == NULL || wm_store_put_page(u->node->store, e->name, data, len) != 0)
+    if (data == NULL ||
+        wm_store_put_page(u->node->store, e->name, data, len) != 0)
         wm_warn("upstream: cannot keep the page of %s", e->name);
     free(data);
 }
@@ -567,11 +567,14 @@ page_done(wm_upstream *u, struct transfer *t, CURLcode rc)
                                 t->body.len, ctype != NULL ? ctype : "",
                                 base != NULL ? base : t->url, &page,
                                 &why) == 0) {
-            struct page_record r = {
-                now, (uint16_t)t->index, ctype, base != NULL ? base : t->url,
-                header_value(t->easy, "ETag"),
-                header_value(t->easy, "Last-Modified"), t->body.data,
-                t->body.len};
+            struct page_record r = {now,
+                                    (uint16_t)t->index,
+                                    ctype,
+                                    base != NULL ? base : t->url,
+                                    header_value(t->easy, "ETag"),
+                                    header_value(t->easy, "Last-Modified"),
+                                    t->body.data,
+                                    t->body.len};
             wm_simplepage_free(&e->page);
             e->page = page;
             e->has_page = 1;
@@ -583,8 +586,8 @@ page_done(wm_upstream *u, struct transfer *t, CURLcode rc)
             set_str(&e->last_modified, r.lm);
             entry_unprepare(e);
             persist_page(u, e, &r);
-            wm_debug("upstream: %s: %zu files from %s", e->name,
-                     e->page.nfiles, t->url);
+            wm_debug("upstream: %s: %zu files from %s", e->name, e->page.nfiles,
+                     t->url);
             goto out;
         }
         status = -1; /* a 200 that is not a simple page: an upstream error */
@@ -657,12 +660,12 @@ page_answer(wm_upstream *u, struct entry *e, wm_waiter *w)
         }
         size_t nremote = 0;
         wm_remote_file *remote =
-            u->cluster != NULL ? wm_cluster_remote(u->cluster, e->name, &nremote)
-                               : NULL;
+            u->cluster != NULL
+                ? wm_cluster_remote(u->cluster, e->name, &nremote)
+                : NULL;
         body = wm_page_project(v, e->name, remote, nremote,
                                e->has_page ? &e->page : NULL,
-                               fmt ? WM_PAGE_JSON : WM_PAGE_HTML, &found,
-                               &len);
+                               fmt ? WM_PAGE_JSON : WM_PAGE_HTML, &found, &len);
         wm_store_view_close(&v);
         free(remote);
         if (!found) {
@@ -715,7 +718,8 @@ find_upfile(const struct entry *e, const wm_request *req)
 {
     for (size_t i = 0; e->has_page && i < e->page.nfiles; i++) {
         const wm_upfile *f = &e->page.files[i];
-        if (f->has_sha256 && memcmp(f->sha256, req->sha256, WM_SHA256_LEN) == 0 &&
+        if (f->has_sha256 &&
+            memcmp(f->sha256, req->sha256, WM_SHA256_LEN) == 0 &&
             strcmp(f->filename, req->filename) == 0)
             return f;
     }
@@ -842,8 +846,8 @@ fetch_request(wm_upstream *u, wm_waiter *w)
     struct entry *e;
     wm_wheelname wn;
 
-    wm_download *dl = t != NULL ? t->dl
-                                : wm_node_committing(u->node, req->sha256);
+    wm_download *dl =
+        t != NULL ? t->dl : wm_node_committing(u->node, req->sha256);
 
     if (dl != NULL) {
         req->download = wm_download_ref(dl);
@@ -1148,8 +1152,9 @@ wm_upstream_pollitems(wm_upstream *u, zmq_pollitem_t *items, size_t max,
     for (size_t i = 0; i < u->nsocks && n < max; i++, n++) {
         items[n].socket = NULL;
         items[n].fd = u->socks[i].fd;
-        items[n].events = (short)(((u->socks[i].what & CURL_POLL_IN) ? ZMQ_POLLIN : 0) |
-                                  ((u->socks[i].what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0));
+        items[n].events =
+            (short)(((u->socks[i].what & CURL_POLL_IN) ? ZMQ_POLLIN : 0) |
+                    ((u->socks[i].what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0));
         items[n].revents = 0;
     }
     if (u->deadline_ms >= 0) {
