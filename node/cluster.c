@@ -120,6 +120,7 @@ struct fetch {
     uint64_t size;    /* WM_SIZE_UNKNOWN for a designee fetch */
     uint32_t nchunks; /* known chunks (grows for an unknown size) */
     uint32_t last;    /* index of the last chunk once known, else UINT32_MAX */
+    uint32_t end;     /* no chunk at or after this (an upper bound) */
     uint8_t root[32];
     uint8_t (*map)[32]; /* chunk hashes, NULL until MAPDATA (or none) */
     int need_map;
@@ -1365,6 +1366,8 @@ fetch_fill(wm_cluster *c, struct fetch *f, int64_t now)
             uint32_t end = f->last != UINT32_MAX
                                ? f->last + 1
                                : f->prefix + (uint32_t)(WINDOW * f->nholders);
+            if (end > f->end)
+                end = f->end;
             while (next < end && next < f->cap && f->state[next] != 0)
                 next++;
             if (next >= end)
@@ -1395,6 +1398,7 @@ fetch_new(wm_cluster *c, const uint8_t *sha, const char *filename,
     snprintf(f->filename, sizeof(f->filename), "%s", filename);
     f->size = size;
     f->last = UINT32_MAX;
+    f->end = UINT32_MAX;
     if (size != WM_SIZE_UNKNOWN) {
         uint64_t n = (size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
         if (n == 0 || n > UINT32_MAX)
@@ -1538,21 +1542,48 @@ on_chunk(wm_cluster *c, const struct from *from, const wm_msg *m,
         drop_holder(f, from->m, "does not have it");
         return;
     }
-    if (f->size == WM_SIZE_UNKNOWN) {
-        if (len > WM_CHUNK_SIZE)
+    if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
+        if (len > 0)
             goto bad;
-        if (len < WM_CHUNK_SIZE) { /* the last chunk: now the size is known */
+        f->state[idx] = 2; /* "nothing here": past the end, as we know */
+        fetch_fill(c, f, now_ms());
+        return;
+    }
+    if (f->size == WM_SIZE_UNKNOWN) {
+        /* A wheel still arriving at the designee: its size shows at the
+         * end. A short chunk is the last one; an empty one only says the
+         * wheel ends before it (replies to later chunks may overtake the
+         * last one's). */
+        if (len > WM_CHUNK_SIZE || (len == 0 && idx == 0))
+            goto bad;
+        if (len == 0) {
+            if (idx < f->end)
+                f->end = idx;
+            for (size_t i = idx; i < f->cap; i++)
+                if (f->state[i] == 0)
+                    f->state[i] = 2; /* nothing to ask there */
+            f->state[idx] = 2;
+            if (f->state[idx - 1] != 2 || f->end != idx) {
+                fetch_fill(c, f, now_ms());
+                return;
+            }
+            len = 0; /* chunk idx-1 was full: the size is a whole number */
+            f->size = (uint64_t)idx * WM_CHUNK_SIZE;
+            f->last = idx - 1;
+        } else if (len < WM_CHUNK_SIZE) {
             f->size = (uint64_t)idx * WM_CHUNK_SIZE + len;
-            f->last = len > 0 ? idx : idx - 1;
-            if (len == 0 && idx == 0)
-                goto bad;
+            f->last = idx;
+        } else if (f->end != UINT32_MAX && idx + 1 == f->end) {
+            f->size = (uint64_t)f->end * WM_CHUNK_SIZE; /* full, and last */
+            f->last = idx;
+        }
+        if (f->size != WM_SIZE_UNKNOWN) {
             atomic_store(&f->dl->total, f->size);
             for (size_t i = (size_t)f->last + 1; i < f->cap; i++)
-                f->state[i] = 2; /* past the end: nothing to ask */
+                if (f->state[i] == 0)
+                    f->state[i] = 2; /* past the end: nothing to ask */
         }
     } else {
-        if (idx > f->last)
-            goto bad;
         want = chunk_len(f, idx);
         if (len != want)
             goto bad;

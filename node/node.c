@@ -570,9 +570,10 @@ set_string(char **field, const char *value)
 }
 
 /* Forks; the parent waits until the child reports ready (exit 0) or
- * fails (exit 1). In the child, returns the pipe to report on. */
+ * fails (exit 1, pointing at LOG where the child said why). In the child,
+ * returns the pipe to report on. */
 static int
-daemonize(void)
+daemonize(const char *log)
 {
     int fds[2];
     pid_t pid;
@@ -587,6 +588,8 @@ daemonize(void)
         close(fds[1]);
         if (read(fds[0], &status, 1) != 1)
             status = 1;
+        if (status != 0)
+            fprintf(stderr, "wheelmesh node: failed to start; see %s\n", log);
         _exit(status == 0 ? 0 : 1);
     }
     close(fds[0]);
@@ -773,15 +776,15 @@ wm_node_main(int argc, char **argv)
         goto out;
     }
     if (o.daemon) {
-        ready_fd = daemonize();
+        if (o.log == NULL) { /* a daemon's stderr goes nowhere */
+            snprintf(logpath, sizeof(logpath), "%s/node.log", cfg.data_dir);
+            o.log = logpath;
+        }
+        ready_fd = daemonize(o.log);
         if (ready_fd < 0) {
             fprintf(stderr, "wheelmesh node: cannot detach: %s\n",
                     strerror(-ready_fd));
             goto out;
-        }
-        if (o.log == NULL) { /* a daemon's stderr goes nowhere */
-            snprintf(logpath, sizeof(logpath), "%s/node.log", cfg.data_dir);
-            o.log = logpath;
         }
     }
     if (o.log != NULL && (rc = wm_log_open(o.log)) != 0) {

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,41 +19,16 @@
 
 #include "hash.h"
 #include "identity.h"
-
-static char tmpdir[] = "/tmp/test_identity.XXXXXX";
-
-static const char *
-tmp_path(const char *base)
-{
-    static char path[256];
-    int n = snprintf(path, sizeof(path), "%s/%s", tmpdir, base);
-
-    assert_true(n > 0 && (size_t)n < sizeof(path));
-    return path;
-}
+#include "testutil.h"
 
 /* Writes TEXT to NAME in the temp dir with MODE (exactly, despite umask). */
 static const char *
 write_file(const char *name, const char *text, mode_t mode)
 {
-    const char *path = tmp_path(name);
-    size_t len = strlen(text);
-    int fd;
+    const char *path = tu_tmp_path(name);
 
-    unlink(path);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    assert_int_equal(fchmod(fd, mode), 0);
-    close(fd);
+    tu_write_file(path, text, strlen(text), mode);
     return path;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static int
@@ -63,14 +37,14 @@ setup(void **state)
     (void)state;
     if (wm_identity_init() != 0)
         return -1;
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return tu_tmpdir_create("test_identity");
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return tu_tmpdir_remove();
 }
 
 static void
@@ -100,7 +74,7 @@ test_generate_distinct(void **state)
 static void
 test_save_load_round_trip(void **state)
 {
-    const char *path = tmp_path("roundtrip.key");
+    const char *path = tu_tmp_path("roundtrip.key");
     wm_identity *id = wm_identity_generate(), *back;
     const char *why = NULL;
     struct stat st;
@@ -140,7 +114,7 @@ test_save_load_round_trip(void **state)
 static void
 test_save_refuses_overwrite(void **state)
 {
-    const char *path = tmp_path("exists.key");
+    const char *path = tu_tmp_path("exists.key");
     wm_identity *a = wm_identity_generate(), *b = wm_identity_generate();
     wm_identity *back;
     const char *why = NULL;
@@ -160,7 +134,7 @@ test_save_refuses_overwrite(void **state)
     wm_identity_destroy(&back);
 
     /* Another error is negative too. */
-    assert_true(wm_identity_save(a, tmp_path("no/such/dir.key")) < 0);
+    assert_true(wm_identity_save(a, tu_tmp_path("no/such/dir.key")) < 0);
 
     wm_identity_destroy(&a);
     wm_identity_destroy(&b);
@@ -171,7 +145,7 @@ static void
 key_line(char out[128])
 {
     wm_identity *id = wm_identity_generate();
-    const char *path = tmp_path("line.key");
+    const char *path = tu_tmp_path("line.key");
     FILE *f;
 
     assert_non_null(id);
@@ -246,17 +220,17 @@ test_load_refuses(void **state)
 
     /* A missing file and a directory. */
     why = NULL;
-    assert_null(wm_identity_load(tmp_path("missing.key"), &why));
+    assert_null(wm_identity_load(tu_tmp_path("missing.key"), &why));
     assert_non_null(why);
     why = NULL;
-    assert_null(wm_identity_load(tmpdir, &why));
+    assert_null(wm_identity_load(tu_tmpdir(), &why));
     assert_non_null(why);
 }
 
 static void
 test_load_or_create(void **state)
 {
-    const char *p = tmp_path("node.key");
+    const char *p = tu_tmp_path("node.key");
     char path[256];
     const char *why = NULL;
     wm_identity *first, *again;
@@ -279,12 +253,12 @@ test_load_or_create(void **state)
     /* An existing file that is not a key is an error, not replaced. */
     write_file("bad-node.key", "garbage\n", 0600);
     why = NULL;
-    assert_null(wm_identity_load_or_create(tmp_path("bad-node.key"), &why));
+    assert_null(wm_identity_load_or_create(tu_tmp_path("bad-node.key"), &why));
     assert_non_null(why);
 
     /* A path that cannot be created. */
     why = NULL;
-    assert_null(wm_identity_load_or_create(tmp_path("no/dir/node.key"), &why));
+    assert_null(wm_identity_load_or_create(tu_tmp_path("no/dir/node.key"), &why));
     assert_non_null(why);
 
     wm_identity_destroy(&first);

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <regex.h>
 #include <setjmp.h>
@@ -21,45 +20,7 @@
 #include <cmocka.h>
 
 #include "log.h"
-
-static char tmpdir[] = "/tmp/test_log.XXXXXX";
-
-static const char *
-tmp_path(const char *base)
-{
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    int n = snprintf(p, sizeof(path[0]), "%s/%s", tmpdir, base);
-
-    assert_true(n > 0 && (size_t)n < sizeof(path[0]));
-    return p;
-}
-
-/* Reads the whole file at PATH; the caller frees it. Missing file: "". */
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long len;
-
-    if (f == NULL) {
-        buf = calloc(1, 1);
-        assert_non_null(buf);
-        return buf;
-    }
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    len = ftell(f);
-    assert_true(len >= 0);
-    rewind(f);
-    buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
+#include "testutil.h"
 
 static size_t
 count_lines(const char *text)
@@ -72,17 +33,10 @@ count_lines(const char *text)
 }
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     (void)state;
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return tu_tmpdir_create("test_log");
 }
 
 static int
@@ -90,7 +44,7 @@ teardown(void **state)
 {
     (void)state;
     wm_log_open(NULL);
-    return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return tu_tmpdir_remove();
 }
 
 /* Each test starts at the default level with a fresh file. */
@@ -105,7 +59,7 @@ each_setup(void **state)
 static void
 test_line_format(void **state)
 {
-    const char *path = tmp_path("format.log");
+    const char *path = tu_tmp_path("format.log");
     regex_t re;
     char *text, *line, *save = NULL;
     static const char *const want[] = {
@@ -126,7 +80,7 @@ test_line_format(void **state)
                              "[0-9]{2}Z (.*)$",
                              REG_EXTENDED),
                      0);
-    text = slurp(path);
+    text = tu_read_file(path, NULL);
     assert_int_equal(count_lines(text), 3);
     for (line = strtok_r(text, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save), i++) {
@@ -146,7 +100,7 @@ test_line_format(void **state)
 static void
 test_open_appends(void **state)
 {
-    const char *path = tmp_path("append.log");
+    const char *path = tu_tmp_path("append.log");
     FILE *f = fopen(path, "w");
     char *text;
 
@@ -156,7 +110,7 @@ test_open_appends(void **state)
     fclose(f);
     assert_int_equal(wm_log_open(path), 0);
     wm_info("later line");
-    text = slurp(path);
+    text = tu_read_file(path, NULL);
     assert_int_equal(strncmp(text, "earlier line\n", 13), 0);
     assert_non_null(strstr(text + 13, " info  later line\n"));
     assert_int_equal(count_lines(text), 2);
@@ -188,14 +142,14 @@ test_level_filter(void **state)
         size_t total = 0;
 
         snprintf(name, sizeof(name), "level%zu.log", i);
-        path = tmp_path(name);
+        path = tu_tmp_path(name);
         assert_int_equal(wm_log_open(path), 0);
         wm_log_set_level(cases[i].min);
         wm_debug("msg-%zu", i);
         wm_info("msg-%zu", i);
         wm_warn("msg-%zu", i);
         wm_error("msg-%zu", i);
-        text = slurp(path);
+        text = tu_read_file(path, NULL);
         for (int l = 0; l < 4; l++) {
             char needle[48];
             snprintf(needle, sizeof(needle), "%s%zu\n", tags[l], i);
@@ -213,14 +167,14 @@ test_level_filter(void **state)
 static void
 test_open_failure_keeps_file(void **state)
 {
-    const char *path = tmp_path("keep.log");
+    const char *path = tu_tmp_path("keep.log");
     char *text;
 
     (void)state;
     assert_int_equal(wm_log_open(path), 0);
-    assert_int_equal(wm_log_open(tmp_path("no/such/dir.log")), -ENOENT);
+    assert_int_equal(wm_log_open(tu_tmp_path("no/such/dir.log")), -ENOENT);
     wm_info("still here");
-    text = slurp(path);
+    text = tu_read_file(path, NULL);
     assert_non_null(strstr(text, " info  still here\n"));
     free(text);
 }
@@ -228,8 +182,8 @@ test_open_failure_keeps_file(void **state)
 static void
 test_reopen_after_rotate(void **state)
 {
-    const char *path = tmp_path("rotate.log");
-    const char *moved = tmp_path("rotate.log.1");
+    const char *path = tu_tmp_path("rotate.log");
+    const char *moved = tu_tmp_path("rotate.log.1");
     char *old, *cur;
 
     (void)state;
@@ -244,8 +198,8 @@ test_reopen_after_rotate(void **state)
     assert_int_equal(access(path, F_OK), 0);
     wm_info("after reopen");
 
-    old = slurp(moved);
-    cur = slurp(path);
+    old = tu_read_file(moved, NULL);
+    cur = tu_read_file(path, NULL);
     assert_non_null(strstr(old, " info  before rotation\n"));
     assert_non_null(strstr(old, " info  after move\n"));
     assert_null(strstr(old, "after reopen"));
@@ -261,7 +215,7 @@ test_reopen_after_rotate(void **state)
         char logp[300];
         char *text;
 
-        snprintf(sub, sizeof(sub), "%s/sub", tmpdir);
+        snprintf(sub, sizeof(sub), "%s/sub", tu_tmpdir());
         snprintf(logp, sizeof(logp), "%s/x.log", sub);
         assert_int_equal(mkdir(sub, 0700), 0);
         assert_int_equal(wm_log_open(logp), 0);
@@ -269,7 +223,7 @@ test_reopen_after_rotate(void **state)
         assert_int_equal(rmdir(sub), 0);
         assert_int_equal(wm_log_reopen(), -ENOENT);
         wm_info("into the moved file");
-        text = slurp(moved);
+        text = tu_read_file(moved, NULL);
         assert_non_null(strstr(text, " info  into the moved file\n"));
         free(text);
     }
@@ -279,7 +233,7 @@ test_reopen_after_rotate(void **state)
 static void
 test_stderr(void **state)
 {
-    const char *path = tmp_path("stderr.log");
+    const char *path = tu_tmp_path("stderr.log");
     int saved = dup(2), fd;
     char *text;
 
@@ -298,7 +252,7 @@ test_stderr(void **state)
     fflush(stderr);
     assert_int_equal(dup2(saved, 2), 2);
     close(saved);
-    text = slurp(path);
+    text = tu_read_file(path, NULL);
     assert_non_null(strstr(text, " warn  to stderr 7\n"));
     assert_int_equal(count_lines(text), 1);
     free(text);
@@ -322,7 +276,7 @@ log_thread(void *arg)
 static void
 test_threads_whole_lines(void **state)
 {
-    const char *path = tmp_path("threads.log");
+    const char *path = tu_tmp_path("threads.log");
     pthread_t th[THREADS];
     int seen[THREADS][LINES];
     char *text, *line, *save = NULL;
@@ -337,7 +291,7 @@ test_threads_whole_lines(void **state)
     for (int t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
 
-    text = slurp(path);
+    text = tu_read_file(path, NULL);
     for (line = strtok_r(text, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save), n++) {
         int t, i, end = 0;

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,13 +27,12 @@
 #include "hash.h"
 #include "identity.h"
 #include "store.h"
+#include "testutil.h"
 
 #define GIB      (1ull << 30)
 #define MIB      (1ull << 20)
 #define BATCH    32 /* chunks per write transaction in store.c */
 #define MAX_LIST 16
-
-static char tmpdir[] = "/tmp/test_store.XXXXXX";
 
 /* A wheel to put: its record, its bytes in memory and in an open file. */
 typedef struct wheel {
@@ -43,18 +41,6 @@ typedef struct wheel {
     int fd;
     const char *meta; /* NULL: none */
 } wheel;
-
-static const char *
-tmp_path(const char *base)
-{
-    static char path[4][256];
-    static int next;
-    char *p = path[next++ % 4];
-    int n = snprintf(p, sizeof(path[0]), "%s/%s", tmpdir, base);
-
-    assert_true(n > 0 && (size_t)n < sizeof(path[0]));
-    return p;
-}
 
 static uint64_t
 splitmix64(uint64_t *x)
@@ -96,7 +82,7 @@ wheel_make(wheel *w, const char *filename, const char *project, size_t size,
     fill(w->data, size, seed);
 
     snprintf(name, sizeof(name), "wheel.%llu", (unsigned long long)seed);
-    path = tmp_path(name);
+    path = tu_tmp_path(name);
     w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(w->fd >= 0);
     unlink(path);
@@ -148,7 +134,7 @@ open_store(const char *name, uint64_t map_size)
 {
     wm_store *s = NULL;
     const char *why = NULL;
-    int rc = wm_store_open(&s, tmp_path(name), map_size, &why);
+    int rc = wm_store_open(&s, tu_tmp_path(name), map_size, &why);
 
     if (rc != 0)
         fail_msg("wm_store_open %s: %d (%s)", name, rc, why);
@@ -297,26 +283,19 @@ assert_list(const list *l, const char *const *want, int n)
 /* --- setup */
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
     (void)state;
     if (wm_identity_init() != 0)
         return -1;
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return tu_tmpdir_create("test_store");
 }
 
 static int
 teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tu_tmpdir_remove();
 }
 
 /* --- the main round trip */
@@ -844,7 +823,7 @@ test_killed_writer(void **state)
     /* Create the store before forking so that the child only writes. */
     s = open_store(dir, GIB);
     wm_store_destroy(&s);
-    snprintf(data_path, sizeof(data_path), "%s/data.mdb", tmp_path(dir));
+    snprintf(data_path, sizeof(data_path), "%s/data.mdb", tu_tmp_path(dir));
 
     assert_int_equal(pipe(pipefd), 0);
     fflush(NULL);
@@ -855,7 +834,7 @@ test_killed_writer(void **state)
         const char *why;
 
         close(pipefd[0]);
-        if (wm_store_open(&cs, tmp_path(dir), GIB, &why) != 0)
+        if (wm_store_open(&cs, tu_tmp_path(dir), GIB, &why) != 0)
             _exit(2);
         if (write(pipefd[1], "s", 1) != 1)
             _exit(3);

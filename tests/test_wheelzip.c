@@ -20,8 +20,7 @@
 
 #include "wheelname.h"
 #include "wheelzip.h"
-
-static char tmpdir[] = "/tmp/test_wheelzip.XXXXXX";
+#include "testutil.h"
 
 static const char good_meta[] = "Metadata-Version: 2.1\nName: foo\n"
                                 "Version: 1.0\n\nA description.\n";
@@ -33,16 +32,6 @@ typedef struct entry {
 } entry;
 
 #define MAX_ENTRIES 8
-
-static const char *
-tmp_path(const char *base)
-{
-    static char path[256];
-    int n = snprintf(path, sizeof(path), "%s/%s", tmpdir, base);
-
-    assert_true(n > 0 && (size_t)n < sizeof(path));
-    return path;
-}
 
 /* Writes a zip at PATH holding the first N entries of ENTS (N may be less
  * than the array when a case uses fewer). STORE leaves the data
@@ -78,42 +67,23 @@ write_zip(const char *path, const entry *ents)
     write_zip_n(path, ents, MAX_ENTRIES, 0);
 }
 
-static void
-write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Replaces every FROM in the file at PATH by TO (same length LEN). */
 static void
 patch_file(const char *path, const char *from, const char *to, size_t len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long size;
+    size_t size;
+    char *buf = tu_read_file(path, &size);
     int hits = 0;
 
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
     assert_true(size > 0);
-    rewind(f);
-    buf = malloc((size_t)size);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    for (long i = 0; i + (long)len <= size; i++) {
+    for (size_t i = 0; i + len <= size; i++) {
         if (memcmp(buf + i, from, len) == 0) {
             memcpy(buf + i, to, len);
             hits++;
         }
     }
     assert_true(hits > 0);
-    write_file(path, buf, (size_t)size);
+    tu_write_file(path, buf, size, 0644);
     free(buf);
 }
 
@@ -275,7 +245,7 @@ test_table(void **state)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const zcase *c = &cases[i];
-        const char *path = tmp_path("case.whl");
+        const char *path = tu_tmp_path("case.whl");
         wm_wheelname name;
         char *meta;
         size_t len;
@@ -302,12 +272,12 @@ test_table(void **state)
 static void
 test_not_a_zip(void **state)
 {
-    const char *path = tmp_path("text.whl");
+    const char *path = tu_tmp_path("text.whl");
     static const char text[] = "this is not a zip file, not even close\n";
     wm_wheelname name;
 
     fill_name(&name, "foo", "1.0", "");
-    write_file(path, text, sizeof(text) - 1);
+    tu_write_file(path, text, sizeof(text) - 1, 0644);
     expect_fail(path, &name, -EINVAL, "not a zip file");
     unlink(path);
 }
@@ -315,11 +285,11 @@ test_not_a_zip(void **state)
 static void
 test_empty_file(void **state)
 {
-    const char *path = tmp_path("empty.whl");
+    const char *path = tu_tmp_path("empty.whl");
     wm_wheelname name;
 
     fill_name(&name, "foo", "1.0", "");
-    write_file(path, "", 0);
+    tu_write_file(path, "", 0, 0644);
     expect_fail(path, &name, -EINVAL, "empty file");
     unlink(path);
 }
@@ -327,7 +297,7 @@ test_empty_file(void **state)
 static void
 test_truncated(void **state)
 {
-    const char *path = tmp_path("truncated.whl");
+    const char *path = tu_tmp_path("truncated.whl");
     char big[64 * 1024];
     entry ents[] = {GOOD_DI("foo-1.0.dist-info"), {"foo/big.bin", big}};
     wm_wheelname name;
@@ -352,15 +322,15 @@ test_missing_and_not_regular(void **state)
     wm_wheelname name;
 
     fill_name(&name, "foo", "1.0", "");
-    expect_fail(tmp_path("no-such.whl"), &name, -ENOENT,
+    expect_fail(tu_tmp_path("no-such.whl"), &name, -ENOENT,
                 "cannot open the file");
-    expect_fail(tmpdir, &name, -EINVAL, "not a regular file");
+    expect_fail(tu_tmpdir(), &name, -EINVAL, "not a regular file");
 }
 
 static void
 test_metadata_exact(void **state)
 {
-    const char *path = tmp_path("meta.whl");
+    const char *path = tu_tmp_path("meta.whl");
     size_t big_len = 200 * 1024;
     char *big = malloc(big_len + 1);
     entry ents[] = {{"foo-1.0.dist-info/METADATA", big},
@@ -392,7 +362,7 @@ test_metadata_exact(void **state)
 static void
 test_metadata_too_large(void **state)
 {
-    const char *path = tmp_path("huge.whl");
+    const char *path = tu_tmp_path("huge.whl");
     size_t big_len = WM_METADATA_MAX + 1;
     char *big = malloc(big_len + 1);
     entry ents[] = {{"foo-1.0.dist-info/METADATA", big},
@@ -413,7 +383,7 @@ test_metadata_too_large(void **state)
 static void
 test_metadata_bad_crc(void **state)
 {
-    const char *path = tmp_path("crc.whl");
+    const char *path = tu_tmp_path("crc.whl");
     entry ents[] = {{"foo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\n"
                                                    "Name: foo\nCRCMARK\n"},
                     {"foo-1.0.dist-info/WHEEL", NULL},
@@ -433,7 +403,7 @@ test_metadata_bad_crc(void **state)
 static void
 size_lie(int delta, const char *want_why)
 {
-    const char *path = tmp_path("size.whl");
+    const char *path = tu_tmp_path("size.whl");
     static char big[54321 + 1];
     size_t big_len = sizeof(big) - 1;
     entry ents[] = {{"foo-1.0.dist-info/METADATA", big},
@@ -463,7 +433,7 @@ test_metadata_size_lie(void **state)
 static void
 test_nul_in_name(void **state)
 {
-    const char *path = tmp_path("nul.whl");
+    const char *path = tu_tmp_path("nul.whl");
     entry ents[] = {GOOD_DI("foo-1.0.dist-info"), {"..XMARK", NULL}};
     wm_wheelname name;
 
@@ -477,7 +447,7 @@ test_nul_in_name(void **state)
 static void
 test_duplicate_names(void **state)
 {
-    const char *path = tmp_path("dup.whl");
+    const char *path = tu_tmp_path("dup.whl");
     entry ents[] = {GOOD_DI("foo-1.0.dist-info"),
                     {"foo-1.0.dist-info/METADATX", good_meta}};
     wm_wheelname name;
@@ -521,23 +491,14 @@ test_debian_wheels(void **state)
 static int
 setup(void **state)
 {
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return tu_tmpdir_create("test_wheelzip");
 }
 
 /* Also removes what a failed test left behind. */
 static int
 teardown(void **state)
 {
-    char pattern[sizeof(tmpdir) + 2];
-    glob_t g;
-
-    snprintf(pattern, sizeof(pattern), "%s/*", tmpdir);
-    if (glob(pattern, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            unlink(g.gl_pathv[i]);
-        globfree(&g);
-    }
-    return rmdir(tmpdir);
+    return tu_tmpdir_remove();
 }
 
 int

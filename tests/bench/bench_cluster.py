@@ -35,50 +35,24 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-
+from benchlib import (MiB, BenchError, curl_timed, find_binary, log,
+                      median)
+from benchlib import mark as verdict
+import benchlib  # noqa: E402
 import harness  # noqa: E402
 import makewheel  # noqa: E402
 from upstream_index import Nginx, StaticIndex  # noqa: E402
 
-MiB = 1 << 20
 TARGET_A = 1.5      # node pip time / nginx curl time <=
 TARGET_B = 2.5      # 1-holder time / 3-holder time >=
 TARGET_C_S = 2.0    # convergence at the largest size (32) <
 TARGET_IDLE = 1000  # idle gossip bytes/s per node <
-
-
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    sys.stderr.write("bench: %s\n" % msg)
-    sys.stderr.flush()
-
-
-def median(xs):
-    return statistics.median(xs) if xs else float("nan")
-
-
-def find_binary(arg):
-    for cand in [arg, os.environ.get("WHEELMESH_BIN"),
-                 "/work/build-ns/node/wheelmesh",
-                 os.path.join(REPO, "build", "node", "wheelmesh"),
-                 os.path.join(REPO, "..", "build-bench", "node", "wheelmesh"),
-                 os.path.join(REPO, "..", "build", "node", "wheelmesh")]:
-        if cand and os.access(cand, os.X_OK):
-            return os.path.abspath(cand)
-    raise BenchError("no wheelmesh binary: pass --bin or set WHEELMESH_BIN")
 
 
 def keygen(path):
@@ -91,26 +65,14 @@ def keygen(path):
 def curl_time(argv_prefix, curl, url, expect_size):
     """curl URL to /dev/null (ARGV_PREFIX e.g. `ip netns exec NS`); returns
     curl's time_total after checking the status and the size."""
-    p = subprocess.run(argv_prefix + [curl, "-s", "-o", "/dev/null", "-w",
-                                      "%{http_code} %{size_download} "
-                                      "%{time_total}", url],
-                       capture_output=True, text=True, timeout=900)
-    parts = p.stdout.split()
-    if p.returncode != 0 or len(parts) != 3 or parts[0] != "200" \
-            or int(parts[1]) != expect_size:
-        raise BenchError("curl %s: rc=%d out=%r err=%r (want 200, %d bytes)"
-                         % (url, p.returncode, p.stdout, p.stderr[-300:],
-                            expect_size))
-    return float(parts[2])
+    return curl_timed(curl, url, expect_size, prefix=argv_prefix,
+                      timeout=900)
 
 
 def cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+    """benchlib.cpu_seconds, NaN when it cannot be read."""
+    secs = benchlib.cpu_seconds(pid)
+    return float("nan") if secs is None else secs
 
 
 def wire_bytes_by_pid():
@@ -574,10 +536,6 @@ def idle_cost(nodes, seconds):
 # report
 
 
-def verdict(ok):
-    return "PASS" if ok else "MISS"
-
-
 def report(res, args):
     lines = []
     add = lines.append
@@ -699,7 +657,7 @@ def main(argv=None):
     if args.rounds < 1 or any(s < 2 for s in args.sizes):
         ap.error("--rounds >= 1, sizes >= 2")
     try:
-        harness.BIN = find_binary(args.bin)
+        harness.BIN = find_binary(args.bin, builds=("build-ns",))
     except BenchError as e:
         log(str(e))
         return 1

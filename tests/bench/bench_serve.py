@@ -32,55 +32,34 @@ a usage error.
 """
 
 import argparse
-import base64
-import hashlib
 import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 import zlib  # noqa: F401  (zipfile's CRC; imported so a missing zlib fails early)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+from benchlib import (MiB, BenchError, child_pids, cpu_seconds,
+                      curl_timed, find_binary, log, print_ratios, ratio,
+                      summarize, verify_dir)
+import benchlib  # noqa: E402
+import harness  # noqa: E402
+import makewheel  # noqa: E402
+
 PYTHON = "/usr/bin/python3"
-MiB = 1 << 20
-EPOCH = (2020, 1, 1, 0, 0, 0)
 
 TARGET_B_OVER_A = 1.10
 TARGET_B_OVER_C = 1.00
 TARGET_CURL = 0.90
 
 
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    sys.stderr.write("bench: %s\n" % msg)
-    sys.stderr.flush()
-
-
 # --------------------------------------------------------------------------
 # wheels
-
-
-def _record_hash(digest):
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _zinfo(arcname):
-    zi = zipfile.ZipInfo(arcname, date_time=EPOCH)
-    zi.external_attr = 0o644 << 16
-    zi.compress_type = zipfile.ZIP_STORED
-    return zi
 
 
 def _payload_blocks(size, base):
@@ -100,62 +79,20 @@ def _payload_blocks(size, base):
         i += 1
 
 
+def _fast_payload(size):
+    """Payload blocks for makewheel: one random block per wheel, rotated."""
+    return _payload_blocks(size, os.urandom(MiB))
+
+
 def write_wheel(outdir, project, version, size):
     """Write a valid py3-none-any wheel for PROJECT with SIZE bytes of
     payload; returns its path."""
-    dist = project.replace("-", "_")
-    fname = "%s-%s-py3-none-any.whl" % (dist, version)
-    path = os.path.join(outdir, fname)
-    distinfo = "%s-%s.dist-info" % (dist, version)
-    record = []
-    base = os.urandom(MiB)          # one random block per wheel
-
-    def add(zf, arcname, data):
-        zf.writestr(_zinfo(arcname), data)
-        record.append("%s,%s,%d" % (arcname, _record_hash(
-            hashlib.sha256(data).digest()), len(data)))
-
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        add(zf, dist + "/__init__.py",
-            ('__version__ = "%s"\n' % version).encode())
-        if size > 0:
-            arc = dist + "/payload.bin"
-            h = hashlib.sha256()
-            with zf.open(_zinfo(arc), "w",
-                         force_zip64=size >= (1 << 31)) as f:
-                for block in _payload_blocks(size, base):
-                    h.update(block)
-                    f.write(block)
-            record.append("%s,%s,%d" % (arc, _record_hash(h.digest()), size))
-        add(zf, distinfo + "/METADATA", (
-            "Metadata-Version: 2.1\nName: %s\nVersion: %s\n"
-            "Summary: wheelmesh serving benchmark wheel\n\n"
-            % (project, version)).encode())
-        add(zf, distinfo + "/WHEEL", (
-            "Wheel-Version: 1.0\nGenerator: wheelmesh-bench\n"
-            "Root-Is-Purelib: true\nTag: py3-none-any\n\n").encode())
-        record.append(distinfo + "/RECORD,,")
-        zf.writestr(_zinfo(distinfo + "/RECORD"),
-                    ("\n".join(record) + "\n").encode())
-    return path
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(4 * MiB), b""):
-            h.update(piece)
-    return h.hexdigest()
+    return makewheel.make_wheel(outdir, project, version, size,
+                                payload=_fast_payload)
 
 
 # --------------------------------------------------------------------------
 # processes
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tail(path, n=30):
@@ -214,13 +151,13 @@ def stop_proc(proc, sig=signal.SIGTERM, timeout=10.0):
 def start_node(binary, workdir):
     d = os.path.join(workdir, "node")
     os.makedirs(d)
-    port = free_port()
+    port = harness.free_port()
     cfg = {
         "node": {"name": "bench"},
         "upstream": {"indexes": []},
         # A port of its own, so the benchmark never collides with a node
         # already running on this machine (default tcp://0.0.0.0:7391).
-        "cluster": {"listen": "tcp://127.0.0.1:%d" % free_port()},
+        "cluster": {"listen": "tcp://127.0.0.1:%d" % harness.free_port()},
     }
     cfg_path = os.path.join(d, "node.json")
     with open(cfg_path, "w") as f:
@@ -269,7 +206,7 @@ http {{
 def start_nginx(nginx, workdir, root):
     prefix = os.path.join(workdir, "nginx")
     os.makedirs(os.path.join(prefix, "tmp"))
-    port = free_port()
+    port = harness.free_port()
     user = ""
     if os.geteuid() == 0:
         # As root nginx would drop its worker to "nobody", which cannot
@@ -300,11 +237,10 @@ def start_nginx(nginx, workdir, root):
 
 
 def pip_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith("PIP_") and "proxy" not in k.lower()}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_NO_INPUT"] = "1"
-    env["NO_PROXY"] = "*"
+    """harness.pip_env(), but pip may write its .pyc files (the warm-up
+    round is there for that)."""
+    env = harness.pip_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -333,38 +269,9 @@ def pip_download(python, source_args, projects, outdir, env):
     return took
 
 
-def verify_dir(outdir, expected, what):
-    """Every expected file is in OUTDIR with the right sha256, and nothing
-    else is."""
-    got = sorted(os.listdir(outdir))
-    want = sorted(expected)
-    if got != want:
-        raise BenchError("%s: downloaded files differ from the originals:\n"
-                         "  missing %s\n  extra %s" % (
-                             what, sorted(set(want) - set(got)),
-                             sorted(set(got) - set(want))))
-    for name in got:
-        h = sha256_file(os.path.join(outdir, name))
-        if h != expected[name]:
-            raise BenchError("%s: %s has sha256 %s, original %s"
-                             % (what, name, h, expected[name]))
-
-
-CURL_FMT = "%{http_code} %{size_download} %{time_total}"
-
-
 def curl_get(curl, url, out, size):
     """One curl GET to OUT; returns seconds (curl's own time_total)."""
-    p = subprocess.run([curl, "-s", "-o", out, "-w", CURL_FMT, url],
-                       capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        raise BenchError("curl %s failed (%d): %s" % (url, p.returncode,
-                                                      p.stderr))
-    code, got, secs = p.stdout.split()
-    if code != "200" or int(got) != size:
-        raise BenchError("curl %s: status %s, %s bytes (want 200, %d)"
-                         % (url, code, got, size))
-    return float(secs)
+    return curl_timed(curl, url, size, out)
 
 
 # --------------------------------------------------------------------------
@@ -410,37 +317,11 @@ def nginx_counters(access_log):
     return reqs, sent
 
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids):
+def cpu_seconds_of(pids):
     """User + system CPU seconds used so far by PIDS (each a whole
-    process: /proc/PID/stat sums its threads)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            return None
-    return total / CLK_TCK
-
-
-def child_pids(pid):
-    """The children of PID (nginx's workers)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                out.append(int(d))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
+    process); None when one cannot be read."""
+    secs = [cpu_seconds(pid) for pid in pids]
+    return None if None in secs else sum(secs)
 
 
 class Traffic:
@@ -454,10 +335,10 @@ class Traffic:
 
     def start(self):
         self.before = self.read()
-        self.cpu0 = cpu_seconds(self.pids)
+        self.cpu0 = cpu_seconds_of(self.pids)
 
     def stop(self):
-        cpu1 = cpu_seconds(self.pids)
+        cpu1 = cpu_seconds_of(self.pids)
         after = self.read()
         if None in self.before or None in after:
             return None
@@ -493,25 +374,6 @@ def page_latency(port, path, n, headers=None):
 # --------------------------------------------------------------------------
 
 
-def find_binary(arg):
-    cands = [arg] if arg else [
-        os.environ.get("WHEELMESH_BIN", ""),
-        os.path.join(REPO, "build", "node", "wheelmesh"),
-        os.path.join(os.path.dirname(REPO), "build-bench", "node",
-                     "wheelmesh"),
-        os.path.join(os.path.dirname(REPO), "build", "node", "wheelmesh"),
-    ]
-    for c in cands:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return os.path.abspath(c)
-    raise BenchError("no wheelmesh binary (tried %s); pass --bin or set "
-                     "WHEELMESH_BIN" % ", ".join(c for c in cands if c))
-
-
-def mark(ok):
-    return "PASS" if ok else "MISS"
-
-
 def run(args):
     binary = find_binary(args.bin)
     for tool in (args.nginx, args.curl):
@@ -537,7 +399,7 @@ def run(args):
                                int(args.big_mb * MiB))
         paths.append(big_path)
         write_s = time.perf_counter() - t0
-        sums = {os.path.basename(p): sha256_file(p) for p in paths}
+        sums = {os.path.basename(p): harness.sha256_file(p) for p in paths}
         big_name = os.path.basename(big_path)
         big_size = os.path.getsize(big_path)
         total = sum(os.path.getsize(p) for p in paths)
@@ -636,10 +498,8 @@ def run(args):
                 shutil.rmtree(out)
             log("pip round %d/%d: %s" % (r + 1, args.rounds, "  ".join(
                 "%s %.2fs" % (k, times[k][-1]) for k, _, _ in variants)))
-        res["pip"] = {key: {"label": label, "times_s": times[key],
-                            "median_s": statistics.median(times[key]),
-                            "min_s": min(times[key]),
-                            "traffic": traffic.get(key)}
+        res["pip"] = {key: dict(summarize(times[key]), label=label,
+                                traffic=traffic.get(key))
                       for key, label, _ in variants}
         res["pip_files"] = len(expected)
         res["pip_bytes"] = pip_bytes
@@ -651,7 +511,7 @@ def run(args):
         for key, url in curl_srcs:     # verified, untimed
             out = os.path.join(dl, "big-" + key)
             curl_get(args.curl, url, out, big_size)
-            h = sha256_file(out)
+            h = harness.sha256_file(out)
             if h != sums[big_name]:
                 raise BenchError("curl %s: sha256 %s, original %s"
                                  % (url, h, sums[big_name]))
@@ -662,10 +522,10 @@ def run(args):
         for r in range(args.curl_rounds):
             order = curl_srcs if r % 2 == 0 else curl_srcs[::-1]
             for key, url in order:
-                c0 = cpu_seconds(cpids[key])
+                c0 = cpu_seconds_of(cpids[key])
                 ctimes[key].append(curl_get(args.curl, url, os.devnull,
                                             big_size))
-                c1 = cpu_seconds(cpids[key])
+                c1 = cpu_seconds_of(cpids[key])
                 if None not in (c0, c1):
                     ccpu[key].append(c1 - c0)
             log("curl round %d/%d: %s" % (r + 1, args.curl_rounds, "  ".join(
@@ -706,18 +566,16 @@ def run(args):
         for key in ("b_links", "b_simple"):
             for ref, target in (("a", TARGET_B_OVER_A),
                                 ("c", TARGET_B_OVER_C)):
-                v = pipr[key]["median_s"] / pipr[ref]["median_s"]
-                ratios.append({
-                    "name": "%s/%s" % (key, ref), "value": v,
-                    "best_of_rounds": pipr[key]["min_s"] / pipr[ref]["min_s"],
-                    "target": "<= %.2f" % target, "pass": v <= target})
+                ratios.append(ratio(
+                    "%s/%s" % (key, ref),
+                    pipr[key]["median_s"] / pipr[ref]["median_s"],
+                    pipr[key]["min_s"] / pipr[ref]["min_s"], target))
         cu = res["curl"]
-        cr = cu["node"]["median_mb_s"] / cu["nginx"]["median_mb_s"]
-        ratios.append({"name": "curl node/nginx", "value": cr,
-                       "best_of_rounds": (cu["node"]["max_mb_s"]
-                                          / cu["nginx"]["max_mb_s"]),
-                       "target": ">= %.2f" % TARGET_CURL,
-                       "pass": cr >= TARGET_CURL})
+        ratios.append(ratio(
+            "curl node/nginx",
+            cu["node"]["median_mb_s"] / cu["nginx"]["median_mb_s"],
+            cu["node"]["max_mb_s"] / cu["nginx"]["max_mb_s"], TARGET_CURL,
+            at_most=False))
         res["ratios"] = ratios
         res["verified"] = True
         return res
@@ -779,11 +637,7 @@ def report(res):
         print("  %-36s %8.3f ms  %7d bytes" % (label, v["mean_ms"],
                                                v["bytes"]))
     print()
-    print("ratios (of medians; best-of-rounds for reference)")
-    for r in res["ratios"]:
-        print("  %-18s %6.3f   target %-7s %s   (best %.3f)" % (
-            r["name"], r["value"], r["target"], mark(r["pass"]),
-            r["best_of_rounds"]))
+    print_ratios(res["ratios"], 18)
     print()
     print("all downloads byte-identical to the originals (sha256)")
 
@@ -812,14 +666,7 @@ def main(argv=None):
     ap.add_argument("--page-requests", type=int, default=200,
                     help="GETs per page for the latency table (default 200)")
     ap.add_argument("--nginx", default="/usr/sbin/nginx")
-    ap.add_argument("--curl", default="/usr/bin/curl")
-    ap.add_argument("--workdir", help="parent of the temporary directory")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory")
-    ap.add_argument("--json", action="store_true",
-                    help="print the results as JSON")
-    ap.add_argument("--strict", action="store_true",
-                    help="exit 1 when a ratio misses its target")
+    benchlib.add_output_args(ap)
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.small_count < 1 or args.big_mb <= 0 \
             or args.small_mb <= 0 or args.page_requests < 1:
@@ -837,14 +684,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return 1
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        report(res)
-    if args.strict and not all(r["pass"] for r in res["ratios"]):
-        return 1
-    return 0
+    return benchlib.finish(res, args, report)
 
 
 if __name__ == "__main__":

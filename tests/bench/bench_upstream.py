@@ -48,7 +48,6 @@ Exit status: 0 when the run completed (MISSes included, unless --strict),
 
 import argparse
 import datetime
-import json
 import os
 import resource
 import shutil
@@ -61,16 +60,15 @@ import tempfile
 import time
 import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-
+from benchlib import (CLK_TCK, MiB, BenchError, child_pids,
+                      cpu_seconds, curl_timed, find_binary, log,
+                      print_ratios, summarize, verify_dir)
+import benchlib         # noqa: E402
 import harness          # noqa: E402
 import makewheel        # noqa: E402
 import upstream_index   # noqa: E402
 
 PYTHON = "/usr/bin/python3"
-MiB = 1 << 20
 IP = shutil.which("ip") or "/usr/sbin/ip"
 TC = shutil.which("tc") or "/usr/sbin/tc"
 SETPRIV = shutil.which("setpriv")
@@ -87,20 +85,8 @@ TARGET_LOOP_COLD = 1.15
 TARGET_CAP_WARM = 0.15
 TARGET_CAP_COLD = 1.15
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    pass
-
-
 class Terminated(BaseException):
     """SIGTERM / SIGHUP: unwinds like Ctrl-C, through every finally."""
-
-
-def log(msg):
-    sys.stderr.write("bench: %s\n" % msg)
-    sys.stderr.flush()
 
 
 def _run(args, check=True, timeout=30):
@@ -290,15 +276,6 @@ def stop_node(node):
         log("node did not stop cleanly: %s" % str(e).splitlines()[0])
 
 
-def cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def system_busy():
     """CPU seconds the whole machine has been busy (all CPUs), from
     /proc/stat."""
@@ -317,16 +294,8 @@ def process_tree_cpu(pid):
     total = cpu_seconds(pid)
     if total is None:
         return None
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-        except (OSError, IndexError, ValueError):
-            pass
+    for child in child_pids(pid):
+        total += cpu_seconds(child) or 0.0
     return total
 
 
@@ -419,21 +388,6 @@ def pip_download(python, index_url, projects, outdir, env, big_name,
     return took, cpu, phases
 
 
-def verify_dir(outdir, expected, what):
-    got = sorted(os.listdir(outdir))
-    want = sorted(expected)
-    if got != want:
-        raise BenchError("%s: downloaded files differ from the originals:\n"
-                         "  missing %s\n  extra %s" % (
-                             what, sorted(set(want) - set(got)),
-                             sorted(set(got) - set(want))))
-    for name in got:
-        h = harness.sha256_file(os.path.join(outdir, name))
-        if h != expected[name]:
-            raise BenchError("%s: %s has sha256 %s, original %s"
-                             % (what, name, h, expected[name]))
-
-
 class Runner:
     """Times pip runs and gathers their diagnostics."""
 
@@ -519,59 +473,26 @@ class Runner:
 
 def curl_link(curl, url, nbytes):
     """Raw link throughput: one curl of the first NBYTES of URL, MB/s."""
-    p = subprocess.run([curl, "-s", "-o", os.devnull, "-r",
-                        "0-%d" % (nbytes - 1), "-w",
-                        "%{http_code} %{size_download} %{time_total}", url],
-                       capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        raise BenchError("curl %s failed (%d): %s" % (url, p.returncode,
-                                                      p.stderr))
-    code, got, secs = p.stdout.split()
-    if code not in ("200", "206") or int(got) != nbytes:
-        raise BenchError("curl %s: status %s, %s bytes (want %d)"
-                         % (url, code, got, nbytes))
-    return int(got) / 1e6 / float(secs), float(secs)
+    secs = curl_timed(curl, url, nbytes, extra=["-r", "0-%d" % (nbytes - 1)],
+                      codes=("200", "206"))
+    return nbytes / 1e6 / secs, secs
 
 
 # --------------------------------------------------------------------------
 
 
-def find_binary(arg):
-    cands = [arg] if arg else [
-        os.environ.get("WHEELMESH_BIN", ""),
-        os.path.join(REPO, "build", "node", "wheelmesh"),
-        os.path.join(os.path.dirname(REPO), "build-bench", "node",
-                     "wheelmesh"),
-        os.path.join(os.path.dirname(REPO), "build-ub", "node", "wheelmesh"),
-        os.path.join(os.path.dirname(REPO), "build", "node", "wheelmesh"),
-    ]
-    for c in cands:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return os.path.abspath(c)
-    raise BenchError("no wheelmesh binary (tried %s); pass --bin or set "
-                     "WHEELMESH_BIN" % ", ".join(c for c in cands if c))
-
-
-def mark(ok):
-    return "PASS" if ok else "MISS"
-
-
-def summarize(runs):
-    ts = [r["s"] for r in runs]
-    return {"median_s": statistics.median(ts), "min_s": min(ts),
-            "times_s": ts, "runs": runs}
+def summarize_runs(runs):
+    return dict(summarize([r["s"] for r in runs]), runs=runs)
 
 
 def ratio(res, name, num, den, target):
-    v = num["median_s"] / den["median_s"]
-    res["ratios"].append({
-        "name": name, "value": v,
-        "best_of_rounds": num["min_s"] / den["min_s"],
-        "target": "<= %.2f" % target, "pass": v <= target})
+    res["ratios"].append(benchlib.ratio(
+        name, num["median_s"] / den["median_s"],
+        num["min_s"] / den["min_s"], target))
 
 
 def run(args):
-    binary = find_binary(args.bin)
+    binary = find_binary(args.bin, builds=("build-ub",))
     harness.BIN = binary
     for tool in (upstream_index.NGINX, args.curl):
         if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
@@ -655,7 +576,7 @@ def run(args):
                        runs["node_cold"][-1]["s"]))
             nginx.cleanup()
             nginx = None
-            res["loopback"] = {k: summarize(v) for k, v in runs.items()}
+            res["loopback"] = {k: summarize_runs(v) for k, v in runs.items()}
             lo = res["loopback"]
             ratio(res, "loopback node cold / straight", lo["node_cold"],
                   lo["straight"], TARGET_LOOP_COLD)
@@ -703,7 +624,7 @@ def run(args):
                         runs["node_cold"][-1]["s"],
                         runs["node_warm"][-1]["s"]))
             res["link"]["qdisc"] = link.qdisc_stats()
-            res["capped"] = {k: summarize(v) for k, v in runs.items()}
+            res["capped"] = {k: summarize_runs(v) for k, v in runs.items()}
             ca = res["capped"]
             ratio(res, "capped node warm / straight cold", ca["node_warm"],
                   ca["straight"], TARGET_CAP_WARM)
@@ -798,11 +719,7 @@ def report(res):
                   ("node_cold", "node, cold (fresh data dir)"),
                   ("node_warm", "node, warm (holds everything)")])
     print()
-    print("ratios (of medians; best-of-rounds for reference)")
-    for r in res["ratios"]:
-        print("  %-34s %6.3f   target %-7s %s   (best %.3f)" % (
-            r["name"], r["value"], r["target"], mark(r["pass"]),
-            r["best_of_rounds"]))
+    print_ratios(res["ratios"], 34)
     ref = res.get("reference")
     if ref:
         print("  %-34s %6.3f   (no target: the lowest warm/cold ratio pip "
@@ -857,14 +774,7 @@ def main(argv=None):
     ap.add_argument("--skip-loopback", action="store_true")
     ap.add_argument("--skip-capped", action="store_true",
                     help="no namespace, no tc (runs without root)")
-    ap.add_argument("--curl", default="/usr/bin/curl")
-    ap.add_argument("--workdir", help="parent of the temporary directory")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the temporary directory")
-    ap.add_argument("--json", action="store_true",
-                    help="print the results as JSON")
-    ap.add_argument("--strict", action="store_true",
-                    help="exit 1 when a ratio misses its target")
+    benchlib.add_output_args(ap)
     args = ap.parse_args(argv)
     q = args.quick
     if args.rounds is None:
@@ -891,14 +801,7 @@ def main(argv=None):
     except (KeyboardInterrupt, Terminated):
         sys.stderr.write("bench: interrupted (cleaned up)\n")
         return 1
-    if args.json:
-        json.dump(res, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        report(res)
-    if args.strict and not all(r["pass"] for r in res["ratios"]):
-        return 1
-    return 0
+    return benchlib.finish(res, args, report)
 
 
 if __name__ == "__main__":

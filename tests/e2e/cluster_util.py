@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import struct
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -62,6 +61,30 @@ def write_trusted(path, keys, comment="trusted cluster keys"):
 # -- nodes -------------------------------------------------------------------
 
 
+def make_keys(cls, names):
+    """A temporary directory for test class CLS (removed after it) and a
+    Key in it for each of NAMES: (dir, {name: Key})."""
+    d = h.tmpdir(cls)
+    return d, {n: Key(os.path.join(d, n + ".key")) for n in names}
+
+
+def start_chain(cls, tmp, keys, seeds, env=None):
+    """Start a ClusterNode for each name in SEEDS ({name: the names it
+    seeds from}), in that order, labelled with its name, trusting all of
+    KEYS (the trusted file goes in TMP), with the extra environment
+    ENV.get(name); test class CLS cleans them up. Returns {name: node}."""
+    trusted = write_trusted(os.path.join(tmp, "trusted"), keys.values())
+    ports = {n: h.free_port() for n in seeds}
+    nodes = {}
+    for n in seeds:
+        nodes[n] = ClusterNode(
+            keys[n], trusted=trusted,
+            seeds=[addr(ports[s]) for s in seeds[n]],
+            cluster_port=ports[n], env=(env or {}).get(n), label=n)
+        cls.addClassCleanup(nodes[n].cleanup)
+    return nodes
+
+
 def addr(port):
     return "tcp://127.0.0.1:%d" % port
 
@@ -102,23 +125,10 @@ class ClusterNode(h.Node):
     def cluster_addr(self):
         return addr(self.cluster_port)
 
-    def start(self, wait=True):
-        # harness.Node.start without an env; the same, with ours.
-        assert self.proc is None or self.proc.poll() is not None
-        self.starts += 1
+    def env(self):
         env = dict(os.environ)
         env.update(self.env_extra)
-        with open(self.stderr_path, "ab") as err, \
-                open(self.stdout_path, "ab") as out:
-            err.write(b"=== start %d\n" % self.starts)
-            err.flush()
-            self._err_offset = err.tell()
-            self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL, env=env)
-        self.started_at = time.monotonic()
-        if wait:
-            self.wait_ready()
-        return self
+        return env
 
     def tail(self, n=40):
         return ("===== node %s (%s, id %s) =====\n"

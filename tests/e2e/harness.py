@@ -19,8 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.parse
 from html.parser import HTMLParser
+
+from makewheel import sha256_file
 
 BIN = os.environ.get("WHEELMESH_BIN", "")
 PYTHON = "/usr/bin/python3"
@@ -57,14 +60,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            h.update(piece)
-    return h.hexdigest()
 
 
 def read_bytes(path):
@@ -110,7 +105,12 @@ def http_request(host, port, method, path, body=None, headers=None,
                  timeout=60):
     """One request on a fresh connection; PATH is sent byte for byte.
     Returns (status, headers, body); redirects are not followed."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    return request_on(http.client.HTTPConnection(host, port, timeout=timeout),
+                      method, path, body, headers)
+
+
+def request_on(conn, method, path, body=None, headers=None):
+    """http_request on the fresh connection CONN, which it closes."""
     try:
         conn.putrequest(method, path, skip_host=False,
                         skip_accept_encoding=True)
@@ -182,6 +182,10 @@ class Node:
             args += ["--log", self.log_path]
         return args
 
+    def env(self):
+        """The node's environment; None: this process's own."""
+        return None
+
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
         self.starts += 1
@@ -191,7 +195,8 @@ class Node:
             err.flush()
             self._err_offset = err.tell()
             self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=err,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL,
+                                         env=self.env())
         self.started_at = time.monotonic()
         if wait:
             self.wait_ready()
@@ -288,9 +293,14 @@ class Node:
 
     # -- HTTP ------------------------------------------------------------
 
+    def connection(self, timeout=60):
+        """A fresh (not yet connected) HTTP connection to the node."""
+        return http.client.HTTPConnection(self.host, self.port,
+                                          timeout=timeout)
+
     def request(self, method, path, body=None, headers=None, timeout=60):
-        return http_request(self.host, self.port, method, path, body,
-                            headers, timeout)
+        return request_on(self.connection(timeout), method, path, body,
+                          headers)
 
     def get(self, path, headers=None, timeout=60):
         return self.request("GET", path, headers=headers, timeout=timeout)
@@ -332,7 +342,7 @@ class Node:
     def download(self, path, headers=None):
         """GET PATH streaming; returns (status, headers, sha256 hex of the
         body, body length) without holding the body in memory."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        conn = self.connection(120)
         try:
             conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
@@ -425,6 +435,16 @@ def venv(path):
     if proc.returncode != 0:
         raise RuntimeError("venv failed\n" + describe(proc))
     return Venv(path)
+
+
+def shared_venv(cache):
+    """One venv for a test module (making one takes seconds), kept in the
+    module's dict CACHE and removed after the module's tests."""
+    if "venv" not in cache:
+        d = tempfile.mkdtemp(prefix="wm-e2e-venv-")
+        unittest.addModuleCleanup(shutil.rmtree, d, True)
+        cache["venv"] = venv(os.path.join(d, "venv"))
+    return cache["venv"]
 
 
 # -- pages -------------------------------------------------------------------

@@ -87,13 +87,16 @@ def metadata_text(name, version, requires=(), requires_python=None,
 
 def make_wheel(outdir, name, version, size=0, requires=(), build=None,
                tag="py3-none-any", metadata_name=None, metadata_version=None,
-               seed=None, requires_python=None, filename=None):
+               seed=None, requires_python=None, filename=None,
+               payload=None):
     """Write a wheel into OUTDIR and return its path.
 
     METADATA_NAME / METADATA_VERSION, when given, are used for the
     .dist-info directory and the METADATA fields instead of NAME / VERSION:
     the result is a well-formed zip whose contents do not match its
-    filename. FILENAME overrides the file's name altogether.
+    filename. FILENAME overrides the file's name altogether. PAYLOAD, when
+    given, is a function (size) -> iterable of byte blocks for the payload
+    (default: random pieces, reproducible with SEED).
     """
     md_name = metadata_name if metadata_name is not None else name
     md_version = metadata_version if metadata_version is not None else version
@@ -118,7 +121,9 @@ def make_wheel(outdir, name, version, size=0, requires=(), build=None,
             h = hashlib.sha256()
             with zf.open(_zinfo(arc), "w",
                          force_zip64=size >= (1 << 31)) as f:
-                for piece in _random_pieces(size, seed):
+                pieces = (payload(size) if payload is not None
+                          else _random_pieces(size, seed))
+                for piece in pieces:
                     h.update(piece)
                     f.write(piece)
             record.append("%s,%s,%d" % (arc, _record_hash(h.digest()), size))

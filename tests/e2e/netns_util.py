@@ -28,7 +28,6 @@ deleted when the next Lab is made.
 
 import atexit
 import ctypes
-import hashlib
 import http.client
 import json
 import os
@@ -154,22 +153,9 @@ class NsHTTPConnection(http.client.HTTPConnection):
 def ns_http_request(ns, host, port, method, path, body=None, headers=None,
                     timeout=60):
     """harness.http_request, from inside namespace NS."""
-    conn = NsHTTPConnection(ns, host, port, timeout=timeout)
-    try:
-        conn.putrequest(method, path, skip_host=False,
-                        skip_accept_encoding=True)
-        hdrs = dict(headers or {})
-        if body is not None and "Content-Length" not in hdrs:
-            hdrs["Content-Length"] = str(len(body))
-        for k, v in hdrs.items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        if body is not None:
-            conn.send(body)
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
+    return harness.request_on(NsHTTPConnection(ns, host, port,
+                                               timeout=timeout),
+                              method, path, body, headers)
 
 
 # -- the lab ------------------------------------------------------------------
@@ -320,23 +306,9 @@ class NsNode(harness.Node):
             pre = [SETPRIV, "--pdeathsig", "KILL", "--"]
         return [IP, "netns", "exec", self.ns] + pre + super().argv()
 
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        return ns_http_request(self.ns, self.host, self.port, method, path,
-                               body, headers, timeout)
-
-    def download(self, path, headers=None):
-        conn = NsHTTPConnection(self.ns, self.host, self.port, timeout=120)
-        try:
-            conn.request("GET", path, headers=headers or {})
-            resp = conn.getresponse()
-            hsh = hashlib.sha256()
-            n = 0
-            for piece in iter(lambda: resp.read(1 << 20), b""):
-                hsh.update(piece)
-                n += len(piece)
-            return resp.status, resp.headers, hsh.hexdigest(), n
-        finally:
-            conn.close()
+    def connection(self, timeout=60):
+        return NsHTTPConnection(self.ns, self.host, self.port,
+                                timeout=timeout)
 
     def links(self):
         """Filenames on this node's /links/ page."""

@@ -29,21 +29,13 @@ import cluster_util as cu
 from makewheel import make_wheel
 from upstream_index import Nginx, StaticIndex
 
+# h.shared_venv: one venv for the module (making one takes seconds); every
+# test installs projects of its own.
 _VENV = {}
 
 
 def setUpModule():
     h.require_binary()
-
-
-def shared_venv():
-    """One venv for the module (making one takes seconds); every test
-    installs projects of its own."""
-    if "venv" not in _VENV:
-        d = tempfile.mkdtemp(prefix="wm-e2e-venv-")
-        unittest.addModuleCleanup(shutil.rmtree, d, True)
-        _VENV["venv"] = h.venv(os.path.join(d, "venv"))
-    return _VENV["venv"]
 
 
 class ClusterCase(unittest.TestCase):
@@ -60,7 +52,7 @@ class ClusterCase(unittest.TestCase):
         return cu.Waiter(self.nodes)(pred, what, timeout, interval, extra)
 
     def pip(self, node, *args, timeout=180):
-        return shared_venv().run_pip(
+        return h.shared_venv(_VENV).run_pip(
             *args, "--index-url", node.url + "/simple/",
             "--progress-bar", "off", timeout=timeout)
 
@@ -93,18 +85,13 @@ class ClusterCase(unittest.TestCase):
         return self.nginx.requests(substring=filename)
 
 
-def make_keys(cls, names):
-    d = h.tmpdir(cls)
-    return d, {n: cu.Key(os.path.join(d, n + ".key")) for n in names}
-
-
 # --- 1, 2, 3 ------------------------------------------------------------------
 
 
 class ThreeNodes(ClusterCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = make_keys(cls, "ABCD")
+        cls.tmp, keys = cu.make_keys(cls, "ABCD")
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
         cls.wheels = os.path.join(cls.tmp, "wheels")
         os.makedirs(cls.wheels)
@@ -186,7 +173,7 @@ class ThreeNodes(ClusterCase):
 
         peer_hits = self.C.status()["hits"]["peer"]
         self.pip_ok(self.C, "install", "--no-deps", "cl-gossip==1.0")
-        out = shared_venv().run_python(
+        out = h.shared_venv(_VENV).run_python(
             "import cl_gossip; print(cl_gossip.__version__)")
         self.assertEqual(out.stdout.strip(), "1.0", h.describe(out))
         got_name, data = self.pip_download(self.C, "cl-gossip==1.0")
@@ -304,20 +291,11 @@ class ThreeNodes(ClusterCase):
 class NodeFailure(ClusterCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = make_keys(cls, "ABC")
+        cls.tmp, keys = cu.make_keys(cls, "ABC")
         cls.wheels = os.path.join(cls.tmp, "wheels")
         os.makedirs(cls.wheels)
-        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
-                                   keys.values())
-        ports = {n: h.free_port() for n in "ABC"}
-        seeds = {"A": [], "B": ["A"], "C": ["B"]}
-        nodes = {}
-        for n in "ABC":
-            nodes[n] = cu.ClusterNode(
-                keys[n], trusted=trusted,
-                seeds=[cu.addr(ports[s]) for s in seeds[n]],
-                cluster_port=ports[n], label=n)
-            cls.addClassCleanup(nodes[n].cleanup)
+        nodes = cu.start_chain(cls, cls.tmp, keys,
+                               {"A": [], "B": ["A"], "C": ["B"]})
         cls.A, cls.B, cls.C = nodes["A"], nodes["B"], nodes["C"]
         cls.nodes = [cls.A, cls.B, cls.C]
         w = cu.Waiter(cls.nodes)
@@ -407,7 +385,7 @@ class EightNodes(ClusterCase):
     @classmethod
     def setUpClass(cls):
         names = ["N%d" % i for i in range(cls.N)]
-        cls.tmp, keys = make_keys(cls, names)
+        cls.tmp, keys = cu.make_keys(cls, names)
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
         cls.big = make_wheel(cls.index.packages, "cl-stampede", "1.0",
                              size=cls.SIZE)

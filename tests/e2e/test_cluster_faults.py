@@ -21,11 +21,6 @@ def setUpModule():
     h.require_binary()
 
 
-def make_keys(cls, names):
-    d = h.tmpdir(cls)
-    return d, {n: cu.Key(os.path.join(d, n + ".key")) for n in names}
-
-
 class Case(unittest.TestCase):
     nodes = ()
 
@@ -42,21 +37,13 @@ class Case(unittest.TestCase):
 class BadPeers(Case):
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = make_keys(cls, "XYWZ")
+        cls.tmp, keys = cu.make_keys(cls, "XYWZ")
         cls.wheels = os.path.join(cls.tmp, "wheels")
         os.makedirs(cls.wheels)
-        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
-                                   keys.values())
-        ports = {n: h.free_port() for n in "XYWZ"}
-        seeds = {"X": [], "Y": ["X"], "W": ["X"], "Z": ["Y"]}
-        env = {"Y": {"WHEELMESH_TEST_FAULT_BAD_CHUNKS": "1"}}
-        nodes = {}
-        for n in "XYWZ":
-            nodes[n] = cu.ClusterNode(
-                keys[n], trusted=trusted,
-                seeds=[cu.addr(ports[s]) for s in seeds[n]],
-                cluster_port=ports[n], env=env.get(n), label=n)
-            cls.addClassCleanup(nodes[n].cleanup)
+        nodes = cu.start_chain(
+            cls, cls.tmp, keys,
+            {"X": [], "Y": ["X"], "W": ["X"], "Z": ["Y"]},
+            env={"Y": {"WHEELMESH_TEST_FAULT_BAD_CHUNKS": "1"}})
         cls.X, cls.Y, cls.W, cls.Z = (nodes[n] for n in "XYWZ")
         cls.nodes = [cls.X, cls.Y, cls.W, cls.Z]
         w = cu.Waiter(cls.nodes)
@@ -152,7 +139,7 @@ class WireMessages(Case):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = make_keys(cls, "NPU")
+        cls.tmp, keys = cu.make_keys(cls, "NPU")
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
                                    [keys["N"], keys["P"]])
         cls.N = cu.ClusterNode(keys["N"], trusted=trusted, label="N")

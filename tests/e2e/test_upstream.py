@@ -16,9 +16,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 import urllib.parse
@@ -29,21 +27,13 @@ from upstream_index import Nginx, StaticIndex, make_sdist
 
 JSON_ACCEPT = {"Accept": h.JSON_TYPE}
 
+# h.shared_venv: one venv shared by the tests that only need *a* pip
+# (downloads) or install projects nobody else installs.
 _SCRATCH = {}
 
 
 def setUpModule():
     h.require_binary()
-
-
-def scratch_venv():
-    """One venv shared by the tests that only need *a* pip (downloads) or
-    install projects nobody else installs."""
-    if "venv" not in _SCRATCH:
-        d = tempfile.mkdtemp(prefix="wm-e2e-venv-")
-        unittest.addModuleCleanup(shutil.rmtree, d, True)
-        _SCRATCH["venv"] = h.venv(os.path.join(d, "venv"))
-    return _SCRATCH["venv"]
 
 
 class UpstreamCase(unittest.TestCase):
@@ -226,7 +216,7 @@ class UpstreamDownTest(UpstreamCase):
         cls.make_node()
 
     def test_cached_installs_while_upstream_down(self):
-        venv = scratch_venv()
+        venv = h.shared_venv(_SCRATCH)
         dl = os.path.join(self.tmp, "warm")
         # Warm the node through it (pip download does not install).
         self.pip_ok(venv, "download", *self.index_args(), "-d", dl, "delta")
@@ -304,7 +294,7 @@ class TamperTest(UpstreamCase):
     def test_tampered_file(self):
         fn = self.wheel["filename"]
         bad_sha = self.index.tamper(fn)
-        venv = scratch_venv()
+        venv = h.shared_venv(_SCRATCH)
         dest = os.path.join(self.tmp, "bad")
         proc = self.pip(venv, "download", "--no-deps", *self.index_args(),
                         "-d", dest, "tampered", timeout=90)
@@ -373,7 +363,7 @@ class ConcurrentColdDownloadTest(UpstreamCase):
         cls.make_node()
 
     def test_six_concurrent_downloads(self):
-        venv = scratch_venv()
+        venv = h.shared_venv(_SCRATCH)
         fn = self.wheel["filename"]
 
         def one(i):
@@ -433,7 +423,7 @@ class RoutingTest(UpstreamCase):
         return [self.nginx, self.nginx2]
 
     def test_routing(self):
-        venv = scratch_venv()
+        venv = h.shared_venv(_SCRATCH)
         self.pip_ok(venv, "install", *self.index_args(), "torchlike")
         proc = venv.run_python("import torchlike; "
                                "print(torchlike.__version__)")
@@ -561,7 +551,7 @@ class SdistTest(UpstreamCase):
         self.assertEqual(jf[fn]["hashes"].get("sha256"),
                          self.sdist["sha256"])
 
-        venv = scratch_venv()
+        venv = h.shared_venv(_SCRATCH)
         self.pip_ok(venv, "install", *self.index_args(), "tinysdist",
                     timeout=150)
         proc = venv.run_python("import tinysdist; "

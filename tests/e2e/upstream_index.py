@@ -32,7 +32,9 @@ import subprocess
 import tarfile
 import tempfile
 import time
-import zipfile
+
+import harness
+import makewheel
 
 NGINX = "/usr/sbin/nginx"
 
@@ -40,14 +42,6 @@ NGINX = "/usr/sbin/nginx"
 def normalize(name):
     """PEP 503 name normalisation."""
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _sha256_path(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            h.update(piece)
-    return h.hexdigest()
 
 
 def project_of(filename):
@@ -61,14 +55,8 @@ def project_of(filename):
     raise ValueError("cannot tell the project of %r" % filename)
 
 
-def wheel_metadata(path):
-    """The METADATA bytes inside the wheel at PATH."""
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist()
-                 if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-        if len(names) != 1:
-            raise ValueError("%s: %d METADATA files" % (path, len(names)))
-        return zf.read(names[0])
+# The METADATA bytes inside the wheel at PATH.
+wheel_metadata = makewheel.read_metadata
 
 
 def make_sdist(outdir, name, version, requires=()):
@@ -146,7 +134,7 @@ class StaticIndex:
             with open(dest + ".metadata", "wb") as f:
                 f.write(data)
             meta_sha = hashlib.sha256(data).hexdigest()
-        entry = {"filename": filename, "sha256": _sha256_path(dest),
+        entry = {"filename": filename, "sha256": makewheel.sha256_file(dest),
                  "metadata_sha256": meta_sha, "path": dest,
                  "requires_python": (requires_python
                                      if requires_python is not None
@@ -264,12 +252,6 @@ class StaticIndex:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class NginxError(AssertionError):
     pass
 
@@ -290,7 +272,7 @@ class Nginx:
     def __init__(self, root, port=None, start=True):
         self.tree = root.root if isinstance(root, StaticIndex) else root
         self.dir = tempfile.mkdtemp(prefix="wm-nginx-")
-        self.port = port or _free_port()
+        self.port = port or harness.free_port()
         self.conf = os.path.join(self.dir, "nginx.conf")
         self.access_log = os.path.join(self.dir, "access.log")
         self.error_log = os.path.join(self.dir, "error.log")
