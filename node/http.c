@@ -1092,7 +1092,7 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
         on_mhd_log, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
         MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (h->daemon == NULL) {
         *why = "cannot listen on http.listen (address in use?)";
         free(h);
