@@ -72,6 +72,7 @@ struct member {
     uint32_t probe_seq;
     int64_t probe_sent;
     int probing, indirect_sent;
+    int64_t digest_sent; /* last full digest sent in answer to it */
     /* counters */
     uint64_t bytes_in, bytes_out, failures, bad_chunks;
 };
@@ -766,18 +767,15 @@ answer_digest(wm_cluster *c, const struct from *f, const wm_msg *d)
 
     for (size_t i = 0; i < c->norigins; i++) {
         const struct origin *o = c->origins[i];
-        uint64_t have = 0;
-        int known = 0;
+        uint64_t have = 0; /* their highest seq of our generation */
         for (size_t j = 0; j < d->ndigest; j++) {
             if (memcmp(d->digest[j].origin, o->id, WM_ID_LEN) != 0)
                 continue;
-            known = 1;
             if (d->digest[j].generation == o->gen)
                 have = d->digest[j].max_seq;
             else if (d->digest[j].generation > o->gen)
                 have = UINT64_MAX; /* theirs is newer */
         }
-        (void)known;
         for (size_t k = 0; k < o->n && have != UINT64_MAX; k++) {
             if (o->e[k].seq <= have)
                 continue;
@@ -798,6 +796,10 @@ answer_digest(wm_cluster *c, const struct from *f, const wm_msg *d)
     free(list);
     for (size_t j = 0; j < d->ndigest; j++) {
         const struct origin *o = find_origin(c, d->digest[j].origin);
+        /* An origin we do not trust: its entries would only be dropped. */
+        if (!is_self(c, d->digest[j].origin) &&
+            find_trusted(c, d->digest[j].origin) == NULL)
+            continue;
         if (o == NULL || d->digest[j].generation > o->gen ||
             (d->digest[j].generation == o->gen &&
              d->digest[j].max_seq > o->max_seq))
@@ -821,14 +823,19 @@ on_digest(wm_cluster *c, const struct from *f, const wm_msg *d)
                         WM_DIGEST_FULL | WM_DIGEST_REPLY);
         return;
     }
-    /* Copy: answering reuses c->in through c->out. */
+    /* Send what the peer lacks; when this node lacks some, show it our
+     * digest so the peer sends them. At most one such answer per peer per
+     * probe interval: entries that keep failing (a bad signature) must not
+     * make two nodes trade digests forever. */
     int lacking = answer_digest(c, f, d);
-    if (lacking && !(d->flags & WM_DIGEST_REPLY))
-        send_digest(c, f->sock, f->ridlen ? f->rid : NULL, f->ridlen,
-                    WM_DIGEST_FULL | WM_DIGEST_REPLY);
-    else if (lacking)
-        send_digest(c, f->sock, f->ridlen ? f->rid : NULL, f->ridlen,
-                    WM_DIGEST_FULL);
+    int64_t now = now_ms();
+    if (!lacking || f->m == NULL || now - f->m->digest_sent < PROBE_MS)
+        return;
+    f->m->digest_sent = now;
+    send_digest(c, f->sock, f->ridlen ? f->rid : NULL, f->ridlen,
+                (d->flags & WM_DIGEST_REPLY)
+                    ? WM_DIGEST_FULL
+                    : WM_DIGEST_FULL | WM_DIGEST_REPLY);
 }
 
 static void
@@ -2371,6 +2378,11 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_upstream *up,
     }
     c->node = node;
     c->up = up;
+    /* Each node its own random choices (probe order, gossip peers): with
+     * one shared sequence they all pick alike and spread worse. */
+    srand((unsigned)time(NULL) ^ (unsigned)getpid() ^
+          ((unsigned)wm_identity_pubkey(node->id)[0] << 24 |
+           (unsigned)wm_identity_pubkey(node->id)[1] << 16));
     /* A fault hook for the tests of bad peers; never set it otherwise. */
     c->fault_bad_chunks = getenv("WHEELMESH_TEST_FAULT_BAD_CHUNKS") != NULL;
     if (c->fault_bad_chunks)

@@ -55,11 +55,30 @@ def project_version():
     return m.group(1) if m else None
 
 
+_PORTS_LOW, _PORTS_HIGH = 20000, 32000  # below the kernel's ephemeral range
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that
+    this process has not handed out before. Ports come from below the
+    kernel's ephemeral range, so no outgoing connection takes one before
+    the node binds it, and the search starts at a place chosen by the pid,
+    so test processes running side by side do not pick the same ones."""
+    span = _PORTS_HIGH - _PORTS_LOW
+    start = (os.getpid() * 97) % span
+    for i in range(span):
+        port = _PORTS_LOW + (start + i) % span
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free TCP port on 127.0.0.1")
 
 
 def read_bytes(path):
