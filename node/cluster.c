@@ -1221,8 +1221,7 @@ fetch_finish(wm_cluster *c, struct fetch *f, int ok)
         atomic_store(&f->dl->state, WM_DL_VERIFIED);
         publish(c, f->sha);
         wm_node_commit(c->node, f->dl, f->map);
-    } else if (atomic_load(&f->dl->received) == 0 &&
-               wm_upstream_take_over(c->up, f->dl, f->sha, f->filename) == 0) {
+    } else if (wm_upstream_take_over(c->up, f->dl, f->sha, f->filename) == 0) {
         wm_info("cluster: %s: no peer could serve it; going upstream",
                 f->filename);
     } else {

@@ -61,6 +61,9 @@ struct transfer {
     char project[WM_PROJECT_MAX + 1];
     wm_download *dl; /* T_FILE */
     uint64_t published;
+    uint64_t resume; /* bytes already in the spool (a peer fetch's prefix) */
+    uint64_t skip;   /* of the body, when the server ignored our Range */
+    int started;
     int write_failed;
     wm_waiter *waiters; /* T_META */
 };
@@ -81,6 +84,14 @@ struct entry {
     uint64_t prepared_gen;
     int warned;
     char error[200]; /* the last failure, for clients with nothing cached */
+    struct takeover *takeovers; /* downloads waiting for this page */
+};
+
+/* A download no peer can finish, waiting for its project's page to go on
+ * from upstream. */
+struct takeover {
+    struct takeover *next;
+    wm_download *dl;
 };
 
 struct wm_upstream {
@@ -100,6 +111,7 @@ struct wm_upstream {
 };
 
 static void request(wm_upstream *u, wm_waiter *w);
+static void takeovers_resume(wm_upstream *u, struct entry *e);
 
 static int64_t
 now_ms(void)
@@ -373,15 +385,28 @@ on_file_data(char *data, size_t size, size_t n, void *arg)
     uint64_t got = atomic_load(&dl->received), len = size * n;
     const char *p = data;
 
-    if (atomic_load(&dl->total) == WM_SIZE_UNKNOWN) {
+    if (!t->started) { /* the first bytes: the headers are in */
         curl_off_t cl = -1;
+        long code = 0;
+        t->started = 1;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (t->resume > 0 && code != 206)
+            t->skip = t->resume; /* the whole file: drop what we have */
+        if (cl >= 0 && code == 206)
+            cl += (curl_off_t)t->resume;
         if (cl > (curl_off_t)t->u->node->cfg->max_size)
             return 0;
         if (cl >= 0) {
             atomic_store(&dl->total, (uint64_t)cl);
             publish(t->u, t->sha);
         }
+    }
+    if (t->skip > 0) {
+        uint64_t k = len < t->skip ? len : t->skip;
+        p += k;
+        len -= k;
+        t->skip -= k;
     }
     if (got + len > t->u->node->cfg->max_size)
         return 0;
@@ -638,6 +663,7 @@ page_done(wm_upstream *u, struct transfer *t, CURLcode rc)
     }
 out:
     transfer_free(t);
+    takeovers_resume(u, e);
     redispatch(u, &e->waiters);
 }
 
@@ -748,11 +774,30 @@ unlink_transfer(struct transfer **list, struct transfer *t)
     }
 }
 
+/* Hashes the first LEN bytes of the spool FD into HASH. */
+static int
+hash_prefix(int fd, uint64_t len, wm_sha256 *hash)
+{
+    static uint8_t buf[1 << 20]; /* loop thread only */
+
+    for (uint64_t off = 0; off < len;) {
+        size_t want =
+            len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0)
+            return -EIO;
+        wm_sha256_update(hash, buf, (size_t)got);
+        off += (uint64_t)got;
+    }
+    return 0;
+}
+
 /* Starts downloading URL into DL, or into a new download when DL is NULL
- * (then the transfer holds the only reference). */
+ * (then the transfer holds the only reference). DL's first RESUME bytes
+ * are in its spool already: only the rest is asked for. */
 static struct transfer *
 file_start(wm_upstream *u, const char *url, const uint8_t *sha,
-           const char *filename, wm_download *dl)
+           const char *filename, wm_download *dl, uint64_t resume)
 {
     struct transfer *t = transfer_new(u, T_FILE, url, 0);
 
@@ -772,6 +817,13 @@ file_start(wm_upstream *u, const char *url, const uint8_t *sha,
     t->hash = wm_sha256_new();
     if (t->hash == NULL)
         goto fail;
+    t->resume = resume;
+    if (resume > 0) {
+        if (hash_prefix(dl->fd, resume, t->hash) != 0)
+            goto fail;
+        curl_easy_setopt(t->easy, CURLOPT_RESUME_FROM_LARGE,
+                         (curl_off_t)resume);
+    }
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_file_data);
     curl_easy_setopt(t->easy, CURLOPT_FAILONERROR, 1L);
     if (transfer_start(t) != 0)
@@ -894,7 +946,7 @@ fetch_request(wm_upstream *u, wm_waiter *w)
             return;
         }
     }
-    t = file_start(u, f->url, req->sha256, req->filename, NULL);
+    t = file_start(u, f->url, req->sha256, req->filename, NULL, 0);
     if (t == NULL) {
         answer(u, w, 503, "cannot start the upstream download");
         return;
@@ -915,7 +967,7 @@ wm_upstream_download(wm_upstream *u, const uint8_t *sha)
  * the page when it is missing or stale. -EAGAIN while it is on its way. */
 static int
 upfile_for(wm_upstream *u, const uint8_t *sha, const char *filename,
-           const wm_upfile **out)
+           const wm_upfile **out, struct entry **entry)
 {
     wm_request req;
     wm_wheelname wn;
@@ -927,6 +979,8 @@ upfile_for(wm_upstream *u, const uint8_t *sha, const char *filename,
     e = entry_get(u, wn.project);
     if (e == NULL)
         return -ENOMEM;
+    if (entry != NULL)
+        *entry = e;
     if (needs_fetch(u, e, time(NULL)))
         page_start(u, e);
     if (!e->has_page)
@@ -949,23 +1003,62 @@ wm_upstream_prefetch(wm_upstream *u, const uint8_t *sha, const char *filename)
         return 0;
     if (stored(u, sha))
         return -EEXIST;
-    rc = upfile_for(u, sha, filename, &f);
+    rc = upfile_for(u, sha, filename, &f, NULL);
     if (rc != 0)
         return rc;
-    return file_start(u, f->url, sha, filename, NULL) != NULL ? 0 : -ENOMEM;
+    return file_start(u, f->url, sha, filename, NULL, 0) != NULL ? 0 : -ENOMEM;
 }
 
 int
 wm_upstream_take_over(wm_upstream *u, wm_download *dl, const uint8_t *sha,
                       const char *filename)
 {
-    const wm_upfile *f;
+    const wm_upfile *f = NULL;
+    struct entry *e = NULL;
+    struct takeover *to;
+    int rc;
 
-    if (find_transfer(u->files, sha) != NULL ||
-        upfile_for(u, sha, filename, &f) != 0)
+    if (find_transfer(u->files, sha) != NULL)
         return -ENOENT;
-    atomic_store(&dl->total, WM_SIZE_UNKNOWN);
-    return file_start(u, f->url, sha, filename, dl) != NULL ? 0 : -ENOMEM;
+    rc = upfile_for(u, sha, filename, &f, &e);
+    if (rc == -EAGAIN) { /* its page is on its way: go on when it is in */
+        to = calloc(1, sizeof(*to));
+        if (to == NULL)
+            return -ENOMEM;
+        to->dl = wm_download_ref(dl);
+        to->next = e->takeovers;
+        e->takeovers = to;
+        return 0;
+    }
+    if (rc != 0)
+        return -ENOENT;
+    /* Readers have had the verified prefix; upstream sends the rest. */
+    return file_start(u, f->url, sha, filename, dl,
+                      atomic_load(&dl->received)) != NULL
+               ? 0
+               : -ENOMEM;
+}
+
+/* E's page arrived (or failed): the downloads waiting for it go on from
+ * upstream, or fail. */
+static void
+takeovers_resume(wm_upstream *u, struct entry *e)
+{
+    while (e->takeovers != NULL) {
+        struct takeover *to = e->takeovers;
+        wm_download *dl = to->dl;
+        const wm_upfile *f = NULL;
+        e->takeovers = to->next;
+        if (upfile_for(u, dl->sha256, dl->filename, &f, NULL) != 0 ||
+            find_transfer(u->files, dl->sha256) != NULL ||
+            file_start(u, f->url, dl->sha256, dl->filename, dl,
+                       atomic_load(&dl->received)) == NULL) {
+            atomic_store(&dl->state, WM_DL_FAILED);
+            publish(u, dl->sha256);
+        }
+        wm_download_release(dl);
+        free(to);
+    }
 }
 
 /* --- metadata */
@@ -1266,6 +1359,14 @@ wm_upstream_destroy(wm_upstream **up)
             u->buckets[b] = e->next;
             transfer_free(e->fetch);
             answer_all(u, &e->waiters, 503, "node is stopping");
+            while (e->takeovers != NULL) {
+                struct takeover *to = e->takeovers;
+                e->takeovers = to->next;
+                atomic_store(&to->dl->state, WM_DL_FAILED);
+                publish(u, to->dl->sha256);
+                wm_download_release(to->dl);
+                free(to);
+            }
             wm_simplepage_free(&e->page);
             entry_unprepare(e);
             free(e->etag);

@@ -59,9 +59,11 @@ wm_download *wm_upstream_download(wm_upstream *u, const uint8_t *sha);
 int wm_upstream_prefetch(wm_upstream *u, const uint8_t *sha,
                          const char *filename);
 
-/* Continues DL (that no peer could serve and that has no byte yet) from
- * upstream, taking its own reference. Returns 0, or -ENOENT when the page
- * the node holds does not list it. */
+/* Continues DL, which no peer can serve any more, from upstream: asks
+ * for the bytes after those DL already has (a Range request; a server
+ * that ignores it is handled), hashing the whole file. Takes its own
+ * reference. Returns 0, or -ENOENT when the page the node holds does not
+ * list it. */
 int wm_upstream_take_over(wm_upstream *u, wm_download *dl, const uint8_t *sha,
                           const char *filename);
 
