@@ -781,6 +781,85 @@ cluster_trusted_keys(ctx *c, const char *path, const cJSON *v, size_t pos)
 }
 
 static void
+cluster_publishers(ctx *c, const char *path, const cJSON *v, size_t pos)
+{
+    const char *s;
+
+    if (want_string(c, path, v, pos, PATH_MAX_LEN, &s) == 0) {
+        set_str(c, &c->cfg->publishers, s);
+    }
+}
+
+/* A project name pattern: a project name in which '*' stands for any run
+ * of characters and '?' for one; kept in PEP 503 form. NULL when it is not
+ * one (or on ENOMEM, with *OOM set). */
+static char *
+pattern_normalize(const char *s, int *oom)
+{
+    char plain[WM_PROJECT_MAX + 1], norm[WM_PROJECT_MAX + 1], *out;
+    size_t n = strlen(s), k = 0;
+
+    if (n == 0 || n > WM_PROJECT_MAX)
+        return NULL;
+    /* Wildcards become letters for the check, then come back. */
+    for (size_t i = 0; i <= n; i++)
+        plain[i] = s[i] == '*' || s[i] == '?' ? 'a' : s[i];
+    if (wm_project_normalize(plain, norm, sizeof(norm)) != 0 ||
+        strlen(norm) != n)
+        return NULL; /* separators run together: keep it simple, refuse */
+    for (size_t i = 0; i < n; i++, k++)
+        norm[k] = s[i] == '*' || s[i] == '?' ? s[i] : norm[k];
+    out = strdup(norm);
+    if (out == NULL)
+        *oom = 1;
+    return out;
+}
+
+static void
+cluster_project_elem(ctx *c, const char *path, const cJSON *v, size_t pos,
+                     size_t i)
+{
+    const char *s;
+    char vbuf[64];
+
+    if (want_string(c, path, v, pos, PROJECT_MAX_LEN, &s) < 0) {
+        return;
+    }
+    c->cfg->cluster_projects[i] = pattern_normalize(s, &c->oom);
+    if (c->cfg->cluster_projects[i] == NULL && !c->oom) {
+        fail(c, pos,
+             "%s: \"%s\" is not a project name pattern (a name in which * "
+             "and ? are wildcards)",
+             path, shown(s, vbuf, sizeof vbuf));
+    }
+}
+
+static void
+cluster_projects(ctx *c, const char *path, const cJSON *v, size_t pos)
+{
+    size_t n;
+
+    if (want_array(c, path, v, pos, &n) < 0) {
+        return;
+    }
+    if (n > 0) {
+        c->cfg->cluster_projects = calloc(n, sizeof *c->cfg->cluster_projects);
+        if (c->cfg->cluster_projects == NULL) {
+            c->oom = 1;
+            return;
+        }
+    }
+    c->cfg->ncluster_projects = n;
+    walk_array(c, path, v, pos, cluster_project_elem);
+}
+
+static void
+cluster_max_upload_rate(ctx *c, const char *path, const cJSON *v, size_t pos)
+{
+    want_size(c, path, v, pos, &c->cfg->max_upload_rate);
+}
+
+static void
 index_url(ctx *c, const char *path, const cJSON *v, size_t pos)
 {
     const char *s, *host, *why = NULL;
@@ -955,6 +1034,9 @@ static const field cluster_fields[] = {
     {"advertise", cluster_advertise},
     {"seeds", cluster_seeds},
     {"trusted_keys", cluster_trusted_keys},
+    {"publishers", cluster_publishers},
+    {"projects", cluster_projects},
+    {"max_upload_rate", cluster_max_upload_rate},
 };
 static const field upstream_fields[] = {
     {"indexes", upstream_indexes},
@@ -1272,6 +1354,11 @@ wm_config_free(wm_config *cfg)
     }
     free(cfg->seeds);
     free(cfg->trusted_keys);
+    free(cfg->publishers);
+    for (size_t i = 0; i < cfg->ncluster_projects; i++) {
+        free(cfg->cluster_projects[i]);
+    }
+    free(cfg->cluster_projects);
     for (size_t i = 0; i < cfg->nindexes; i++) {
         free(cfg->indexes[i].url);
         for (size_t j = 0; j < cfg->indexes[i].nprojects; j++) {

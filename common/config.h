@@ -40,6 +40,10 @@ typedef struct wm_config {
     char **seeds;
     size_t nseeds;
     char *trusted_keys; /* path; NULL: none */
+    char *publishers;   /* path, trusted_keys format; NULL: none */
+    char **cluster_projects; /* name patterns the cluster owns (PEP 503) */
+    size_t ncluster_projects;
+    uint64_t max_upload_rate; /* bytes per second to peers; 0: no cap */
     /* upstream */
     wm_index *indexes;   /* default: one, https://pypi.org/simple/ */
     size_t nindexes;     /* 0: offline */

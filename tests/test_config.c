@@ -34,7 +34,9 @@ static const char design_example[] =
     "  \"cluster\":  { \"listen\": \"tcp://0.0.0.0:7391\", \"advertise\": "
     "\"tcp://10.0.0.5:7391\",\n"
     "                \"seeds\": [\"tcp://10.0.0.6:7391\"], \"trusted_keys\": "
-    "\"/etc/wheelmesh/trusted_keys\" },\n"
+    "\"/etc/wheelmesh/trusted_keys\",\n"
+    "                \"publishers\": \"/etc/wheelmesh/publishers\", "
+    "\"projects\": [\"Corp_*\"], \"max_upload_rate\": \"50MiB\" },\n"
     "  \"upstream\": { \"indexes\": [ { \"url\": \"https://pypi.org/simple/\" "
     "},\n"
     "                             { \"url\": "
@@ -146,6 +148,16 @@ static const struct bad_case bad_cases[] = {
      "cluster.seeds: expected an array", 1},
     {"{\"cluster\": {\"trusted_keys\": [\"k\"]}}",
      "cluster.trusted_keys: expected a string", 1},
+    {"{\"cluster\": {\"publishers\": 1}}",
+     "cluster.publishers: expected a string", 1},
+    {"{\"cluster\": {\"projects\": \"corp-*\"}}",
+     "cluster.projects: expected an array", 1},
+    {"{\"cluster\": {\"projects\": [\"corp-*\", \"co rp\"]}}",
+     "cluster.projects[1]: \"co rp\" is not a project name pattern", 1},
+    {"{\"cluster\": {\"projects\": [\"-corp\"]}}",
+     "cluster.projects[0]: \"-corp\" is not a project name pattern", 1},
+    {"{\"cluster\": {\"max_upload_rate\": \"fast\"}}",
+     "cluster.max_upload_rate: expected a size", 1},
     {"{\"upstream\": {\"indexes\": {}}}", "upstream.indexes: expected an array",
      1},
     {"{\"upstream\": {\"indexes\": [\"https://pypi.org/simple/\"]}}",
@@ -427,6 +439,10 @@ test_design_example(void **state)
     assert_int_equal(cfg.nseeds, 1);
     assert_string_equal(cfg.seeds[0], "tcp://10.0.0.6:7391");
     assert_string_equal(cfg.trusted_keys, "/etc/wheelmesh/trusted_keys");
+    assert_string_equal(cfg.publishers, "/etc/wheelmesh/publishers");
+    assert_int_equal(cfg.ncluster_projects, 1);
+    assert_string_equal(cfg.cluster_projects[0], "corp-*");
+    assert_int_equal(cfg.max_upload_rate, 50 * 1024 * 1024);
 
     assert_int_equal(cfg.nindexes, 2);
     assert_string_equal(cfg.indexes[0].url, "https://pypi.org/simple/");
