@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "identity.h"
@@ -327,32 +330,133 @@ wm_cmd_ls(int argc, char **argv)
     return 0;
 }
 
-int
-wm_cmd_status(int argc, char **argv)
+/* SIZE bytes in human units into OUT: "0 B", "812 B", "1.5 KiB", "20.0 GiB".
+ * Returns OUT. */
+static const char *
+human_size(double size, char *out, size_t outsz)
 {
-    static const char usage[] =
-        "usage: wheelmesh status [--node URL] [--json]\n"
-        "\n"
-        "Shows the cluster as the node sees it: members, its cache, hits by\n"
-        "source.\n"
-        "  --node URL  the node (default " WM_DEFAULT_NODE ")\n"
-        "  --json      print the node's JSON as it is\n"
-        "  -h, --help  show this help\n";
-    const char *node, *extra;
-    char base[1024];
-    const cJSON *n, *c, *h;
-    cJSON *st;
-    int json, rc;
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    size_t u = 0;
 
-    rc = client_opts(argc, argv, usage, &node, &json, &extra);
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
-    if (extra != NULL) {
-        fputs(usage, stderr);
-        return 2;
+    if (size < 0)
+        size = 0;
+    while (size >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        size /= 1024;
+        u++;
     }
-    base_url(node, base, sizeof(base));
-    st = get_json("status", base, "/api/status");
+    if (u == 0)
+        snprintf(out, outsz, "%.0f B", size);
+    else
+        snprintf(out, outsz, "%.1f %s", size, units[u]);
+    return out;
+}
+
+/* SECONDS as "42s", "5m 03s", "2h 07m", "3d 04h" into OUT. Returns OUT. */
+static const char *
+human_duration(double seconds, char *out, size_t outsz)
+{
+    long s = seconds > 0 ? (long)seconds : 0;
+
+    if (s < 60)
+        snprintf(out, outsz, "%lds", s);
+    else if (s < 3600)
+        snprintf(out, outsz, "%ldm %02lds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(out, outsz, "%ldh %02ldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(out, outsz, "%ldd %02ldh", s / 86400, s % 86400 / 3600);
+    return out;
+}
+
+/* Prints the human form of the node's /api/status document ST. */
+static void
+print_status(const cJSON *st)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(st, "node");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(st, "cache");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(st, "hits");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(st, "upstream");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(st, "puts");
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(st, "cluster");
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(st, "members");
+    const cJSON *m;
+    char a[32], b[32], d[32];
+    double max = json_num(c, "max_size");
+    double used = json_num(c, "bytes");
+
+    printf("node      %s  %s  id %.16s…  version %s  up %s\n",
+           json_str(n, "name"), json_str(n, "url"), json_str(n, "id"),
+           json_str(n, "version"),
+           human_duration(json_num(n, "uptime_s"), d, sizeof(d)));
+    printf("cache     %.0f wheels, %s of %s (%.0f%%)\n", json_num(c, "files"),
+           human_size(used, a, sizeof(a)), human_size(max, b, sizeof(b)),
+           max > 0 ? 100.0 * used / max : 0.0);
+    printf("hits      local %.0f  peer %.0f  upstream %.0f  misses %.0f\n",
+           json_num(h, "local"), json_num(h, "peer"), json_num(h, "upstream"),
+           json_num(st, "misses"));
+    printf("served    %s in %.0f HTTP requests\n",
+           human_size(json_num(st, "bytes_served"), a, sizeof(a)),
+           json_num(st, "requests"));
+    if (json_num(u, "indexes") > 0)
+        printf("upstream  %.0f index%s, %s fetched, %.0f pages, %.0f errors, "
+               "%.0f hash mismatches\n",
+               json_num(u, "indexes"), json_num(u, "indexes") == 1 ? "" : "es",
+               human_size(json_num(u, "bytes"), a, sizeof(a)),
+               json_num(u, "pages"), json_num(u, "errors"),
+               json_num(u, "hash_mismatches"));
+    else
+        printf("upstream  none (offline)\n");
+    printf("puts      %.0f accepted, %.0f rejected\n", json_num(p, "accepted"),
+           json_num(p, "rejected"));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "enabled")))
+        printf("cluster   %s  alive %.0f  suspect %.0f  dead %.0f  "
+               "index origins %.0f  gossip rounds %.0f  sent %s  received "
+               "%s\n",
+               json_str(cl, "advertise"), json_num(cl, "alive"),
+               json_num(cl, "suspect"), json_num(cl, "dead"),
+               json_num(cl, "origins"), json_num(cl, "gossip_rounds"),
+               human_size(json_num(cl, "bytes_out"), a, sizeof(a)),
+               human_size(json_num(cl, "bytes_in"), b, sizeof(b)));
+    if (cJSON_GetArraySize(members) == 0)
+        printf("members   none (this node runs alone)\n");
+    cJSON_ArrayForEach(m, members)
+    {
+        printf("member    %.16s  %-24s %-7s heard %.1fs ago  %.0f wheels, "
+               "%s\n",
+               json_str(m, "id"), json_str(m, "address"), json_str(m, "state"),
+               json_num(m, "last_heard_s"), json_num(m, "wheels"),
+               human_size(json_num(m, "bytes"), a, sizeof(a)));
+    }
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void
+on_watch_signal(int sig)
+{
+    (void)sig;
+    watch_stop = 1;
+}
+
+/* Sleeps SECONDS, or less when a signal sets watch_stop. */
+static void
+watch_sleep(double seconds)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (!watch_stop && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* One status report: fetched, then printed as JSON or in human form.
+ * Returns 0, or 1 after printing why on stderr. */
+static int
+status_once(const char *base, int json)
+{
+    cJSON *st = get_json("status", base, "/api/status");
+
     if (!cJSON_IsObject(st)) {
         cJSON_Delete(st);
         return 1;
@@ -362,40 +466,126 @@ wm_cmd_status(int argc, char **argv)
         if (text != NULL)
             puts(text);
         free(text);
-        cJSON_Delete(st);
-        return 0;
-    }
-    n = cJSON_GetObjectItemCaseSensitive(st, "node");
-    c = cJSON_GetObjectItemCaseSensitive(st, "cache");
-    h = cJSON_GetObjectItemCaseSensitive(st, "hits");
-    printf("node     %s  %s  (id %.16s…, version %s, up %.0fs)\n",
-           json_str(n, "name"), json_str(n, "url"), json_str(n, "id"),
-           json_str(n, "version"), json_num(n, "uptime_s"));
-    printf("cache    %.0f wheels, %.0f bytes of %.0f\n", json_num(c, "files"),
-           json_num(c, "bytes"), json_num(c, "max_size"));
-    printf("hits     local %.0f  peer %.0f  upstream %.0f  misses %.0f\n",
-           json_num(h, "local"), json_num(h, "peer"), json_num(h, "upstream"),
-           json_num(st, "misses"));
-    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(st, "cluster");
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "enabled")))
-        printf("cluster  %s  alive %.0f  suspect %.0f  dead %.0f  "
-               "index origins %.0f  gossip rounds %.0f\n",
-               json_str(cl, "advertise"), json_num(cl, "alive"),
-               json_num(cl, "suspect"), json_num(cl, "dead"),
-               json_num(cl, "origins"), json_num(cl, "gossip_rounds"));
-    const cJSON *members = cJSON_GetObjectItemCaseSensitive(st, "members");
-    const cJSON *m;
-    if (cJSON_GetArraySize(members) == 0)
-        printf("members  none (this node runs alone)\n");
-    cJSON_ArrayForEach(m, members)
-    {
-        printf("member   %.16s  %-24s %-7s heard %.1fs ago  %.0f wheels, "
-               "%.0f bytes\n",
-               json_str(m, "id"), json_str(m, "address"), json_str(m, "state"),
-               json_num(m, "last_heard_s"), json_num(m, "wheels"),
-               json_num(m, "bytes"));
+    } else {
+        print_status(st);
     }
     cJSON_Delete(st);
+    return 0;
+}
+
+int
+wm_cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"node", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"watch", optional_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char usage[] =
+        "usage: wheelmesh status [--node URL] [--json] [--watch [SECONDS]]\n"
+        "\n"
+        "Shows the node and the cluster as the node sees them:\n"
+        "  node      name, URL, id (its public key), version, uptime\n"
+        "  cache     wheels held here, their size and the cap "
+        "(cache.max_size)\n"
+        "  hits      wheel requests answered from this node's store (local),\n"
+        "            from a peer (peer) or from the upstream index "
+        "(upstream);\n"
+        "            misses: wheels nobody could give\n"
+        "  served    bytes sent to pip and the HTTP requests that asked\n"
+        "  upstream  what the upstream indexes cost: bytes, pages, errors\n"
+        "  puts      wheels published with `wheelmesh put`\n"
+        "  cluster   members alive / suspect / dead, gossip traffic\n"
+        "  member    one line per peer: id, address, state, last heard, "
+        "holdings\n"
+        "Sizes are in KiB, MiB, GiB (powers of 1024).\n"
+        "\n"
+        "  --node URL         the node (default " WM_DEFAULT_NODE ")\n"
+        "  --json             print the node's JSON (/api/status) as it is\n"
+        "  --watch [SECONDS]  refresh every SECONDS (default 2) until "
+        "Ctrl-C; on a\n"
+        "                     terminal the screen is redrawn in place\n"
+        "  -h, --help         show this help\n"
+        "\n"
+        "Example: wheelmesh status --watch 5\n";
+    const char *node = WM_DEFAULT_NODE, *watch_arg = NULL;
+    char base[1024], *end;
+    double interval = 0;
+    int json = 0, watch = 0, ch, rc;
+    struct sigaction sa, old_int, old_term;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'n') {
+            node = optarg;
+        } else if (ch == 'j') {
+            json = 1;
+        } else if (ch == 'w') {
+            watch = 1;
+            watch_arg = optarg;
+        } else if (ch == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    /* "--watch 5" as well as "--watch=5". */
+    if (watch && watch_arg == NULL && optind < argc)
+        watch_arg = argv[optind++];
+    if (optind < argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (watch) {
+        interval = 2;
+        if (watch_arg != NULL) {
+            errno = 0;
+            interval = strtod(watch_arg, &end);
+            if (errno != 0 || end == watch_arg || *end != '\0' ||
+                !(interval >= 0.1 && interval <= 86400)) {
+                fprintf(stderr,
+                        "wheelmesh status: --watch wants seconds from 0.1 to "
+                        "86400, got '%s'\n",
+                        watch_arg);
+                return 2;
+            }
+        }
+    }
+    base_url(node, base, sizeof(base));
+    if (!watch)
+        return status_once(base, json);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_watch_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int tty = isatty(STDOUT_FILENO);
+    while (!watch_stop) {
+        char when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        localtime_r(&now, &tm);
+        strftime(when, sizeof(when), "%H:%M:%S", &tm);
+        if (tty)
+            fputs("\033[H\033[2J", stdout); /* home, clear the screen */
+        else
+            putchar('\n');
+        printf("every %gs  %s  %s\n", interval, base, when);
+        fflush(stdout);
+        rc = status_once(base, json);
+        if (rc != 0 && tty)
+            printf("(cannot read the node's status; trying again)\n");
+        fflush(stdout);
+        watch_sleep(interval);
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return 0;
 }
 
