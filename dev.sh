@@ -12,7 +12,8 @@ PACKAGES=(
   libzmq3-dev libsodium-dev liblmdb-dev libcjson-dev libmicrohttpd-dev
   libcurl4-openssl-dev libssl-dev libzip-dev libcmocka-dev
   python3 python3-venv python3-pip-whl python3-setuptools-whl
-  python3-wheel-whl python3-zmq python3-nacl nginx-light iproute2
+  python3-wheel-whl python3-zmq python3-nacl python3-yaml nginx-light iproute2
+  logrotate
 )
 BUILD=${BUILD:-build}
 

@@ -193,7 +193,15 @@ def image_config(tag):
 def bridge_gateway():
     """The address of the host on Docker's default bridge (docker0)."""
     p = docker("network", "inspect", "bridge", check=True)
-    return json.loads(p.stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+    net = json.loads(p.stdout)[0]
+    for c in net["IPAM"]["Config"] or []:
+        if c.get("Gateway"):
+            return c["Gateway"]
+    # dockerd leaves Gateway out when it took the bridge's address as it
+    # found it: read it off the interface
+    dev = net["Options"].get("com.docker.network.bridge.name", "docker0")
+    p = run(["ip", "-4", "-o", "addr", "show", "dev", dev], check=True)
+    return p.stdout.split()[3].split("/")[0]
 
 
 def unique(prefix):
