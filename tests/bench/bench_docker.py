@@ -41,6 +41,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,14 @@ class Registry:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def cpu_times():
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 def nginx_bytes(nginx):
     """(requests, bytes) nginx sent for wheels and pages so far."""
     n = b = 0
@@ -307,17 +316,31 @@ class Bench:
                      *self.build_args(index_url), proj)
         agent.docker("push", ref)
 
-    def measure(self, strategy, scenario, nginx, fn):
+    def measure(self, strategy, scenario, nginx, fn, nodes=()):
         n0, b0 = nginx_bytes(nginx)
+        c0 = cpu_times()
         t0 = time.monotonic()
         fn()
         took = time.monotonic() - t0
+        c1 = cpu_times()
         n1, b1 = nginx_bytes(nginx)
-        rec = {"s": took, "up_bytes": b1 - b0, "up_requests": n1 - n0}
-        self.results.setdefault(strategy, {})[scenario] = rec
-        log("%-9s %-8s %7.1f s  upstream %7.1f MB in %d requests"
+        # CPUs busy during the job, this job's work and everybody else's
+        busy = (c1[0] - c0[0]) / max(1, c1[1] - c0[1]) * os.cpu_count()
+        rec = {"s": took, "up_bytes": b1 - b0, "up_requests": n1 - n0,
+               "cpus_busy": busy, "loadavg": os.getloadavg()[0]}
+        self.results.setdefault(strategy, {}).setdefault(
+            scenario, []).append(rec)
+        # where each node's wheels came from (cumulative): with no holder,
+        # one member (the designee) fetches from upstream for the cluster
+        for i, n in enumerate(nodes):
+            st = n.status()
+            rec["node%d" % (i + 1)] = {"hits": st["hits"],
+                                       "upstream_bytes":
+                                       st["upstream"]["bytes"]}
+        log("%-9s %-8s %7.1f s  upstream %7.1f MB in %d requests  "
+            "(%.1f CPUs busy, load %.1f)"
             % (strategy, scenario, took, rec["up_bytes"] / 1e6,
-               rec["up_requests"]))
+               rec["up_requests"], busy, rec["loadavg"]))
         return rec
 
     def check_image(self, agent, want):
@@ -346,22 +369,25 @@ class Bench:
                 if strategy == "base":
                     self.prebuild_base(a1, proj, upstream, reg)
                 self.job(strategy, a1, proj, url1, reg)
-            self.measure(strategy, "a1 cold", nginx, cold)
+            self.measure(strategy, "a1 cold", nginx, cold, nodes)
             self.check_image(a1, "1.0")
             proj = self.project(strategy, reqs, "2")
             self.measure(strategy, "a1 warm", nginx, lambda: self.job(
-                strategy, a1, proj, url1, reg))
+                strategy, a1, proj, url1, reg), nodes)
             if nodes:
                 self.wait_index(nodes[1], len(reqs))
             self.measure(strategy, "a2 first", nginx, lambda: self.job(
-                strategy, a2, proj, url2, reg))
+                strategy, a2, proj, url2, reg), nodes)
             self.check_image(a2, "1.0")
             proj = self.project(strategy, reqs2, "2")
             self.measure(strategy, "changed", nginx, lambda: self.job(
-                strategy, a1, proj, url1, reg))
+                strategy, a1, proj, url1, reg), nodes)
             self.check_image(a1, "2.0")
         finally:
-            for n in nodes:
+            for i, n in enumerate(nodes):
+                if n.log_path and os.path.exists(n.log_path):
+                    shutil.copy(n.log_path, os.path.join(
+                        self.workdir, "node%d.log" % (i + 1)))
                 n.cleanup()
             for a in (a1, a2):
                 if a is not None:
@@ -394,24 +420,30 @@ class Bench:
             time.sleep(0.2)
 
 
+def med(recs, key):
+    return statistics.median(r[key] for r in recs)
+
+
 def report(res):
-    ref = res["results"]["none"]["a1 cold"]["s"] if "none" in \
+    ref = med(res["results"]["none"]["a1 cold"], "s") if "none" in \
         res["results"] else None
     print("wheelmesh Docker strategies, %s" % res["date"])
     print("workload: %s; upstream link %s (tbf)" % (res["workload"],
                                                      res["rate"]))
-    print("reference: none / a1 cold = %.1f s" % ref if ref else "")
+    print("medians of %d rounds; reference: none / a1 cold = %s"
+          % (res["rounds"], "%.1f s" % ref if ref else "not run"))
     print("%-10s %s" % ("", "".join("%-26s" % s for s in SCENARIOS)))
     for strat, row in res["results"].items():
         cells = []
         for sc in SCENARIOS:
-            r = row.get(sc)
-            if r is None:
+            recs = row.get(sc)
+            if not recs:
                 cells.append("%-26s" % "-")
                 continue
-            cell = "%6.1f s %5.0f MB" % (r["s"], r["up_bytes"] / 1e6)
+            t = med(recs, "s")
+            cell = "%6.1f s %5.0f MB" % (t, med(recs, "up_bytes") / 1e6)
             if ref:
-                cell += " %5.2fx" % (r["s"] / ref)
+                cell += " %5.2fx" % (t / ref)
             cells.append("%-26s" % cell)
         print("%-10s %s" % (strat, "".join(cells)))
 
@@ -423,6 +455,8 @@ def main(argv=None):
     ap.add_argument("--small-count", type=int, default=40)
     ap.add_argument("--small-mb", type=float, default=1.0)
     ap.add_argument("--rate", default="200mbit")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat everything; the table shows medians")
     ap.add_argument("--only", default=",".join(STRATEGIES),
                     help="comma-separated strategies")
     ap.add_argument("--workdir", help="parent of the temporary directory")
@@ -463,13 +497,17 @@ def main(argv=None):
         nginx = bu.NsNginx(index, bu.NS, bu.ADDR_NS)
         reg = Registry(workdir)
         bench = Bench(args, workdir)
-        for s in only:
-            log("strategy %s" % s)
-            bench.run_strategy(s, nginx, reg, base_tar, reqs, reqs2)
+        for r in range(args.rounds):
+            # the order rotates from round to round
+            order = only[r % len(only):] + only[:r % len(only)]
+            for s in order:
+                log("round %d, strategy %s" % (r + 1, s))
+                bench.run_strategy(s, nginx, reg, base_tar, reqs, reqs2)
         res = {"date": datetime.date.today().isoformat(),
                "workload": "1 x %d MiB + %d x %g MiB wheels"
                % (args.big_mb, args.small_count, args.small_mb),
-               "rate": args.rate, "results": bench.results}
+               "rate": args.rate, "rounds": args.rounds,
+               "results": bench.results}
         report(res)
         if args.json:
             with open(args.json, "w") as f:

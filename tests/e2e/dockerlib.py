@@ -23,7 +23,6 @@ a matter of seconds (`docker builder prune` empties it).
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
