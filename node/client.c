@@ -574,9 +574,10 @@ wm_cmd_status(int argc, char **argv)
         strftime(when, sizeof(when), "%H:%M:%S", &tm);
         if (tty)
             fputs("\033[H\033[2J", stdout); /* home, clear the screen */
-        else
+        else if (!json)
             putchar('\n');
-        printf("every %gs  %s  %s\n", interval, base, when);
+        if (!json) /* --json: the documents alone, one after another */
+            printf("every %gs  %s  %s\n", interval, base, when);
         fflush(stdout);
         rc = status_once(base, json);
         if (rc != 0 && tty)

@@ -113,6 +113,36 @@ class StatusTest(unittest.TestCase):
         self.assertNotIn("\033[", text, "escape codes into a pipe")
         self.assertNotRegex(text, RAW_NUMBER, text)
 
+    def test_watch_json_prints_documents_only(self):
+        proc = subprocess.Popen([h.BIN, "status", "--node", self.node.url,
+                                 "--json", "--watch=0.2"],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        try:
+            text = read_until(proc.stdout.fileno(), proc,
+                              time.monotonic() + 10,
+                              lambda t: t.count('"cache"') >= 3)
+            proc.send_signal(signal.SIGINT)
+            self.assertEqual(proc.wait(5), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        dec, pos, docs = json.JSONDecoder(), 0, []
+        while pos < len(text):
+            try:
+                doc, pos = dec.raw_decode(text, pos)
+            except ValueError:
+                break  # the last document, cut short by the kill
+            docs.append(doc)
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+        self.assertGreaterEqual(len(docs), 2, text)
+        self.assertNotIn("every ", text, "a header between JSON documents")
+        self.assertTrue(all(d["node"]["name"] == self.node.name
+                            for d in docs))
+
     def test_watch_on_a_terminal_redraws_in_place(self):
         master, slave = pty.openpty()
         proc = subprocess.Popen([h.BIN, "status", "--node", self.node.url,
