@@ -101,7 +101,7 @@ class ClusterNode(h.Node):
 
     def __init__(self, key, trusted=None, seeds=(), upstream=None,
                  env=None, config=None, cluster_port=None, label=None,
-                 **kw):
+                 publishers="trusted", **kw):
         self.key = key
         self.env_extra = dict(env or {})
         self.cluster_port = cluster_port or h.free_port()
@@ -110,6 +110,12 @@ class ClusterNode(h.Node):
                    "seeds": list(seeds)}
         if trusted:
             cluster["trusted_keys"] = trusted
+        # By default a small fleet that trusts every agent to name wheels:
+        # its publishers are its trusted keys. None: no publishers.
+        if publishers == "trusted" and trusted:
+            cluster["publishers"] = trusted
+        elif publishers not in (None, "trusted"):
+            cluster["publishers"] = publishers
         base = {"node": {"identity": key.path}, "cluster": cluster}
         if upstream:
             base["upstream"] = {"indexes": [{"url": upstream}],
@@ -163,9 +169,11 @@ class ClusterNode(h.Node):
 
     # -- what the node says ------------------------------------------------
 
-    def held(self):
-        """{filename: entry} of /api/files (local and remote wheels)."""
-        return {f["filename"]: f for f in self.files()}
+    def held(self, project=None):
+        """{filename: entry} of /api/files: the wheels held here or by live
+        peers that this node can name. Files only upstream names are known
+        where the node has the project's page: ask for their PROJECT."""
+        return {f["filename"]: f for f in self.files(project)}
 
     def link_names(self, project=None):
         path = "/links/%s/" % project if project else "/links/"
@@ -296,21 +304,28 @@ class StateWatch(threading.Thread):
 # -- the wire protocol, for a hand-made peer --------------------------------
 
 MAGIC = b"W"
-VERSION = 1
+VERSION = 2
 PING, ACK = 1, 2
 
 
-def ping_frame(seq, incarnation=1, nupdates=0, extra=b""):
+def ping_frame(seq, nupdates=0, extra=b""):
+    """A PING header frame (common/wire.h): seq, then NUPDATES (none
+    follow unless EXTRA holds them)."""
     return (MAGIC + bytes([VERSION, PING])
-            + struct.pack("<IQB", seq, incarnation, nupdates) + extra)
+            + struct.pack("<IB", seq, nupdates) + extra)
 
 
 def parse_ack(frame):
-    """(seq, incarnation) of an ACK header frame, or None."""
-    if len(frame) < 3 + 4 + 8 + 1 or frame[:3] != MAGIC + bytes([VERSION,
-                                                                  ACK]):
+    """(seq, incarnation) of an ACK header frame, or None. The sender puts
+    its own signed statement first among the updates: id, state,
+    incarnation."""
+    if len(frame) < 3 + 4 + 1 + 32 + 1 + 8 or frame[:3] != MAGIC + bytes(
+            [VERSION, ACK]):
         return None
-    seq, inc = struct.unpack_from("<IQ", frame, 3)
+    seq, n = struct.unpack_from("<IB", frame, 3)
+    if n == 0:
+        return None
+    inc, = struct.unpack_from("<Q", frame, 3 + 5 + 32 + 1)
     return seq, inc
 
 

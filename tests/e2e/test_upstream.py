@@ -16,6 +16,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 import unittest
@@ -334,9 +335,17 @@ class TamperTest(UpstreamCase):
                                         "hash %s and the actual %s"
                                         % (self.wheel["sha256"], bad_sha)))
 
-        # Real bytes back: the download works and is stored.
+        # Real bytes back: once the node stops remembering the failure
+        # (it says when: "ask again in Ns"), the download works and is
+        # stored.
         self.index.restore(fn)
         dest = os.path.join(self.tmp, "good")
+        status, hdrs, body = h.http_request("127.0.0.1", self.node.port, "GET",
+                                            path)
+        self.assertEqual(status, 502, self.msg("a retry at once: %s" % body))
+        m = re.search(rb"ask again in (\d+)s", body)
+        self.assertTrue(m, self.msg("no retry-after in %r" % body))
+        time.sleep(int(m.group(1)) + 1)
         self.pip_ok(venv, "download", "--no-deps", *self.index_args(),
                     "-d", dest, "tampered", timeout=90)
         self.assertEqual(h.sha256_file(os.path.join(dest, fn)),
