@@ -140,16 +140,15 @@ remote_claim(void *arg, const uint8_t *sha, const wm_holding *h)
     struct claim_walk *w = arg;
     wm_claimed c;
 
-    if (!wm_trust_is_publisher(w->cat->p.trust, h->claim->publisher) ||
-        !live(w->cat, h->origin))
-        return;
     memset(&c, 0, sizeof(c));
     c.filename = h->claim->filename;
     c.sha256 = sha;
     c.size = h->size;
     c.requires_python = h->claim->requires_python;
     c.publisher = h->claim->publisher;
-    c.held = 1;
+    c.by_publisher =
+        wm_trust_is_publisher(w->cat->p.trust, h->claim->publisher);
+    c.held = live(w->cat, h->origin);
     add_claim(w->g, &c);
 }
 
@@ -216,8 +215,7 @@ gather(wm_catalog *cat, const char *project, const wm_pageinfo *info,
         const wm_file_info *f = &g->local[i];
         wm_claimed c;
         int own = f->source == WM_SOURCE_PUT;
-        if (!own && !(f->has_claim &&
-                      wm_trust_is_publisher(cat->p.trust, f->claim_publisher)))
+        if (!own && !f->has_claim)
             continue;
         memset(&c, 0, sizeof(c));
         c.filename = f->filename;
@@ -225,6 +223,8 @@ gather(wm_catalog *cat, const char *project, const wm_pageinfo *info,
         c.size = f->size;
         c.requires_python = f->requires_python;
         c.publisher = own ? self : f->claim_publisher;
+        c.by_publisher = own || wm_trust_is_publisher(cat->p.trust,
+                                                      f->claim_publisher);
         c.local = f;
         c.held = 1;
         if (add_claim(g, &c) != 0)

@@ -156,26 +156,35 @@ from_claim(const wm_listing_in *in, const wm_claimed *c, wm_listed *l)
     l->requires_python = c->requires_python[0] ? c->requires_python : NULL;
     if (c->local != NULL && c->local->meta_size > 0)
         l->meta_sha256 = c->local->meta_sha256;
-    l->held = c->held || held(in, c->sha256);
+    l->held = 1;
 }
 
-/* True when another claim names C's filename with other bytes. */
+/* A claim that names a file: signed by a publisher, bytes reachable. */
+static int
+counts(const wm_claimed *c)
+{
+    return c->by_publisher && c->held;
+}
+
+/* True when another counting claim names C's filename with other bytes. */
 static int
 claims_disagree(const wm_listing_in *in, const wm_claimed *c)
 {
     for (size_t i = 0; i < in->nclaims; i++)
-        if (strcmp(in->claims[i].filename, c->filename) == 0 &&
+        if (counts(&in->claims[i]) &&
+            strcmp(in->claims[i].filename, c->filename) == 0 &&
             memcmp(in->claims[i].sha256, c->sha256, WM_SHA256_LEN) != 0)
             return 1;
     return 0;
 }
 
-/* True when an earlier claim lists the same file already. */
+/* True when an earlier counting claim names the same file already. */
 static int
 listed_before(const wm_listing_in *in, size_t k)
 {
     for (size_t i = 0; i < k; i++)
-        if (strcmp(in->claims[i].filename, in->claims[k].filename) == 0 &&
+        if (counts(&in->claims[i]) &&
+            strcmp(in->claims[i].filename, in->claims[k].filename) == 0 &&
             memcmp(in->claims[i].sha256, in->claims[k].sha256,
                    WM_SHA256_LEN) == 0)
             return 1;
@@ -208,7 +217,7 @@ wm_listing_build(const wm_listing_in *in, wm_listed **out)
     for (size_t i = 0; i < in->nclaims && !in->pinned; i++) {
         const wm_claimed *c = &in->claims[i];
         const wm_upfile *u = upstream_named(up, c->filename);
-        if (listed_before(in, i))
+        if (!counts(c) || listed_before(in, i))
             continue;
         if (u != NULL) {
             if (!u->has_sha256 ||

@@ -13,6 +13,8 @@
  *   ("2.31.0+corp1"). A project pinned to an index lists that index's
  *   files only.
  * - A project upstream does not serve lists claimed files.
+ * - A claim counts only when a publisher signed it (this node's own puts
+ *   count on this node) and a live member or this node holds the bytes.
  * - A claim that contradicts upstream (same filename, other bytes; a
  *   version upstream lacks) or another claim is dropped and reported.
  */
@@ -25,16 +27,17 @@
 #include "simplepage.h"
 #include "store.h"
 
-/* A claim on a file: a publisher's (remote or kept in the store) or this
- * node's own put. */
+/* A claim on a file, as some holding carries it (or this node's own put).
+ * It names the file only when its signer is a publisher now. */
 typedef struct wm_claimed {
     const char *filename;
     const uint8_t *sha256;
     uint64_t size;
     const char *requires_python; /* "" when none */
-    const uint8_t *publisher;    /* who named it */
-    const wm_file_info *local;   /* the store's record, when held here */
-    int held;                    /* held here or by a live member */
+    const uint8_t *publisher;    /* who signed it */
+    int by_publisher; /* the signer is a publisher, or it is our own put */
+    const wm_file_info *local; /* the store's record, when held here */
+    int held;                  /* its holder is this node or a live member */
 } wm_claimed;
 
 /* One file a page lists. */
