@@ -10,12 +10,12 @@ import hashlib
 import http.client
 import json
 import os
-import struct
 import threading
 import time
 import urllib.parse
 
 import harness as h
+import wire
 
 # -- identities ----------------------------------------------------------------
 
@@ -294,24 +294,23 @@ class StateWatch(threading.Thread):
 
 
 # -- the wire protocol, for a hand-made peer --------------------------------
+# Every byte layout lives in wire.py (it follows common/wire.h); these names
+# stay for the tests that use them.
 
-MAGIC = b"W"
-VERSION = 1
-PING, ACK = 1, 2
+MAGIC = wire.MAGIC
+VERSION = wire.VERSION
+PING, ACK = wire.PING, wire.ACK
 
 
 def ping_frame(seq, incarnation=1, nupdates=0, extra=b""):
-    return (MAGIC + bytes([VERSION, PING])
-            + struct.pack("<IQB", seq, incarnation, nupdates) + extra)
+    """A PING header frame with no updates (whose count byte says NUPDATES)
+    followed by EXTRA: see wire.raw_ping."""
+    return wire.raw_ping(seq, incarnation, nupdates, extra)
 
 
 def parse_ack(frame):
     """(seq, incarnation) of an ACK header frame, or None."""
-    if len(frame) < 3 + 4 + 8 + 1 or frame[:3] != MAGIC + bytes([VERSION,
-                                                                  ACK]):
-        return None
-    seq, inc = struct.unpack_from("<IQ", frame, 3)
-    return seq, inc
+    return wire.parse_ack(frame)
 
 
 class WirePeer:
