@@ -39,6 +39,8 @@ class Answer:
     took        seconds until the answer ended (complete, cut or given up)
     t_status    seconds until the status line
     clen        Content-Length (None: chunked or absent)
+    gave_up     the client stopped it (deadline or MAX_BODY), not the
+                server: an answer that had not ended
     """
 
     def __init__(self):
@@ -46,7 +48,16 @@ class Answer:
         self.clen = self.t_status = self.headers = None
         self.length = 0
         self.complete = False
+        self.gave_up = False
         self.took = 0.0
+
+    @property
+    def cut(self):
+        """The server ended the body with an error (closed short, a broken
+        chunked stream, a reset): an honest failure after bytes went out,
+        as long as it came in time."""
+        return (self.status is not None and not self.complete
+                and not self.gave_up)
 
     def ok_with(self, sha, size):
         """True when this is a complete 200 of SIZE bytes hashing to SHA."""
@@ -96,6 +107,7 @@ def bounded_get(host, port, path, deadline, max_body=None, headers=None):
         while True:
             if time.monotonic() - t0 >= deadline:
                 a.error = "gave up at the %.0f s deadline" % deadline
+                a.gave_up = True
                 break
             if not resp.isclosed():
                 sock.settimeout(left())
@@ -112,6 +124,7 @@ def bounded_get(host, port, path, deadline, max_body=None, headers=None):
                 break
             if max_body is not None and a.length > max_body:
                 a.error = "more than %d bytes" % max_body
+                a.gave_up = True
                 break
             if not piece:
                 if a.clen is not None and a.length < a.clen:
@@ -123,6 +136,7 @@ def bounded_get(host, port, path, deadline, max_body=None, headers=None):
     except (socket.timeout, TimeoutError):
         a.error = "nothing more after %.1f s (gave up at the %.0f s " \
                   "deadline)" % (time.monotonic() - t0, deadline)
+        a.gave_up = True
     except (OSError, http.client.HTTPException) as e:
         a.error = "%s: %s" % (type(e).__name__, e)
     finally:
@@ -326,6 +340,10 @@ class PyUpstream:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client that went away (a node that died) is news
+                # for the test's own assertions, not for stderr
 
         self.port = h.free_port()
         self.server = Server(("127.0.0.1", self.port), Req)

@@ -269,7 +269,7 @@ def location_for(filename, directives):
 
 
 LOG_RE = re.compile(r'^(\d{3}) (\S+) "([^"]*)" (\d+) inm="([^"]*)" '
-                    r'ims="([^"]*)"$')
+                    r'ims="([^"]*)"(?: range="([^"]*)")?$')
 
 
 class Nginx:
@@ -278,8 +278,9 @@ class Nginx:
     temporary directory.
 
     .url is the simple index URL. Access-log lines are
-    '<status> <method> "<request uri>" <bytes> inm="..." ims="..."', one per
-    request; entries() parses them, requests() counts them.
+    '<status> <method> "<request uri>" <bytes> inm="..." ims="..."
+    range="..."', one per request; entries() parses them, requests() counts
+    them.
 
     EXTRA is nginx configuration put inside the server block, after the
     default locations: e.g. location_for(filename, "return 503;") makes one
@@ -318,7 +319,8 @@ error_log %(d)s/error.log info;
 events { worker_connections 512; }
 http {
     log_format wm '$status $request_method "$request_uri" $body_bytes_sent '
-                  'inm="$http_if_none_match" ims="$http_if_modified_since"';
+                  'inm="$http_if_none_match" ims="$http_if_modified_since" '
+                  'range="$http_range"';
     access_log %(d)s/access.log wm;
     client_body_temp_path %(d)s/client_body;
     proxy_temp_path %(d)s/proxy;
@@ -406,7 +408,7 @@ http {
 
     def entries(self, settle=0.2):
         """Every logged request as a dict {status, method, path, bytes,
-        inm, ims}. nginx logs a request when it has finished it, a moment
+        inm, ims, range}. nginx logs a request when it has finished it, a moment
         after the client saw the last byte: wait until the log stops
         growing for SETTLE seconds (at most 3 s)."""
         lines = self._lines()
@@ -426,6 +428,8 @@ http {
                         "path": m.group(3), "bytes": int(m.group(4)),
                         "inm": "" if m.group(5) == "-" else m.group(5),
                         "ims": "" if m.group(6) == "-" else m.group(6),
+                        "range": ("" if m.group(7) in (None, "-")
+                                  else m.group(7)),
                         "line": line})
         return out
 
