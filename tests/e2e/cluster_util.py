@@ -236,6 +236,20 @@ def designee(node_ids, sha):
                key=lambda i: hashlib.sha256(bytes.fromhex(i) + sha).digest())
 
 
+def designated_wheel(d, ids, want, project, size, version="1.0"):
+    """Writes wheels of PROJECT VERSION (SIZE payload bytes, seeds 0, 1,
+    ...) into D until one's designee among IDS is WANT; returns its path
+    (the others are removed)."""
+    from makewheel import make_wheel
+    for seed in range(500):
+        path = make_wheel(d, project, version, size=size, seed=seed)
+        if designee(ids, h.sha256_file(path)) == want:
+            return path
+        os.remove(path)
+    raise RuntimeError("no seed makes %s the designee of %s" % (want[:16],
+                                                                 project))
+
+
 def file_path(sha, filename):
     return "/files/%s/%s" % (sha, urllib.parse.quote(filename))
 

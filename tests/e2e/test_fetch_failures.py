@@ -35,7 +35,6 @@ import harness as h
 import cluster_util as cu
 import evilpeer
 import fault_util as fu
-from makewheel import make_wheel
 from upstream_index import Nginx, StaticIndex, location_for
 
 TIMEOUT_S = 5              # upstream.timeout_s in these nodes' configs
@@ -165,18 +164,6 @@ def pick_sha(ids, want):
             return sha
 
 
-def designated_wheel(d, ids, want, project, size):
-    """Writes wheels of PROJECT 1.0 into D until one's designee among IDS is
-    WANT; returns its path (the others are removed)."""
-    for seed in range(500):
-        path = make_wheel(d, project, "1.0", size=size, seed=seed)
-        if cu.designee(ids, h.sha256_file(path)) == want:
-            return path
-        os.remove(path)
-    raise RuntimeError("no seed makes %s the designee of %s" % (want,
-                                                                 project))
-
-
 # --- upstream fails at the designee ------------------------------------------
 
 
@@ -187,7 +174,7 @@ class UpstreamFailures(Case):
         ids = [keys["A"].pub, keys["B"].pub]
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
         pk = cls.index.packages
-        cls.warm = cls.index.add(designated_wheel(
+        cls.warm = cls.index.add(cu.designated_wheel(
             pk, ids, keys["A"].pub, "ff-warm", 200000))
         cls.cases = {}
         dead = fu.free_dead_port()
@@ -303,11 +290,11 @@ class EvilDesignee(Case):
         ids = [keys["B"].pub, keys["E"].pub]
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
         pk = cls.index.packages
-        cls.warm = cls.index.add(designated_wheel(
+        cls.warm = cls.index.add(cu.designated_wheel(
             pk, ids, keys["B"].pub, "fe-warm", 100000))
-        cls.later = cls.index.add(designated_wheel(
+        cls.later = cls.index.add(cu.designated_wheel(
             pk, ids, keys["E"].pub, "fe-later", 300000))
-        cls.endless = cls.index.add(designated_wheel(
+        cls.endless = cls.index.add(cu.designated_wheel(
             pk, ids, keys["E"].pub, "fe-endless", 1000))
         cls.nginx = Nginx(cls.index)
         cls.addClassCleanup(cls.nginx.cleanup)
