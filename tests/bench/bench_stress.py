@@ -171,10 +171,13 @@ def setup(args, work):
             for i in range(args.count)]
     nginx = Nginx(index)
     trusted = cu.write_trusted(os.path.join(work, "trusted"), keys.values())
+    config = {"cluster": {"publishers": cu.write_trusted(
+        os.path.join(work, "publishers"), [keys["P"]], "publishers")}}
     P = cu.ClusterNode(keys["P"], trusted=trusted, label="P",
-                       upstream=nginx.url)
+                       upstream=nginx.url, config=config)
     Q = cu.ClusterNode(keys["Q"], trusted=trusted, label="Q",
-                       seeds=[P.cluster_addr], upstream=nginx.url)
+                       seeds=[P.cluster_addr], upstream=nginx.url,
+                       config=config)
     cu.Waiter([P, Q])(lambda: Q.member_state(P.id) == "alive"
                       and P.member_state(Q.id) == "alive",
                       "P and Q to see each other alive", timeout=20)

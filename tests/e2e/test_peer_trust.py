@@ -13,10 +13,10 @@ answers MAP / FETCH its own way:
   as a complete body;
 - a chunk past the size E's own entry states (a full 1 MiB chunk for a
   1 KB wheel): refused, E counted bad, the wheel from upstream;
-- a wheel only E claims and E does not serve, which upstream does not
-  have: the client gets 502 or 504 with a one-line reason, not a 200 with
-  a Content-Length and a closed connection; pip shows an HTTP error, not a
-  broken connection.
+- a wheel only E holds and E does not serve, which upstream lists but
+  cannot serve (404): the client gets 502 or 504 with a one-line reason,
+  not a 200 with a Content-Length and a closed connection; pip shows an
+  HTTP error, not a broken connection.
 """
 
 import os
@@ -61,6 +61,9 @@ class EvilHolder(unittest.TestCase):
                                              size=1000, seed=3))
         cls.nowhere = make_wheel(cls.other, "pt-nowhere", "1.0", size=5000,
                                  seed=4)
+        # Upstream names it (so the name has its claim) but has no file.
+        cls.index.add_fake("pt-nowhere", os.path.basename(cls.nowhere),
+                           h.sha256_file(cls.nowhere))
         cls.nginx = Nginx(cls.index)
         cls.addClassCleanup(cls.nginx.cleanup)
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
@@ -192,8 +195,8 @@ class EvilHolder(unittest.TestCase):
                             "%s\n%s" % (" / ".join(said[:3]) or "nothing",
                                         h.describe(proc)))
         self.assertEqual(problems, [], self.msg(
-            "%s, held only by E, which does not serve it; upstream has no "
-            "such project:\n  %s" % (name, "\n  ".join(problems))))
+            "%s, held only by E, which does not serve it; upstream lists it "
+            "but answers 404:\n  %s" % (name, "\n  ".join(problems))))
 
 
 if __name__ == "__main__":

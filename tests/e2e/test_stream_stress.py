@@ -127,12 +127,16 @@ class Stress(unittest.TestCase):
         cls.addClassCleanup(cls.nginx.cleanup)
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
                                    keys.values())
+        # P may name the wheels put on it cluster-wide (the peer phase).
+        config = {"cluster": {"publishers": cu.write_trusted(
+            os.path.join(cls.tmp, "publishers"), [keys["P"]],
+            "publishers")}}
         cls.P = cu.ClusterNode(keys["P"], trusted=trusted, label="P",
-                               upstream=cls.nginx.url)
+                               upstream=cls.nginx.url, config=config)
         cls.addClassCleanup(cls.P.cleanup)
         cls.Q = cu.ClusterNode(keys["Q"], trusted=trusted, label="Q",
                                seeds=[cls.P.cluster_addr],
-                               upstream=cls.nginx.url)
+                               upstream=cls.nginx.url, config=config)
         cls.addClassCleanup(cls.Q.cleanup)
         cls.nodes = [cls.P, cls.Q]
         cu.Waiter(cls.nodes)(

@@ -10,8 +10,9 @@ test_takeover) start failing for reasons nobody meant.
 - an EvilPeer in honest mode joins a node (the node connects back and lists
   it alive at its address), publishes a signed entry the node accepts, and
   serves the wheel through MAP/MAPDATA and FETCH/CHUNK: a client of the node
-  gets it byte for byte; an entry with a bad signature is refused and
-  counted.
+  gets it byte for byte (upstream's page names the wheel, but upstream has
+  no file: the bytes can only come from the peer); an entry with a bad
+  signature is refused and counted.
 """
 
 import glob
@@ -23,6 +24,7 @@ import cluster_util as cu
 import evilpeer
 import wire
 from makewheel import make_wheel
+from upstream_index import Nginx, StaticIndex
 
 CORPUS = os.path.join(h.HERE, "..", "fuzz", "corpus", "wire")
 
@@ -67,14 +69,24 @@ class AgainstANode(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp, keys = cu.make_keys(cls, ["N", "E", "P"])
         cls.P = keys["P"]
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        cls.honest = make_wheel(cls.wheels, "wp-honest", "1.0",
+                                size=3 * wire.CHUNK_SIZE + 12345, seed=1)
+        # Upstream names the wheel (the name's claim) but has no bytes for
+        # it: they can only come from the evil peer.
+        cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
+        cls.index.add_fake("wp-honest", os.path.basename(cls.honest),
+                           h.sha256_file(cls.honest))
+        cls.nginx = Nginx(cls.index)
+        cls.addClassCleanup(cls.nginx.cleanup)
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
                                    keys.values())
-        cls.N = cu.ClusterNode(keys["N"], trusted=trusted, label="N")
+        cls.N = cu.ClusterNode(keys["N"], trusted=trusted, label="N",
+                               upstream=cls.nginx.url)
         cls.addClassCleanup(cls.N.cleanup)
         cls.E = evilpeer.EvilPeer(keys["E"], label="E")
         cls.addClassCleanup(cls.E.stop)
-        cls.wheels = os.path.join(cls.tmp, "wheels")
-        os.makedirs(cls.wheels)
 
     def msg(self, extra=""):
         return "%s\nundecodable frames at the peer: %r\n%s" % (
@@ -102,10 +114,8 @@ class AgainstANode(unittest.TestCase):
     def test_2_evil_peer_joins_publishes_and_serves(self):
         view = self.E.join(self.N)
         self.assertEqual(view["address"], self.E.addr)
-        path = make_wheel(self.wheels, "wp-honest", "1.0",
-                          size=3 * wire.CHUNK_SIZE + 12345, seed=1)
-        data = h.read_bytes(path)
-        name, sha = os.path.basename(path), h.sha256_bytes(data)
+        data = h.read_bytes(self.honest)
+        name, sha = os.path.basename(self.honest), h.sha256_bytes(data)
         self.E.behave(sha, evilpeer.Serve(data))
         e = self.E.entry(name, sha, len(data), wire.chunks_root(data))
         held = self.E.publish_until_listed([e], self.N, name)
@@ -119,6 +129,8 @@ class AgainstANode(unittest.TestCase):
         self.assertGreaterEqual(self.E.fetches[sha], 4, self.msg("FETCHes"))
         self.assertEqual(self.E.errors, [], self.msg())
         self.assertEqual(self.N.held()[name].get("source"), "peer")
+        self.assertEqual(self.nginx.requests("/packages/"), 0, self.msg(
+            "N went upstream for a wheel the evil peer served"))
 
     def test_3_bad_signature_is_refused(self):
         self.E.join(self.N)
