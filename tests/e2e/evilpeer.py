@@ -35,7 +35,7 @@ import wire
 MiB = 1 << 20
 
 
-# -- behaviours -------------------------------------------------------------------
+# -- behaviours ---------------------------------------------------------------
 
 
 class Behaviour:
@@ -121,7 +121,7 @@ class Endless(Behaviour):
         return wire.OK, self.map
 
 
-# -- the peer ---------------------------------------------------------------------
+# -- the peer -----------------------------------------------------------------
 
 
 def curve_keys(seed):
@@ -270,7 +270,7 @@ class EvilPeer:
             s.close(0)
         self.ctx.term()
 
-    # -- the peer's thread -----------------------------------------------------
+    # -- the peer's thread ----------------------------------------------------
 
     def _run(self):
         zmq = self.zmq
@@ -350,7 +350,10 @@ class EvilPeer:
         if m is None or self.silent:
             return
         self.received[m.name] += 1
-        reply = lambda frames: self._send(self.router, rid, frames)  # noqa
+
+        def reply(frames):
+            self._send(self.router, rid, frames)
+
         if m.type == wire.PING:
             self.router_pings[rid] += 1
             reply(wire.frames(wire.ack(m.seq, self.incarnation,

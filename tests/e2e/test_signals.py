@@ -159,25 +159,24 @@ class Storm(unittest.TestCase):
             if missing:
                 problems.append("not stored: %s" % ", ".join(missing))
         report = fu.sanitizer_report(self.node.stderr_text(all_starts=True))
-        if report:
-            problems.append("sanitizer report on the node's stderr:\n"
-                            + report)
         self.assertGreater(storm.sent, 100, "the storm sent only %d signals"
                            % storm.sent)
         kinds = {}
         for p in problems:
             key = p.split(" -> ")[-1][:60] if " -> " in p else p[:60]
             kinds[key] = kinds.get(key, 0) + 1
-        if problems:
+        if problems or report:
             self.fail(self.msg(
                 "%d requests under %d signals (%s) to up to %d threads in "
-                "%d rounds; %d went wrong:\n  %s\nfirst ones:\n  %s"
+                "%d rounds; %d went wrong:\n  %s\nfirst ones:\n  %s%s"
                 % (len(results), storm.sent,
                    "/".join(fu.signal_name(s) for s in SIGNALS),
                    storm.max_threads, storm.rounds, len(problems),
                    "\n  ".join("%d x %s" % (n, k) for k, n in
                                sorted(kinds.items(), key=lambda kv: -kv[1])),
-                   "\n  ".join(problems[:12]))))
+                   "\n  ".join(problems[:12]),
+                   "\n--- SANITIZER REPORT on the node's stderr ---\n%s"
+                   % "\n".join(report.splitlines()[:40]) if report else "")))
 
 if __name__ == "__main__":
     unittest.main()
