@@ -8,12 +8,15 @@ by three clients that start together: a fast Python client, a fast curl and
 a curl held to 8 MB/s (--limit-rate), so the node serves one wheel to
 readers at very different offsets while it is still arriving.
 
+The peer phase runs first, so that a designee still busy with the
+tampered wheel (retrying it) cannot slow it down and blur what it shows.
+
+- from a peer: four ~48 MB wheels put on P, pulled by Q in chunks;
 - from upstream: four ~48 MB wheels, two fetched by Q itself and two
   through P (their designee), and a 12 MB wheel, also through P, whose
   bytes upstream changed after its page was written (the page's sha256 no
   longer matches: every reader must end with an error, none may look
-  complete, none may be left waiting);
-- from a peer: four ~48 MB wheels put on P, pulled by Q in chunks.
+  complete, none may be left waiting).
 
 Clients: a curl that exits 0 or a Python read that ends on the last chunk
 or at Content-Length counts as 'ended normally'; a body still unfinished
@@ -196,7 +199,7 @@ class Stress(unittest.TestCase):
                 "not get:\n  %s\nall readers:\n  %s"
                 % (what, "\n  ".join(missed), report)))
 
-    def test_1_cold_from_upstream(self):
+    def test_2_cold_from_upstream(self):
         wheels = [(e["filename"], e["sha256"]) for e in self.upstream]
         wheels.append((self.bad["filename"], self.bad["sha256"]))
         sizes = {e["filename"]: os.path.getsize(e["path"])
@@ -212,7 +215,7 @@ class Stress(unittest.TestCase):
         self.assertNotIn(self.Q.id, held.get(self.bad["filename"], {}).get(
             "holders", []), self.msg("Q stored the tampered wheel"))
 
-    def test_2_cold_from_a_peer(self):
+    def test_1_cold_from_a_peer(self):
         wheels = []
         for p in self.peer:
             wheels.append((os.path.basename(p), self.P.put_ok(p)))
