@@ -10,10 +10,12 @@ page, missing on disk), 503 (nginx `return 503` for that file), or the page
 links the file on a port nothing listens on (connection refused). Clients
 ask A and B at once, twice (a retry). Each must get 502 or 504 with a
 one-line reason (A's first answer, as A asked upstream itself, must say
-what upstream did) within timeout_s + 10 s; upstream must see single-digit requests for
-the file in the 15 s from the first client request; afterwards both nodes
-go back to the number of threads they had before. pip through B must report
-the HTTP error, not a broken or timed-out connection.
+what upstream did) within timeout_s + 10 s. Upstream must see single-digit
+requests for the file in the 15 s from the first client request, and at
+most two once every client has had its answer (nobody is asking then).
+Afterwards both nodes go back to the number of threads they had before.
+pip through B must report the HTTP error, not a broken or timed-out
+connection.
 
 EvilDesignee: a real node B (timeout_s 5, cache.max_size 16 MiB) and an
 evil peer E (evilpeer.py) that is the designee of the wheels here, which

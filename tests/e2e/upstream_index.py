@@ -408,8 +408,8 @@ http {
 
     def entries(self, settle=0.2):
         """Every logged request as a dict {status, method, path, bytes,
-        inm, ims, range}. nginx logs a request when it has finished it, a moment
-        after the client saw the last byte: wait until the log stops
+        inm, ims, range}. nginx logs a request when it has finished it, a
+        moment after the client saw the last byte: wait until the log stops
         growing for SETTLE seconds (at most 3 s)."""
         lines = self._lines()
         deadline = time.monotonic() + 3.0
