@@ -184,9 +184,13 @@ class EvilPeer:
 
     # -- what the tests call -------------------------------------------------
 
+    def sign(self, data):
+        """The peer's Ed25519 signature of DATA (64 bytes)."""
+        return self.signer.sign(data).signature
+
     def self_update(self):
-        return wire.MemberUpdate(self.id, wire.ALIVE, self.incarnation,
-                                 self.addr)
+        return wire.self_update(self.id, self.incarnation, self.addr,
+                                self.sign)
 
     def behave(self, sha_hex, behaviour):
         """Answer FETCH / MAP for wheel SHA_HEX with BEHAVIOUR."""
@@ -222,9 +226,8 @@ class EvilPeer:
         """A signed ADD entry of this peer's log (the next sequence
         number): 'I hold FILENAME = SHA_HEX, SIZE bytes, chunk map
         hashing to ROOT'."""
-        e = wire.Entry(self.id, self.generation, self.next_seq, wire.OP_ADD,
-                       size, bytes.fromhex(sha_hex), root, source, filename)
-        e.sig = self.signer.sign(wire.entry_signed_bytes(e)).signature
+        e = wire.holding(self.id, self.generation, self.next_seq, filename,
+                         sha_hex, size, root, self.sign, source)
         self.next_seq += 1
         return e
 

@@ -37,7 +37,10 @@ length and the bytes (no NUL).
 decode() applies the checks wm_msg_decode applies (lengths against the
 frame, caps, enums, printable strings, no trailing bytes) and raises
 WireError with the same reasons; encode() refuses what decode() would.
-Both work on a Msg. Stdlib only (hashlib, struct).
+Both work on a Msg. self_update() and holding() are the only places the
+tests build what a member signs (they take a signing function), so a
+format that signs member updates or drops filenames from holdings changes
+this module alone. Stdlib only (hashlib).
 """
 
 import hashlib
@@ -186,6 +189,30 @@ def entries(items):
 
 def digest(flags, digest_hash, items=()):
     return Msg(DIGEST, flags=flags, digest_hash=digest_hash, digest=items)
+
+
+# What a member signs. SIGN is a function: bytes -> 64-byte Ed25519
+# signature by the member's key (evilpeer.py passes PyNaCl's). Tests build
+# these two things only through here, so a format that signs more (member
+# updates) or names less (holdings without filenames) changes this module
+# alone.
+
+
+def self_update(member_id, incarnation, addr, sign=None):
+    """The membership update a member sends about itself: alive at ADDR.
+    Version 1 does not sign updates (SIGN is unused)."""
+    return MemberUpdate(member_id, ALIVE, incarnation, addr)
+
+
+def holding(origin, generation, seq, filename, sha256_hex, size, root,
+            sign, source=SOURCE_PEER):
+    """ORIGIN's signed index entry 'I hold SHA256_HEX (FILENAME), SIZE
+    bytes, whose chunk map hashes to ROOT', number SEQ of its log
+    GENERATION."""
+    e = Entry(origin, generation, seq, OP_ADD, size, bytes.fromhex(sha256_hex),
+              root, source, filename)
+    e.sig = sign(entry_signed_bytes(e))
+    return e
 
 
 # -- field checks (shared by encode and decode, as in wire.c) ---------------
