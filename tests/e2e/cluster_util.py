@@ -10,12 +10,12 @@ import hashlib
 import http.client
 import json
 import os
-import struct
 import threading
 import time
 import urllib.parse
 
 import harness as h
+import wire
 
 # -- identities ----------------------------------------------------------------
 
@@ -244,6 +244,20 @@ def designee(node_ids, sha):
                key=lambda i: hashlib.sha256(bytes.fromhex(i) + sha).digest())
 
 
+def designated_wheel(d, ids, want, project, size, version="1.0"):
+    """Writes wheels of PROJECT VERSION (SIZE payload bytes, seeds 0, 1,
+    ...) into D until one's designee among IDS is WANT; returns its path
+    (the others are removed)."""
+    from makewheel import make_wheel
+    for seed in range(500):
+        path = make_wheel(d, project, version, size=size, seed=seed)
+        if designee(ids, h.sha256_file(path)) == want:
+            return path
+        os.remove(path)
+    raise RuntimeError("no seed makes %s the designee of %s" % (want[:16],
+                                                                 project))
+
+
 def file_path(sha, filename):
     return "/files/%s/%s" % (sha, urllib.parse.quote(filename))
 
@@ -302,31 +316,23 @@ class StateWatch(threading.Thread):
 
 
 # -- the wire protocol, for a hand-made peer --------------------------------
+# Every byte layout lives in wire.py (it follows common/wire.h); these names
+# stay for the tests that use them.
 
-MAGIC = b"W"
-VERSION = 2
-PING, ACK = 1, 2
+MAGIC = wire.MAGIC
+VERSION = wire.VERSION
+PING, ACK = wire.PING, wire.ACK
 
 
 def ping_frame(seq, nupdates=0, extra=b""):
-    """A PING header frame (common/wire.h): seq, then NUPDATES (none
-    follow unless EXTRA holds them)."""
-    return (MAGIC + bytes([VERSION, PING])
-            + struct.pack("<IB", seq, nupdates) + extra)
+    """A PING header frame with no updates (whose count byte says NUPDATES)
+    followed by EXTRA: see wire.raw_ping."""
+    return wire.raw_ping(seq, nupdates, extra)
 
 
 def parse_ack(frame):
-    """(seq, incarnation) of an ACK header frame, or None. The sender puts
-    its own signed statement first among the updates: id, state,
-    incarnation."""
-    if len(frame) < 3 + 4 + 1 + 32 + 1 + 8 or frame[:3] != MAGIC + bytes(
-            [VERSION, ACK]):
-        return None
-    seq, n = struct.unpack_from("<IB", frame, 3)
-    if n == 0:
-        return None
-    inc, = struct.unpack_from("<Q", frame, 3 + 5 + 32 + 1)
-    return seq, inc
+    """(seq, incarnation) of an ACK header frame, or None."""
+    return wire.parse_ack(frame)
 
 
 class WirePeer:
