@@ -168,20 +168,19 @@ serve_calls(wm_loop *l)
     }
 }
 
-/* Reads the pending signals. Returns the stopping one, or 0. */
+/* Reads the pending signals: sets *HUP for SIGHUP, and returns the
+ * stopping one, or 0. */
 static int
-read_signals(wm_loop *l)
+read_signals(wm_loop *l, int *hup)
 {
     struct signalfd_siginfo si;
     int stop = 0;
 
     while (read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGHUP) {
-            if (l->hup != NULL)
-                l->hup(l->hup_arg);
-        } else {
+        if (si.ssi_signo == SIGHUP)
+            *hup = 1;
+        else
             stop = (int)si.ssi_signo;
-        }
     }
     return stop;
 }
@@ -189,7 +188,7 @@ read_signals(wm_loop *l)
 int
 wm_loop_run(wm_loop *l)
 {
-    int stop = 0;
+    int stop = 0, hup = 0;
 
     if (grow(l, 64) != 0)
         return -1;
@@ -203,13 +202,17 @@ wm_loop_run(wm_loop *l)
             return -1;
         }
         if (rc > 0 && (l->items[0].revents & ZMQ_POLLIN))
-            stop = read_signals(l);
+            stop = read_signals(l, &hup);
         if (rc > 0 && (l->items[1].revents & ZMQ_POLLIN))
             serve_calls(l);
         for (size_t i = 0; i < l->nparts; i++) {
             struct part *p = &l->parts[i];
             p->dispatch(p->arg, l->items + p->first, rc > 0 ? p->n : 0);
         }
+        /* Only now: a reload may replace sockets this round's items name. */
+        if (hup && l->hup != NULL)
+            l->hup(l->hup_arg);
+        hup = 0;
     }
     wm_info("node: %s received, stopping", strsignal(stop));
     return 0;

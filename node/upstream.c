@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,9 +260,18 @@ wm_upstream_fetch(wm_upstream *u, const char *url, wm_download *dl,
         xfer_free(x);
         return NULL;
     }
-    if (resume > 0)
-        curl_easy_setopt(x->easy, CURLOPT_RESUME_FROM_LARGE,
-                         (curl_off_t)resume);
+    if (resume > 0) {
+        /* A Range header of our own, not CURLOPT_RESUME_FROM: libcurl
+         * fails a transfer whose server ignores the range, and the whole
+         * file is just as good (its first RESUME bytes are skipped). */
+        char range[64];
+        snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", resume);
+        x->headers = curl_slist_append(NULL, range);
+        if (x->headers == NULL) {
+            xfer_free(x);
+            return NULL;
+        }
+    }
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_file_data);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_FAILONERROR, 1L);

@@ -331,7 +331,9 @@ def ping_frame(seq, nupdates=0, extra=b""):
 
 
 def parse_ack(frame):
-    """(seq, incarnation) of an ACK header frame, or None."""
+    """(seq, incarnation) of an ACK header frame, or None: see
+    wire.parse_ack (the incarnation is that of the sender's statement about
+    itself; the ACK has no field of its own for it)."""
     return wire.parse_ack(frame)
 
 
@@ -378,8 +380,10 @@ class WirePeer:
                 out.append(self.sock.recv_multipart())
 
     def ping(self, timeout=3.0):
-        """Sends a PING; returns the matching ACK's (seq, incarnation) or
-        None when none came within TIMEOUT. Anything else is ignored."""
+        """Sends a PING with no updates (this peer states nothing about
+        itself, so the node learns no address from it); returns the
+        matching ACK's (seq, incarnation) or None when none came within
+        TIMEOUT. Anything else is ignored."""
         self.seq += 1
         seq = self.seq
         if not self.send(ping_frame(seq)):

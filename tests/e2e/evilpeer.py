@@ -7,15 +7,23 @@ from one Python thread:
 - it binds its own ROUTER as a CURVE server (with no ZAP handler: it admits
   anyone, which only matters to itself);
 - join(node) connects a CURVE DEALER to the node's cluster socket and sends
-  a PING whose membership update carries its own address, so the node
-  connects a DEALER back to it and treats it as a live member;
-- it ACKs every probe, so it stays alive in the nodes' views;
-- publish() sends signed index ENTRIES (the signature covers
-  wire.entry_signed_bytes, made with PyNaCl), so nodes list it as a holder;
+  a PING whose membership update is its own signed ALIVE statement (its
+  address and name, signed over wire.alive_signed_bytes with PyNaCl), so
+  the node connects a DEALER back to it and treats it as a live member;
+- it ACKs every probe, so it stays alive in the nodes' views, and refutes a
+  SUSPECT or DEAD report about its incarnation by signing the next one, as
+  a node does;
+- publish() sends signed index ENTRIES (the origin's signature covers
+  wire.entry_signed_bytes), so nodes list it as a holder. An entry names
+  nothing by itself: by default it carries a claim naming the wheel,
+  signed by the peer's own key (a publisher wherever cluster.publishers is
+  the trusted keys file, cluster_util's default), or by another publisher
+  key, or no claim (then only an upstream page can name the wheel);
 - FETCH and MAP are answered by a Behaviour chosen per wheel sha256:
   Serve (real bytes, optionally stopping after some chunks, optionally with
-  a chunk map of other bytes), Later (CHUNK LATER forever), Missing,
-  Endless (1 MiB chunks without end, up to a safety cap).
+  a chunk map of other bytes), Later (CHUNK LATER forever), Busy (CHUNK
+  BUSY forever), Missing, Endless (1 MiB chunks without end, up to a
+  safety cap).
 
 Everything it received that did not decode is kept in .errors: a non-empty
 list means wire.py and the node disagree on the format.
@@ -26,6 +34,7 @@ Needs python3-zmq and python3-nacl (Debian packages; see dev.sh).
 import collections
 import hashlib
 import queue
+import re
 import threading
 import time
 
@@ -59,6 +68,14 @@ class Later(Behaviour):
 
     def on_fetch(self, peer, m):
         return wire.LATER, b""
+
+
+class Busy(Behaviour):
+    """CHUNK BUSY to every FETCH, forever: 'at my upload limit, ask another
+    holder'."""
+
+    def on_fetch(self, peer, m):
+        return wire.BUSY, b""
 
 
 class Silent(Behaviour):
@@ -189,8 +206,10 @@ class EvilPeer:
         return self.signer.sign(data).signature
 
     def self_update(self):
+        """The peer's signed ALIVE statement about itself, at its current
+        incarnation."""
         return wire.self_update(self.id, self.incarnation, self.addr,
-                                self.sign)
+                                self.sign, name="evilpeer-" + self.label)
 
     def behave(self, sha_hex, behaviour):
         """Answer FETCH / MAP for wheel SHA_HEX with BEHAVIOUR."""
@@ -222,13 +241,36 @@ class EvilPeer:
             % (self.label, node.label, last, sum(self.router_pings.values()),
                self.errors[:3], node.tail()))
 
-    def entry(self, filename, sha_hex, size, root, source=wire.SOURCE_PEER):
+    def entry(self, filename, sha_hex, size, root, claim=True,
+              publisher=None, requires_python="", consume=True):
         """A signed ADD entry of this peer's log (the next sequence
-        number): 'I hold FILENAME = SHA_HEX, SIZE bytes, chunk map
-        hashing to ROOT'."""
-        e = wire.holding(self.id, self.generation, self.next_seq, filename,
-                         sha_hex, size, root, self.sign, source)
-        self.next_seq += 1
+        number): 'I hold SHA_HEX, SIZE bytes, chunk map hashing to ROOT'.
+        CLAIM true: it carries a claim 'that is FILENAME', signed by
+        PUBLISHER (a cluster_util.Key; default: this peer's own key);
+        false: no claim (FILENAME is then only for the caller). CONSUME
+        false: the sequence number is not used up (for an entry meant to
+        be refused: a node takes only the next number of a log, so a used
+        number it refused would stop every later entry)."""
+        pub = pub_sign = None
+        if claim and publisher is not None:
+            import nacl.signing
+            signer = nacl.signing.SigningKey(publisher.seed)
+            pub = bytes(signer.verify_key)
+            pub_sign = lambda data: signer.sign(data).signature  # noqa: E731
+        e = wire.holding(self.id, self.generation, self.next_seq, sha_hex,
+                         size, root, self.sign,
+                         filename=filename if claim else None,
+                         requires_python=requires_python, publisher=pub,
+                         publisher_sign=pub_sign)
+        if consume:
+            self.next_seq += 1
+        return e
+
+    def resign(self, e):
+        """Signs entry E again with this peer's key (after a test changed
+        a field of it, its claim included); returns E."""
+        e.origin = self.id
+        e.sig = self.sign(wire.entry_signed_bytes(e))
         return e
 
     def publish(self, entries, node):
@@ -238,7 +280,14 @@ class EvilPeer:
 
     def publish_until_listed(self, entries, node, filename, timeout=10.0):
         """publish() until NODE's /api/files lists FILENAME with this peer
-        among its holders; returns NODE's entry for it."""
+        among its holders; returns NODE's entry for it. When a claim in
+        ENTRIES names FILENAME, the flat /api/files must list it (the claim
+        names it; NODE fetches no page for it); otherwise only an upstream
+        page can name it, and the project's /api/files is asked (NODE
+        fetches the page)."""
+        claimed = any(e.claim is not None and e.claim.filename == filename
+                      for e in entries)
+        project = None if claimed else project_of(filename)
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -246,7 +295,7 @@ class EvilPeer:
             end = time.monotonic() + 1.0
             while time.monotonic() < end:
                 try:
-                    last = node.held().get(filename)
+                    last = node.held(project).get(filename)
                 except (OSError, AssertionError, ValueError) as e:
                     last = repr(e)
                 if isinstance(last, dict) and self.hex in last.get(
@@ -323,7 +372,7 @@ class EvilPeer:
                 if d is not None:
                     self._seq += 1
                     self._send(d, None, wire.frames(wire.ping(
-                        self._seq, self.incarnation, [self.self_update()])))
+                        self._seq, [self.self_update()])))
             elif cmd[0] == "send":
                 d = self.dealers.get(cmd[1])
                 if d is not None:
@@ -353,14 +402,14 @@ class EvilPeer:
         if m is None or self.silent:
             return
         self.received[m.name] += 1
+        self._about_me(m)
 
         def reply(frames):
             self._send(self.router, rid, frames)
 
         if m.type == wire.PING:
             self.router_pings[rid] += 1
-            reply(wire.frames(wire.ack(m.seq, self.incarnation,
-                                       [self.self_update()])))
+            reply(wire.frames(wire.ack(m.seq, [self.self_update()])))
         elif m.type == wire.FETCH:
             self.fetches[m.sha256.hex()] += 1
             b = self.behaviours.get(m.sha256, self.default)
@@ -383,6 +432,18 @@ class EvilPeer:
         m, _bulk = self._decode(parts)
         if m is not None:
             self.received[m.name] += 1
+            if not self.silent:
+                self._about_me(m)
+
+    def _about_me(self, m):
+        """A SUSPECT or DEAD report about this peer's current incarnation:
+        refuted by signing the next one (membership.c's refute()); the
+        next PING or ACK carries it."""
+        for u in m.updates:
+            if (u.id == self.id and u.state != wire.ALIVE
+                    and u.incarnation == self.incarnation
+                    and u.incarnation + 1 < wire.COUNTER_MAX):
+                self.incarnation += 1
 
 
 def curve_keys_from_id(node_hex):
@@ -391,6 +452,11 @@ def curve_keys_from_id(node_hex):
     import nacl.signing
     return bytes(nacl.signing.VerifyKey(bytes.fromhex(node_hex))
                  .to_curve25519_public_key())
+
+
+def project_of(filename):
+    """The normalized project name (PEP 503) of wheel FILENAME."""
+    return re.sub(r"[-_.]+", "-", filename.split("-", 1)[0]).lower()
 
 
 def sha256_hex(data):

@@ -207,11 +207,13 @@ class Stress(unittest.TestCase):
         jobs = self.read_all(wheels)
         self.check("cold from upstream", jobs, sizes,
                    bad=(self.bad["filename"],))
+        # Stored once the store has written them (a step behind the last
+        # byte a reader got).
+        cu.Waiter(self.nodes)(
+            lambda: all(self.Q.held().get(e["filename"], {}).get("sha256")
+                        == e["sha256"] for e in self.upstream),
+            "Q to hold every good wheel it streamed", timeout=20)
         held = self.Q.held()
-        for e in self.upstream:
-            self.assertEqual(held.get(e["filename"], {}).get("sha256"),
-                             e["sha256"], self.msg("Q lacks %s"
-                                                   % e["filename"]))
         self.assertNotIn(self.Q.id, held.get(self.bad["filename"], {}).get(
             "holders", []), self.msg("Q stored the tampered wheel"))
 
