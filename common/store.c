@@ -576,6 +576,61 @@ wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
     return put_one(s, s->tables[t], key, klen, val, vlen);
 }
 
+struct wm_store_batch {
+    wm_store *s;
+    MDB_txn *txn;
+};
+
+int
+wm_store_batch_begin(wm_store *s, wm_store_batch **out)
+{
+    wm_store_batch *b = calloc(1, sizeof(*b));
+    int rc;
+
+    *out = NULL;
+    if (b == NULL)
+        return -ENOMEM;
+    b->s = s;
+    rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+    if (rc != 0) {
+        free(b);
+        return mdb_to_errno(rc);
+    }
+    *out = b;
+    return 0;
+}
+
+int
+wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
+                      size_t klen, const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+    if (klen == 0 || klen > 511)
+        return -EINVAL;
+    return mdb_to_errno(mdb_put(b->txn, b->s->tables[t], &k, &v, 0));
+}
+
+int
+wm_store_batch_commit(wm_store_batch **bp)
+{
+    int rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+
+    free(*bp);
+    *bp = NULL;
+    return rc;
+}
+
+void
+wm_store_batch_abort(wm_store_batch **bp)
+{
+    if (bp == NULL || *bp == NULL)
+        return;
+    mdb_txn_abort((*bp)->txn);
+    free(*bp);
+    *bp = NULL;
+}
+
 int
 wm_store_put_page(wm_store *s, const char *project, const void *data,
                   size_t len)

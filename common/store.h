@@ -124,6 +124,18 @@ enum wm_table {
 int wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
                     const void *val, size_t vlen);
 
+/* Several records of the small tables in one transaction: begin, put any
+ * number, then commit (or abort; either frees the batch and clears the
+ * pointer). Writer thread only; while a batch is open the writer must not
+ * start another write. Each returns 0 or a negative error (-ENOSPC: the
+ * map is full). */
+typedef struct wm_store_batch wm_store_batch;
+int wm_store_batch_begin(wm_store *s, wm_store_batch **out);
+int wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
+                          size_t klen, const void *val, size_t vlen);
+int wm_store_batch_commit(wm_store_batch **b);
+void wm_store_batch_abort(wm_store_batch **b);
+
 /* Points *VAL at the value of KEY in table T. Returns 0 or -ENOENT. */
 int wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,
                     size_t klen, const void **val, size_t *vlen);

@@ -294,15 +294,18 @@ persist(wm_index *ix, const wm_entry *e)
     wm_buf_free(&b);
 }
 
-int
-wm_index_accept(wm_index *ix, const wm_entry *e, int persisted)
+/* Takes E; VERIFY: check its signatures (not for the log this node kept:
+ * what is in it was checked when it came). */
+static int
+take(wm_index *ix, const wm_entry *e, int persisted, int verify)
 {
     int own = memcmp(e->origin, ix->self_id, WM_ID_LEN) == 0;
     struct origin *o;
     struct logent *l;
 
-    if ((!own && !ix->trusted(ix->arg, e->origin)) || !wm_entry_valid(e) ||
-        (e->has_claim && !wm_claim_valid(e))) {
+    if ((!own && !ix->trusted(ix->arg, e->origin)) ||
+        (verify && (!wm_entry_valid(e) ||
+                    (e->has_claim && !wm_claim_valid(e))))) {
         ix->rejected++;
         return -1;
     }
@@ -336,6 +339,12 @@ wm_index_accept(wm_index *ix, const wm_entry *e, int persisted)
     if (persisted)
         persist(ix, e);
     return 1;
+}
+
+int
+wm_index_accept(wm_index *ix, const wm_entry *e, int persist)
+{
+    return take(ix, e, persist, 1);
 }
 
 /* --- this node's own log */
@@ -625,7 +634,7 @@ load_entry(const void *key, size_t klen, const void *val, size_t vlen,
     if (wm_msg_decode(val, vlen, ix->scratch, NULL) == 0 &&
         ix->scratch->type == WM_MSG_ENTRIES && ix->scratch->nentries == 1) {
         wm_entry e = ix->scratch->entries[0];
-        wm_index_accept(ix, &e, 0);
+        take(ix, &e, 0, 0);
     }
     return 0;
 }

@@ -21,7 +21,9 @@ test_takeover) start failing for reasons nobody meant.
   file: the bytes can only come from the peer);
 - an entry with a bad signature, or with a claim whose signature is bad, is
   refused and counted; an ALIVE statement about the peer signed by another
-  member is refused and counted, and moves nothing;
+  member is refused and counted, and moves nothing; a SUSPECT report at
+  the peer's incarnation is taken, and the peer refutes it by signing the
+  next one;
 - holdings name nothing: an entry without a claim, or with a claim by a key
   that is not a publisher, is taken (the peer's count of wheels grows) but
   the wheel is not listed.
@@ -305,6 +307,19 @@ class AgainstANode(unittest.TestCase):
         view = self.N.member(self.E.hex)
         self.assertEqual((view["state"], view["address"]),
                          ("alive", self.E.addr), self.msg(repr(view)))
+        # A report (anyone's) at E's incarnation counts; E refutes it by
+        # signing the next incarnation, which N takes.
+        inc = view["incarnation"]
+        self.assertTrue(peer.send(wire.encode(wire.ping(79, [
+            wire.MemberUpdate(self.E.id, wire.SUSPECT, inc)]))))
+        view = cu.Waiter([self.N])(
+            lambda: (lambda v: v if v["incarnation"] > inc
+                     and v["state"] == "alive" else None)(
+                         self.N.member(self.E.hex)),
+            "E to refute the SUSPECT report at incarnation %d" % inc,
+            timeout=10)
+        self.assertEqual((view["address"], self.E.incarnation),
+                         (self.E.addr, inc + 1), self.msg(repr(view)))
         # Q's own statement is valid, but Q is not trusted: ignored.
         q = wire.self_update(bytes.fromhex(self.Q.pub), 1,
                              "tcp://127.0.0.1:2", _signer(self.Q))
