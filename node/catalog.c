@@ -17,6 +17,7 @@
 #include "map.h"
 #include "pages.h"
 #include "route.h"
+#include "wheelname.h"
 
 #define MAX_PREPARED 1024
 #define MAX_LOGGED   4096
@@ -165,30 +166,49 @@ peers_hold(void *arg, const uint8_t *sha)
     return 0;
 }
 
-static void
-conflict(void *arg, const char *filename, const uint8_t *publisher,
-         const char *why)
+/* Logs once per key KEY (KLEN bytes) in the bounded set of lines logged;
+ * returns 1 when it is new. */
+static int
+first_time(wm_catalog *cat, const void *key, size_t klen)
 {
-    wm_catalog *cat = arg;
-    uint8_t key[WM_WHEELNAME_MAX + WM_PUBKEY_LEN];
-    size_t flen = strnlen(filename, WM_WHEELNAME_MAX);
-    char hex[WM_PUBKEY_HEX];
-
-    atomic_fetch_add(&cat->p.node->counters.listing_conflicts, 1);
-    memcpy(key, filename, flen);
-    memcpy(key + flen, publisher, WM_PUBKEY_LEN);
-    if (wm_map_get(cat->logged, key, flen + WM_PUBKEY_LEN) != NULL)
-        return; /* logged once */
+    if (wm_map_get(cat->logged, key, klen) != NULL)
+        return 0;
     while (wm_map_count(cat->logged) >= MAX_LOGGED) {
         const void *k;
         size_t kl;
         wm_map_oldest(cat->logged, &k, &kl);
         wm_map_remove(cat->logged, k, kl);
     }
-    wm_map_put(cat->logged, key, flen + WM_PUBKEY_LEN, cat);
+    wm_map_put(cat->logged, key, klen, cat);
+    return 1;
+}
+
+static void
+conflict(void *arg, const char *filename, const uint8_t *publisher,
+         enum wm_conflict why)
+{
+    wm_catalog *cat = arg;
+    uint8_t key[WM_WHEELNAME_MAX + WM_PUBKEY_LEN];
+    size_t flen = strnlen(filename, WM_WHEELNAME_MAX);
+    char hex[WM_PUBKEY_HEX];
+    wm_wheelname wn;
+
+    atomic_fetch_add(&cat->p.node->counters.listing_conflicts, 1);
+    memcpy(key, filename, flen);
+    memcpy(key + flen, publisher, WM_PUBKEY_LEN);
+    if (!first_time(cat, key, flen + WM_PUBKEY_LEN))
+        return;
     wm_hex_encode(publisher, WM_PUBKEY_LEN, hex);
     wm_warn("catalog: not listing %s as named by %.16s: %s", filename, hex,
-            why);
+            wm_conflict_reason(why));
+    /* A project the cluster published that now appears upstream. */
+    if (why == WM_CONFLICT_VERSION &&
+        wm_wheelname_parse(filename, &wn, NULL) == 0 &&
+        first_time(cat, wn.project, strlen(wn.project)))
+        wm_warn("catalog: %s now appears upstream, so its versions that "
+                "upstream lacks are hidden; if the cluster owns %s, add it "
+                "to cluster.projects",
+                wn.project, wn.project);
 }
 
 /* Gathers and builds PROJECT's listing into G, with the upstream page of
@@ -340,6 +360,83 @@ wm_catalog_page_call(void *arg, wm_call *c)
     wm_call_answer(c);
 }
 
+/* Why upstream's page INFO of PROJECT would keep a put of the wheel in
+ * C off it, into WHY; 0 when it would list it. */
+static int
+put_refused(wm_catalog *cat, const wm_call *c, const wm_pageinfo *info,
+            char *why, size_t whysz)
+{
+    const wm_config *cfg = cat->p.node->cfg;
+    const wm_file_info *f = &c->info;
+    const wm_upfile *u;
+    char version[WM_WHEELNAME_MAX + 1], v[WM_WHEELNAME_MAX + 1], sha[65];
+    size_t order[8];
+    int pinned, found = 0;
+
+    wm_route(cfg, f->project, order, &pinned);
+    if (pinned) {
+        snprintf(why, whysz,
+                 "%s is pinned to %s (upstream.indexes): only that index's "
+                 "files are listed",
+                 f->project, cfg->indexes[order[0]].url);
+        return 1;
+    }
+    if (info->owned || info->page == NULL)
+        return 0;
+    u = wm_pagecache_named(cat->p.pages, f->project, f->filename);
+    if (u != NULL) {
+        if (u->has_sha256 && memcmp(u->sha256, f->sha256, WM_SHA256_LEN) == 0)
+            return 0;
+        wm_hex_encode(u->sha256, WM_SHA256_LEN, sha);
+        snprintf(why, whysz,
+                 "upstream lists %s with other bytes (sha256 %s); a wheel "
+                 "of yours needs another name",
+                 f->filename, u->has_sha256 ? sha : "unknown");
+        return 1;
+    }
+    if (wm_listing_version(f->filename, version, sizeof(version)) != 0)
+        return 0;
+    if (strchr(version, '+') != NULL)
+        return 0; /* a local version: the cluster's own */
+    for (size_t i = 0; i < info->page->nfiles && !found; i++)
+        found = wm_listing_version(info->page->files[i].filename, v,
+                                   sizeof(v)) == 0 &&
+                strcmp(v, version) == 0;
+    if (found)
+        return 0;
+    snprintf(why, whysz,
+             "upstream has %s but not version %s: publish it as %s+LABEL "
+             "(a local version), or add %s to cluster.projects if the "
+             "cluster owns it",
+             f->project, version, version, f->project);
+    return 1;
+}
+
+void
+wm_catalog_put_call(void *arg, wm_call *c)
+{
+    wm_catalog *cat = arg;
+    wm_pageinfo info;
+    char why[300];
+    int rc;
+
+    wm_pagecache_get(cat->p.pages, c->info.project, &info);
+    if (info.pending) {
+        park(cat, c->info.project, c);
+        return;
+    }
+    if (put_refused(cat, c, &info, why, sizeof(why))) {
+        c->result = -EPERM;
+        wm_call_fail(c, 409, "%s", why);
+        return;
+    }
+    rc = wm_commit_put(cat->p.commit, c);
+    if (rc != 0) { /* else answered once it is stored */
+        c->result = rc;
+        wm_call_answer(c);
+    }
+}
+
 void
 wm_catalog_page_done(void *arg, const char *project, int changed)
 {
@@ -355,7 +452,10 @@ wm_catalog_page_done(void *arg, const char *project, int changed)
         c = p->calls;
         p->calls = c->next;
         c->next = NULL;
-        wm_catalog_page_call(cat, c);
+        if (c->op == WM_OP_PUT)
+            wm_catalog_put_call(cat, c);
+        else
+            wm_catalog_page_call(cat, c);
     }
     free(p);
 }

@@ -9,6 +9,7 @@
 #define WM_CATALOG_H
 
 #include "call.h"
+#include "commit.h"
 #include "index.h"
 #include "membership.h"
 #include "node.h"
@@ -19,6 +20,7 @@ typedef struct wm_catalog wm_catalog;
 
 typedef struct wm_catalog_parts {
     wm_node *node;
+    wm_commit *commit; /* where admitted PUTs go */
     wm_pagecache *pages;
     const wm_trust *trust;
     wm_index *index;
@@ -30,6 +32,13 @@ int wm_catalog_new(wm_catalog **out, const wm_catalog_parts *parts);
 
 /* Answers waiting calls (503), frees (NULL is fine), clears the pointer. */
 void wm_catalog_destroy(wm_catalog **cat);
+
+/* WM_OP_PUT: a wheel is admitted when its project's page would list it:
+ * not under a filename upstream lists with other bytes, not a version of
+ * an upstream project that upstream lacks unless it has a local label,
+ * not in a project pinned to an index (409 with the reason). Admitted
+ * wheels go to the commit queue, which answers. */
+void wm_catalog_put_call(void *cat, wm_call *c);
 
 /* Call handlers: WM_OP_PAGE, WM_OP_LINKS and WM_OP_FILES. */
 void wm_catalog_page_call(void *cat, wm_call *c);

@@ -114,8 +114,22 @@ held(const wm_listing_in *in, const uint8_t *sha)
            (in->peers_hold != NULL && in->peers_hold(in->arg, sha));
 }
 
+const char *
+wm_conflict_reason(enum wm_conflict why)
+{
+    switch (why) {
+    case WM_CONFLICT_NAME:
+        return "upstream lists this filename with other bytes";
+    case WM_CONFLICT_VERSION:
+        return "a version of an upstream project that upstream does not "
+               "have, without a local label";
+    default:
+        return "another claim names this filename with other bytes";
+    }
+}
+
 static void
-report(const wm_listing_in *in, const wm_claimed *c, const char *why)
+report(const wm_listing_in *in, const wm_claimed *c, enum wm_conflict why)
 {
     if (in->conflict != NULL)
         in->conflict(in->arg, c->filename, c->publisher, why);
@@ -222,21 +236,18 @@ wm_listing_build(const wm_listing_in *in, wm_listed **out)
         if (u != NULL) {
             if (!u->has_sha256 ||
                 memcmp(u->sha256, c->sha256, WM_SHA256_LEN) != 0)
-                report(in, c, "upstream lists this filename with other "
-                              "bytes");
+                report(in, c, WM_CONFLICT_NAME);
             continue; /* listed as upstream's, or not at all */
         }
         if (claims_disagree(in, c)) {
-            report(in, c, "another claim names this filename with other "
-                          "bytes");
+            report(in, c, WM_CONFLICT_CLAIMS);
             continue;
         }
         if (up != NULL &&
             (wm_listing_version(c->filename, version, sizeof(version)) != 0 ||
              (!has_local_label(version) &&
               !upstream_has_version(up, version)))) {
-            report(in, c, "a version of an upstream project that upstream "
-                          "does not have, without a local label");
+            report(in, c, WM_CONFLICT_VERSION);
             continue;
         }
         from_claim(in, c, &item);

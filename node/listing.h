@@ -52,6 +52,13 @@ typedef struct wm_listed {
     int held;           /* bytes here or on a live member */
 } wm_listed;
 
+/* Why a claim was dropped. */
+enum wm_conflict {
+    WM_CONFLICT_NAME,    /* upstream names the filename with other bytes */
+    WM_CONFLICT_VERSION, /* a version of an upstream project it lacks */
+    WM_CONFLICT_CLAIMS,  /* another claim names it with other bytes */
+};
+
 typedef struct wm_listing_in {
     const wm_simplepage *upstream; /* NULL: upstream does not serve it */
     int pinned;                    /* routed to an index that pins it */
@@ -64,7 +71,7 @@ typedef struct wm_listing_in {
     void *arg;
     /* Reports a dropped claim: FILENAME by PUBLISHER, and why. */
     void (*conflict)(void *arg, const char *filename,
-                     const uint8_t *publisher, const char *why);
+                     const uint8_t *publisher, enum wm_conflict why);
 } wm_listing_in;
 
 /* Fills OUT (a malloc'd array, caller frees; NULL when empty) with what
@@ -72,6 +79,9 @@ typedef struct wm_listing_in {
  * ones by filename. Pointers point into IN. Returns how many, or -ENOMEM
  * with *OUT NULL. */
 long wm_listing_build(const wm_listing_in *in, wm_listed **out);
+
+/* One line saying why. */
+const char *wm_conflict_reason(enum wm_conflict why);
 
 /* The version in a file name of PROJECT: a wheel's, or an sdist's
  * ("name-1.0.tar.gz", ".zip"). Copies it into OUT (room for SZ) and

@@ -303,18 +303,6 @@ commit_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
 }
 
 static void
-on_put(void *arg, wm_call *c)
-{
-    struct parts *p = arg;
-    int rc = wm_commit_put(p->commit, c);
-
-    if (rc != 0) { /* else answered once it is stored */
-        c->result = rc;
-        wm_call_answer(c);
-    }
-}
-
-static void
 status_more(void *arg, cJSON *root)
 {
     wm_cluster_status(arg, root);
@@ -444,7 +432,7 @@ start(struct parts *p, void **pub)
                          wm_cluster_peerfetch(p->cluster),
                          wm_cluster_index(p->cluster),
                          wm_cluster_members(p->cluster)};
-    wm_catalog_parts cp = {node, p->pages, p->trust,
+    wm_catalog_parts cp = {node, p->commit, p->pages, p->trust,
                            wm_cluster_index(p->cluster),
                            wm_cluster_members(p->cluster)};
     if (wm_fetch_new(&p->fetch, &fp) != 0 ||
@@ -466,7 +454,7 @@ start(struct parts *p, void **pub)
         wm_error("node: out of memory");
         return -1;
     }
-    wm_loop_handle(p->loop, WM_OP_PUT, on_put, p);
+    wm_loop_handle(p->loop, WM_OP_PUT, wm_catalog_put_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_PAGE, wm_catalog_page_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_LINKS, wm_catalog_links_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_FILES, wm_catalog_files_call, p->catalog);

@@ -95,7 +95,7 @@ static int conflicts;
 
 static void
 on_conflict(void *arg, const char *filename, const uint8_t *publisher,
-            const char *why)
+            enum wm_conflict why)
 {
     conflicts++;
 }
