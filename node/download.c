@@ -110,22 +110,30 @@ wm_download_release(wm_download *d)
 uint64_t
 wm_download_available(wm_download *d)
 {
-    uint64_t got = atomic_load(&d->received);
+    uint64_t got = atomic_load(&d->received), total = atomic_load(&d->total);
 
     if (atomic_load(&d->state) == WM_DL_VERIFIED)
         return got;
+    /* The last byte of what is stated, too: a source may send more than
+     * it said, and a client must never get a whole body unverified. */
+    if (total != WM_SIZE_UNKNOWN && total < got)
+        got = total;
     return got > 0 ? got - 1 : 0;
 }
 
 ssize_t
-wm_download_read(wm_download *d, void *sub, uint64_t pos, char *buf,
-                 size_t max)
+wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
+                 char *buf, size_t max)
 {
     for (;;) {
         int state = atomic_load(&d->state);
         uint64_t avail = wm_download_available(d);
 
-        if (state == WM_DL_FAILED)
+        /* A size was promised (Content-Length) and the download now says
+         * another: the promise cannot be kept. */
+        if (state == WM_DL_FAILED ||
+            (promised != WM_SIZE_UNKNOWN &&
+             atomic_load(&d->total) != promised))
             return -1;
         if (pos < avail) {
             size_t n = avail - pos < max ? (size_t)(avail - pos) : max;

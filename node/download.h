@@ -60,14 +60,16 @@ wm_download *wm_download_ref(wm_download *d);
 void wm_download_release(wm_download *d); /* NULL-safe; closes the spool */
 
 /* Bytes a reader may send now: all of them once verified, else all but the
- * last one. */
+ * last one (of what arrived, and of the size stated). */
 uint64_t wm_download_available(wm_download *d);
 
 /* Reader side: up to MAX bytes of D from POS into BUF, waiting for them
- * (woken by SUB's notices). Returns how many, 0 at the end of a verified
- * download, -1 when it failed (or its spool cannot be read). */
-ssize_t wm_download_read(wm_download *d, void *sub, uint64_t pos, char *buf,
-                         size_t max);
+ * (woken by SUB's notices). PROMISED: the size the reader told its client
+ * (WM_SIZE_UNKNOWN: none). Returns how many, 0 at the end of a verified
+ * download, -1 when it failed, its spool cannot be read, or its size is no
+ * longer the one promised. */
+ssize_t wm_download_read(wm_download *d, void *sub, uint64_t promised,
+                         uint64_t pos, char *buf, size_t max);
 
 /* Reader side: waits up to LIMIT_MS until D has a byte to send, is
  * complete, or failed. Returns 1 when there is something to send. */

@@ -364,6 +364,9 @@ start(struct job *j, enum wm_fetch_action action, const wm_upfile *file)
             cap = file->size;
         memcpy(j->designee, hs[0].m->id, WM_ID_LEN);
         atomic_store(&j->dl->source, WM_SOURCE_PEER);
+        atomic_store(&j->dl->total, file != NULL && file->size > 0
+                                        ? file->size
+                                        : WM_SIZE_UNKNOWN);
         wm_info("fetch: %s: %.16s fetches it from upstream for the cluster",
                 j->filename, hs[0].m->hex);
         j->pf = wm_peerfetch_start(f->p.peers, j->dl, hs, 1, WM_SIZE_UNKNOWN,
@@ -376,6 +379,11 @@ start(struct job *j, enum wm_fetch_action action, const wm_upfile *file)
         if (file->size > 0)
             cap = file->size;
         atomic_store(&j->dl->source, WM_SOURCE_UPSTREAM);
+        /* Readers may have been promised what peers stated: the size
+         * changes only where the page says otherwise, or upstream's
+         * headers will. */
+        if (file->size > 0)
+            atomic_store(&j->dl->total, file->size);
         j->xfer = wm_upstream_fetch(f->p.up, file->url, j->dl,
                                     atomic_load(&j->dl->received),
                                     j->resume_hash, cap, on_upstream_done, j);
@@ -437,6 +445,14 @@ on_peers_done(void *arg, wm_pfetch *pf, int rc, const char *why)
         return;
     }
     snprintf(j->why, sizeof(j->why), "%s", why);
+    if (!designee && j->f->p.members != NULL) {
+        /* A holder that sent bad bytes is not asked again as designee. */
+        wm_member *d = wm_members_designee(j->f->p.members, j->sha);
+        if (d != NULL && wm_pfetch_was_bad(pf, d)) {
+            memcpy(j->designee, d->id, WM_ID_LEN);
+            suspect(j, NULL);
+        }
+    }
     if (rc == -EBADMSG) {
         /* The bytes readers had are wrong: this download fails, and the
          * next one keeps away from the map or designee that lied. */
@@ -446,7 +462,8 @@ on_peers_done(void *arg, wm_pfetch *pf, int rc, const char *why)
     }
     /* The verified prefix stays; another source may go on from it. */
     wm_sha256_destroy(&j->resume_hash);
-    j->resume_hash = wm_pfetch_take_hash(pf);
+    if (wm_pfetch_prefix(pf) > 0)
+        j->resume_hash = wm_pfetch_take_hash(pf);
     j->tried |= designee ? WM_SRC_DESIGNEE : WM_SRC_PEERS;
     if (designee && rc == -EMSGSIZE)
         suspect(j, NULL);

@@ -25,6 +25,7 @@
 #include "hash.h"
 #include "httpparse.h"
 #include "log.h"
+#include "guard.h"
 #include "pages.h"
 #include "upload.h"
 #include "wheelname.h"
@@ -33,9 +34,14 @@
 #define CT_HTML1 "application/vnd.pypi.simple.v1+html"
 #define CT_TEXT  "text/plain; charset=utf-8"
 
+#define IDLE_S       60 /* a connection without progress is closed */
+#define KEEPALIVE_S  30 /* between a keep-alive connection's requests */
+#define STACK_SIZE   (512u << 10)
+
 struct wm_http {
     struct MHD_Daemon *daemon;
     wm_node *node;
+    wm_guard *guard;
 };
 
 /* The per-request state of everything but a PUT: "seen, answer now". */
@@ -480,7 +486,8 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
 /* A client reading a download while it arrives. */
 struct dl_stream {
     wm_download *dl;
-    void *sub; /* progress notices for this sha256 */
+    void *sub;         /* progress notices for this sha256 */
+    uint64_t promised; /* the Content-Length sent, or WM_SIZE_UNKNOWN */
 };
 
 static ssize_t
@@ -489,7 +496,7 @@ dl_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct dl_stream *st = cls;
     /* Blocking is fine: this connection has a thread of its own, and
      * every source of the download has deadlines of its own. */
-    ssize_t n = wm_download_read(st->dl, st->sub, pos, buf, max);
+    ssize_t n = wm_download_read(st->dl, st->sub, st->promised, pos, buf, max);
 
     if (n < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -539,6 +546,7 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
         return ret;
     }
     total = atomic_load(&dl->total);
+    st->promised = total;
     r = MHD_create_response_from_callback(
         total == WM_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : total, 256 << 10, dl_read,
         st, dl_free);
@@ -802,6 +810,16 @@ method_not_allowed(struct MHD_Connection *c, const char *allow)
     return queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
+/* The connection's slot in the head guard, or -1. */
+static int
+guard_slot(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? (int)(intptr_t)ci->socket_context - 1 : -1;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
            const char *method, const char *version, const char *upload_data,
@@ -811,6 +829,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     int is_put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
 
     if (*con_cls == NULL) { /* the headers are in */
+        wm_guard_head(h->guard, guard_slot(c));
         atomic_fetch_add(&h->node->counters.requests, 1);
         wm_debug("http: %s %s", method, url);
         if (is_put && strncmp(url, "/files/", 7) == 0) {
@@ -872,11 +891,35 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
+    wm_http *h = cls;
+
     if (*con_cls != &request_seen) {
         wm_upload *u = *con_cls;
         wm_upload_destroy(&u);
     }
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        wm_guard_next(h->guard, guard_slot(c), KEEPALIVE_S);
+}
+
+/* Connections open and close: the head guard hears of both. */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    wm_http *h = cls;
+    const union MHD_ConnectionInfo *ci;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context =
+            (void *)(intptr_t)(ci != NULL
+                                   ? wm_guard_enter(h->guard, ci->connect_fd) +
+                                         1
+                                   : 0);
+    } else {
+        wm_guard_leave(h->guard, (int)(intptr_t)*socket_context - 1);
+    }
 }
 
 /* Decodes %XX in the path as MHD does, except that a path holding an
@@ -920,10 +963,17 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
         *why = "cannot resolve http.listen";
         return -EINVAL;
     }
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        /* "[::]" takes IPv4 clients too, as a wildcard should. */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a) ? MHD_USE_DUAL_STACK
+                                            : MHD_USE_IPv6;
+    }
     h = calloc(1, sizeof(*h));
-    if (h == NULL) {
+    if (h == NULL ||
+        (h->guard = wm_guard_new(WM_HTTP_HEAD_DEADLINE_S,
+                                 WM_HTTP_MAX_CONNECTIONS)) == NULL) {
+        free(h);
         *why = "out of memory";
         return -ENOMEM;
     }
@@ -931,11 +981,14 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
-        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_END);
+        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)WM_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_S,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)STACK_SIZE, MHD_OPTION_END);
     if (h->daemon == NULL) {
         *why = "cannot listen on http.listen (address in use?)";
+        wm_guard_destroy(&h->guard);
         free(h);
         return -EADDRINUSE;
     }
@@ -960,6 +1013,7 @@ wm_http_stop(wm_http **h)
     if (h == NULL || *h == NULL)
         return;
     MHD_stop_daemon((*h)->daemon);
+    wm_guard_destroy(&(*h)->guard);
     free(*h);
     *h = NULL;
 }

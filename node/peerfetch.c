@@ -31,6 +31,7 @@ enum { TO_ASK = 0, ASKED = 1, DONE = 2 };
 struct holder {
     wm_member *m;
     int dropped;
+    int bad; /* sent bytes that fail their hashes */
     int inflight;
     int64_t last_reply;  /* a busy holder answers, late; a gone one not */
     int64_t not_before;  /* after a LATER */
@@ -170,6 +171,15 @@ holder_of(wm_pfetch *f, const wm_member *m)
 }
 
 static void
+mark_bad(wm_pfetch *f, const wm_member *m)
+{
+    struct holder *h = holder_of(f, m);
+
+    if (h != NULL)
+        h->bad = 1;
+}
+
+static void
 drop(wm_pfetch *f, wm_member *m, const char *why)
 {
     struct holder *h = holder_of(f, m);
@@ -253,9 +263,10 @@ complete(wm_pfetch *f)
     wm_hex_encode(digest, 32, got);
     wm_error("cluster: %s: sha256 mismatch from peers: want %s, got %s",
              f->dl->filename, want, got);
-    for (size_t i = 0; i < f->nholders; i++)
-        if (f->designee || f->map != NULL)
-            f->holders[i].m->bad_chunks++;
+    for (size_t i = 0; i < f->nholders; i++) {
+        f->holders[i].m->bad_chunks++;
+        f->holders[i].bad = 1;
+    }
     finish(f, -EBADMSG, "the bytes from peers fail their sha256");
 }
 
@@ -456,6 +467,15 @@ wm_pfetch_map(const wm_pfetch *f)
     return f->map;
 }
 
+int
+wm_pfetch_was_bad(const wm_pfetch *f, const wm_member *m)
+{
+    for (size_t i = 0; i < f->nholders; i++)
+        if (f->holders[i].m == m)
+            return f->holders[i].bad;
+    return 0;
+}
+
 const uint8_t *
 wm_pfetch_root(const wm_pfetch *f)
 {
@@ -478,6 +498,7 @@ wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
     wm_sha256_digest(bulk, len, digest);
     if (len != ((size_t)f->last + 1) * 32 || memcmp(digest, f->root, 32) != 0) {
         from->m->bad_chunks++;
+        mark_bad(f, from->m);
         drop(f, from->m, "sent a chunk map that fails its signed hash");
         return;
     }
@@ -580,6 +601,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         rc = designee_chunk(f, idx, &len);
         if (rc == -2) {
             from->m->bad_chunks++;
+            mark_bad(f, from->m);
             drop(f, from->m, "sent more than the wheel's size can be");
             finish(f, -EMSGSIZE, "a peer sent more than %" PRIu64 " bytes",
                    f->cap);
@@ -618,6 +640,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     return;
 bad:
     from->m->bad_chunks++;
+    mark_bad(f, from->m);
     drop(f, from->m, "sent a bad chunk");
     fill(f, now_ms());
 }

@@ -73,6 +73,9 @@ struct wm_sha256 *wm_pfetch_take_hash(wm_pfetch *f);
 const void *wm_pfetch_map(const wm_pfetch *f);
 const uint8_t *wm_pfetch_root(const wm_pfetch *f);
 
+/* True when M sent F bytes that failed their hashes (or too many). */
+int wm_pfetch_was_bad(const wm_pfetch *f, const wm_member *m);
+
 /* Messages for fetches: CHUNK and MAPDATA answers. */
 void wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from,
                            const wm_msg *m, const void *bulk, size_t len);

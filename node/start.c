@@ -39,7 +39,6 @@
 #include "trust.h"
 #include "upstream.h"
 
-#define MAX_HTTP_CONNECTIONS 512 /* as http.c allows */
 
 static void
 node_usage(FILE *out)
@@ -364,9 +363,9 @@ size_limits(void *zmq, const wm_config *cfg, size_t ntrusted)
 {
     /* HTTP threads: a call socket and a progress socket each; the cluster:
      * a DEALER per member, seed sockets, the ROUTER and ZAP; the loop. */
-    size_t sockets = 2 * MAX_HTTP_CONNECTIONS + 2 * ntrusted +
+    size_t sockets = 2 * WM_HTTP_MAX_CONNECTIONS + 2 * ntrusted +
                      cfg->nseeds * ntrusted + 64;
-    size_t files = MAX_HTTP_CONNECTIONS + 3 * ntrusted +
+    size_t files = WM_HTTP_MAX_CONNECTIONS + 3 * ntrusted +
                    cfg->nseeds * ntrusted + 256;
     struct rlimit rl;
 
