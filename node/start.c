@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -495,6 +496,37 @@ stop(struct parts *p)
     wm_identity_destroy(&p->node.id);
 }
 
+/* Takes the data directory DIR for this process: an exclusive lock on
+ * DIR/lock, which holds our pid, so a second node on the same data
+ * touches nothing (its store's start-up sweep would delete chunks the
+ * first is writing). Returns the lock's fd, or -1 after saying why. */
+static int
+lock_data_dir(const char *dir)
+{
+    char path[PATH_MAX], pid[32] = "";
+    int fd, n;
+
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        wm_error("node: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        wm_error("node: data dir %s in use by pid %s", dir,
+                 pid[0] != '\0' ? pid : "?");
+        close(fd);
+        return -1;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        wm_warn("node: cannot write our pid into %s", path);
+    return fd;
+}
+
 /* Tells a --daemon parent that the node is up, and stops writing to the
  * terminal it left. */
 static void
@@ -524,7 +556,7 @@ wm_node_main(int argc, char **argv)
     const char *why = NULL;
     char logpath[PATH_MAX];
     void *pub = NULL;
-    int rc, ready_fd = -1, exit_code = 1;
+    int rc, ready_fd = -1, lock_fd = -1, exit_code = 1;
 
     rc = parse_opts(argc, argv, &o);
     if (rc != 0)
@@ -571,6 +603,9 @@ wm_node_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    lock_fd = lock_data_dir(p->cfg.data_dir);
+    if (lock_fd < 0)
+        goto out;
     if (wm_identity_init() != 0) {
         wm_error("node: libsodium failed to initialise");
         goto out;
@@ -612,6 +647,8 @@ out:
         if (write(ready_fd, &fail, 1) != 1)
             ready_fd = -1;
     }
+    if (lock_fd >= 0)
+        close(lock_fd);
     wm_config_free(&p->cfg);
     return exit_code;
 }

@@ -114,8 +114,9 @@ wm_upload_finish(wm_upload *u, wm_store *store, unsigned *status, char *why,
     const char *reason = NULL;
     size_t meta_len = 0;
     wm_store_view *v;
+    wm_file_info held_as;
     wm_call *call;
-    int found;
+    int found, held;
 
     *status = 500;
     snprintf(why, whysz, "out of memory");
@@ -148,10 +149,18 @@ wm_upload_finish(wm_upload *u, wm_store *store, unsigned *status, char *why,
         goto fail;
     }
     found = wm_store_find_name(v, u->name.filename, existing) == 0;
+    held = wm_store_get(v, call->info.sha256, &held_as) == 0;
     wm_store_view_close(&v);
     if (found && memcmp(existing, call->info.sha256, WM_SHA256_LEN) != 0) {
         *status = 409;
         snprintf(why, whysz, "a different wheel with this filename is stored");
+        goto fail;
+    }
+    /* Bytes have one name here: the same bytes under a second name would
+     * be "held" and yet never served under it. */
+    if (!found && held) {
+        *status = 409;
+        snprintf(why, whysz, "these bytes are stored as %s", held_as.filename);
         goto fail;
     }
     if (found) {
