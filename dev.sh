@@ -34,7 +34,7 @@ install_missing() {
 
 build() {
   cmake -S . -B "$BUILD" -DWM_WERROR="${WM_WERROR:-OFF}" \
-    -DWM_SANITIZER="${WM_SANITIZER:-none}" >/dev/null
+    -DWM_SANITIZER="${WM_SANITIZER:-none}" -DWM_TEST_HOOKS="${WM_TEST_HOOKS:-ON}" >/dev/null
   cmake --build "$BUILD" -j"$(nproc)"
 }
 

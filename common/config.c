@@ -17,6 +17,8 @@
 #include "wheelname.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1492,4 +1494,63 @@ wm_cidr_match(const wm_cidr *c, int family, const uint8_t *addr)
         return (c->addr[full] & mask) == (addr[full] & mask);
     }
     return 1;
+}
+
+int
+wm_cidr_list_match(const wm_cidr *list, size_t n, const struct sockaddr *sa)
+{
+    const uint8_t *addr;
+    int family;
+
+    if (sa->sa_family == AF_INET) {
+        family = AF_INET;
+        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        family = AF_INET6;
+        addr = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (wm_cidr_match(&list[i], family, addr))
+            return 1;
+    return 0;
+}
+
+int
+wm_config_resolve(const char *hostport, struct sockaddr_storage *ss,
+                  unsigned *sslen)
+{
+    char host[256];
+    const char *port;
+    struct addrinfo hints, *res = NULL;
+    size_t hlen;
+
+    if (hostport[0] == '[') {
+        const char *close = strchr(hostport, ']');
+        if (close == NULL || close[1] != ':')
+            return -EINVAL;
+        hlen = (size_t)(close - hostport - 1);
+        port = close + 2;
+        hostport++;
+    } else {
+        port = strrchr(hostport, ':');
+        if (port == NULL)
+            return -EINVAL;
+        hlen = (size_t)(port - hostport);
+        port++;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, hostport, hlen);
+    host[hlen] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+        return -EINVAL;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (unsigned)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
 }

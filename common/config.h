@@ -78,6 +78,18 @@ int wm_cidr_parse(const char *s, wm_cidr *out);
  * address mapped into IPv6 (::ffff:a.b.c.d) matches IPv4 blocks. */
 int wm_cidr_match(const wm_cidr *c, int family, const uint8_t *addr);
 
+/* True when socket address SA (IPv4 or IPv6) lies in one of the N blocks
+ * of LIST. */
+struct sockaddr;
+int wm_cidr_list_match(const wm_cidr *list, size_t n,
+                       const struct sockaddr *sa);
+
+/* Resolves "HOST:PORT" or "[V6]:PORT" (as http.listen holds it) into SS
+ * and *SSLEN. Returns 0 or -EINVAL. */
+struct sockaddr_storage;
+int wm_config_resolve(const char *hostport, struct sockaddr_storage *ss,
+                      unsigned *sslen);
+
 /* Frees every string and list CFG owns and zeroes it. */
 void wm_config_free(wm_config *cfg);
 

@@ -250,3 +250,21 @@ wm_identity_load_trusted(const char *path, uint8_t (**keys)[WM_PUBKEY_LEN],
     *n = count;
     return 0;
 }
+
+void
+wm_random_bytes(void *buf, size_t n)
+{
+    randombytes_buf(buf, n);
+}
+
+uint64_t
+wm_keyed_hash64(const uint8_t key[16], const void *data, size_t len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    uint64_t h = 0;
+
+    crypto_shorthash(out, data, len, key);
+    for (size_t i = 0; i < sizeof(h); i++)
+        h |= (uint64_t)out[i] << (8 * i);
+    return h;
+}

@@ -65,4 +65,11 @@ int wm_identity_curve_pub(const uint8_t ed_pk[WM_PUBKEY_LEN], uint8_t out[32]);
 int wm_identity_load_trusted(const char *path, uint8_t (**keys)[WM_PUBKEY_LEN],
                              size_t *n, char *why, size_t whysz);
 
+/* N random bytes from the system's generator (libsodium). */
+void wm_random_bytes(void *buf, size_t n);
+
+/* A keyed 64-bit hash (SipHash) of DATA under the 16-byte KEY: table
+ * buckets that a peer or client who chooses the names cannot crowd. */
+uint64_t wm_keyed_hash64(const uint8_t key[16], const void *data, size_t len);
+
 #endif

@@ -43,6 +43,7 @@ typedef struct entry {
     const char *yanked;          /* NULL when not yanked */
     int has_metadata;
     const char *metadata_sha256_hex; /* NULL when not given */
+    uint64_t size;                   /* 0: not given */
 } entry;
 
 typedef struct parser {
@@ -485,6 +486,7 @@ add_file(parser *ps, const entry *e)
         f.metadata_sha256_known =
             sha256_from_hex(e->metadata_sha256_hex, f.metadata_sha256);
     f.is_wheel = wm_wheelname_parse(fname, &wn, NULL) == 0;
+    f.size = e->size;
 
     if (ps->page->nfiles == WM_SIMPLEPAGE_MAX_FILES)
         return -EINVAL;
@@ -582,6 +584,14 @@ json_entry(const cJSON *file, entry *e)
         e->yanked = "";
     else if (yanked != NULL && !cJSON_IsFalse(yanked))
         return -1;
+
+    /* PEP 700: the size in bytes, a whole number; anything else leaves it
+     * unknown (it only caps the download). */
+    h = cJSON_GetObjectItemCaseSensitive(file, "size");
+    if (cJSON_IsNumber(h) && h->valuedouble >= 1 &&
+        h->valuedouble <= 9007199254740992.0 &&
+        (double)(uint64_t)h->valuedouble == h->valuedouble)
+        e->size = (uint64_t)h->valuedouble;
 
     md = json_metadata(cJSON_GetObjectItemCaseSensitive(file, "core-metadata"),
                        e);

@@ -26,6 +26,7 @@ typedef struct wm_upfile {
     int metadata_sha256_known;
     uint8_t metadata_sha256[WM_SHA256_LEN];
     int is_wheel; /* filename ends in .whl and parses as a wheel name */
+    uint64_t size; /* PEP 700 size (JSON pages only); 0: not given */
 } wm_upfile;
 
 typedef struct wm_simplepage {

@@ -15,9 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RECORD_VERSION 2
-#define CHUNKS_PER_TXN 32 /* 32 MiB per commit: bounded dirty pages */
-#define SIGN_DOMAIN    "wheelmesh-file-v1"
+#define RECORD_VERSION 3
+#define CHUNKS_PER_TXN 8 /* 8 MiB per commit: the loop stays responsive */
 
 struct wm_store {
     MDB_env *env;
@@ -71,57 +70,58 @@ get_le(const uint8_t *p, int n)
     return v;
 }
 
-#define RECORD_FIXED                                                           \
+/* Version 3: the claim and Requires-Python. Version 2 records (a node
+ * signature where the claim is now) are read as records without a claim. */
+#define RECORD_V2_FIXED                                                        \
     (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN +  \
      4 + WM_SHA256_LEN)
-#define RECORD_MAX (RECORD_FIXED + WM_WHEELNAME_MAX + WM_PROJECT_MAX)
+#define RECORD_FIXED                                                           \
+    (1 + 1 + 2 + 2 + 1 + 8 + 8 + 8 + 1 + WM_PUBKEY_LEN + WM_SIG_LEN +          \
+     WM_SHA256_LEN + 4 + WM_SHA256_LEN)
+#define RECORD_MAX                                                             \
+    (RECORD_FIXED + WM_WHEELNAME_MAX + WM_PROJECT_MAX + WM_PYVER_MAX)
 
 static size_t
 record_encode(const wm_file_info *f, uint8_t out[RECORD_MAX])
 {
     size_t flen = strlen(f->filename), plen = strlen(f->project);
+    size_t rlen = strnlen(f->requires_python, WM_PYVER_MAX);
     uint8_t *p = out;
 
     *p++ = RECORD_VERSION;
     *p++ = f->source;
     p = put_le(p, flen, 2);
     p = put_le(p, plen, 2);
+    p = put_le(p, rlen, 1);
     p = put_le(p, f->size, 8);
     p = put_le(p, (uint64_t)f->added, 8);
     p = put_le(p, (uint64_t)f->last_used, 8);
-    memcpy(p, f->origin, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
-    memcpy(p, f->sig, WM_SIG_LEN), p += WM_SIG_LEN;
+    *p++ = f->has_claim ? 1 : 0;
+    memcpy(p, f->claim_publisher, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
+    memcpy(p, f->claim_sig, WM_SIG_LEN), p += WM_SIG_LEN;
     memcpy(p, f->meta_sha256, WM_SHA256_LEN), p += WM_SHA256_LEN;
     p = put_le(p, f->meta_size, 4);
     memcpy(p, f->chunks_root, WM_SHA256_LEN), p += WM_SHA256_LEN;
     memcpy(p, f->filename, flen), p += flen;
     memcpy(p, f->project, plen), p += plen;
+    memcpy(p, f->requires_python, rlen), p += rlen;
     return (size_t)(p - out);
 }
 
 static int
-record_decode(const uint8_t sha[WM_SHA256_LEN], const MDB_val *v,
-              wm_file_info *f)
+record_decode_v2(const uint8_t *p, size_t size, wm_file_info *f)
 {
-    const uint8_t *p = v->mv_data;
-    size_t flen, plen;
+    size_t flen = get_le(p + 2, 2), plen = get_le(p + 4, 2);
 
-    if (v->mv_size < RECORD_FIXED || p[0] != RECORD_VERSION)
+    if (size < RECORD_V2_FIXED || flen > WM_WHEELNAME_MAX ||
+        plen > WM_PROJECT_MAX || size != RECORD_V2_FIXED + flen + plen)
         return -EBADMSG;
-    flen = get_le(p + 2, 2);
-    plen = get_le(p + 4, 2);
-    if (flen > WM_WHEELNAME_MAX || plen > WM_PROJECT_MAX ||
-        v->mv_size != RECORD_FIXED + flen + plen)
-        return -EBADMSG;
-    memset(f, 0, sizeof(*f));
-    memcpy(f->sha256, sha, WM_SHA256_LEN);
     f->source = p[1];
     p += 6;
     f->size = get_le(p, 8), p += 8;
     f->added = (int64_t)get_le(p, 8), p += 8;
     f->last_used = (int64_t)get_le(p, 8), p += 8;
-    memcpy(f->origin, p, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
-    memcpy(f->sig, p, WM_SIG_LEN), p += WM_SIG_LEN;
+    p += WM_PUBKEY_LEN + WM_SIG_LEN; /* the old node signature */
     memcpy(f->meta_sha256, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
     f->meta_size = (uint32_t)get_le(p, 4), p += 4;
     memcpy(f->chunks_root, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
@@ -130,43 +130,41 @@ record_decode(const uint8_t sha[WM_SHA256_LEN], const MDB_val *v,
     return 0;
 }
 
-/* --- signing */
-
-/* The signed message: domain, filename, NUL, sha256, size, source. */
-static size_t
-sign_message(const wm_file_info *f, uint8_t *out)
+static int
+record_decode(const uint8_t sha[WM_SHA256_LEN], const MDB_val *v,
+              wm_file_info *f)
 {
-    size_t flen = strlen(f->filename);
-    uint8_t *p = out;
+    const uint8_t *p = v->mv_data;
+    size_t flen, plen, rlen;
 
-    memcpy(p, SIGN_DOMAIN, sizeof(SIGN_DOMAIN)), p += sizeof(SIGN_DOMAIN);
-    memcpy(p, f->filename, flen + 1), p += flen + 1;
-    memcpy(p, f->sha256, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    p = put_le(p, f->size, 8);
-    *p++ = f->source;
-    return (size_t)(p - out);
-}
-
-#define SIGN_MAX                                                               \
-    (sizeof(SIGN_DOMAIN) + WM_WHEELNAME_MAX + 1 + WM_SHA256_LEN + 9)
-
-void
-wm_store_sign(wm_file_info *info, const wm_identity *id)
-{
-    uint8_t msg[SIGN_MAX];
-    size_t len = sign_message(info, msg);
-
-    memcpy(info->origin, wm_identity_pubkey(id), WM_PUBKEY_LEN);
-    wm_identity_sign(id, msg, len, info->sig);
-}
-
-int
-wm_store_verify(const wm_file_info *info)
-{
-    uint8_t msg[SIGN_MAX];
-    size_t len = sign_message(info, msg);
-
-    return wm_identity_verify(info->origin, msg, len, info->sig);
+    memset(f, 0, sizeof(*f));
+    memcpy(f->sha256, sha, WM_SHA256_LEN);
+    if (v->mv_size >= 1 && p[0] == 2)
+        return record_decode_v2(p, v->mv_size, f);
+    if (v->mv_size < RECORD_FIXED || p[0] != RECORD_VERSION)
+        return -EBADMSG;
+    flen = get_le(p + 2, 2);
+    plen = get_le(p + 4, 2);
+    rlen = p[6];
+    if (flen > WM_WHEELNAME_MAX || plen > WM_PROJECT_MAX ||
+        rlen > WM_PYVER_MAX || p[31] > 1 ||
+        v->mv_size != RECORD_FIXED + flen + plen + rlen)
+        return -EBADMSG;
+    f->source = p[1];
+    p += 7;
+    f->size = get_le(p, 8), p += 8;
+    f->added = (int64_t)get_le(p, 8), p += 8;
+    f->last_used = (int64_t)get_le(p, 8), p += 8;
+    f->has_claim = *p++;
+    memcpy(f->claim_publisher, p, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
+    memcpy(f->claim_sig, p, WM_SIG_LEN), p += WM_SIG_LEN;
+    memcpy(f->meta_sha256, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
+    f->meta_size = (uint32_t)get_le(p, 4), p += 4;
+    memcpy(f->chunks_root, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
+    memcpy(f->filename, p, flen), p += flen;
+    memcpy(f->project, p, plen), p += plen;
+    memcpy(f->requires_python, p, rlen);
+    return 0;
 }
 
 /* --- open, sweep, close */
@@ -576,6 +574,61 @@ wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
                 const void *val, size_t vlen)
 {
     return put_one(s, s->tables[t], key, klen, val, vlen);
+}
+
+struct wm_store_batch {
+    wm_store *s;
+    MDB_txn *txn;
+};
+
+int
+wm_store_batch_begin(wm_store *s, wm_store_batch **out)
+{
+    wm_store_batch *b = calloc(1, sizeof(*b));
+    int rc;
+
+    *out = NULL;
+    if (b == NULL)
+        return -ENOMEM;
+    b->s = s;
+    rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+    if (rc != 0) {
+        free(b);
+        return mdb_to_errno(rc);
+    }
+    *out = b;
+    return 0;
+}
+
+int
+wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
+                      size_t klen, const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+    if (klen == 0 || klen > 511)
+        return -EINVAL;
+    return mdb_to_errno(mdb_put(b->txn, b->s->tables[t], &k, &v, 0));
+}
+
+int
+wm_store_batch_commit(wm_store_batch **bp)
+{
+    int rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+
+    free(*bp);
+    *bp = NULL;
+    return rc;
+}
+
+void
+wm_store_batch_abort(wm_store_batch **bp)
+{
+    if (bp == NULL || *bp == NULL)
+        return;
+    mdb_txn_abort((*bp)->txn);
+    free(*bp);
+    *bp = NULL;
 }
 
 int

@@ -29,19 +29,25 @@ enum wm_source {
     WM_SOURCE_UPSTREAM = 3
 };
 
+#define WM_PYVER_MAX 128 /* Requires-Python */
+
 typedef struct wm_file_info {
     char filename[WM_WHEELNAME_MAX + 1];
     char project[WM_PROJECT_MAX + 1];
     uint8_t sha256[WM_SHA256_LEN];
     uint64_t size;
-    uint8_t origin[WM_PUBKEY_LEN]; /* node that first stored and signed it */
-    uint8_t sig[WM_SIG_LEN];       /* origin's signature, see wm_store_sign */
-    int64_t added;                 /* unix seconds */
+    int64_t added; /* unix seconds */
     int64_t last_used;
     uint8_t source; /* enum wm_source */
     uint8_t meta_sha256[WM_SHA256_LEN];
     uint32_t meta_size;                 /* 0: no metadata stored */
     uint8_t chunks_root[WM_SHA256_LEN]; /* sha256 of the chunk hash list */
+    char requires_python[WM_PYVER_MAX + 1]; /* "" when none is known */
+    /* A publisher's claim that names this file, kept as it came: the
+     * publisher's key and its signature (see wm_claim_signed_bytes). */
+    uint8_t has_claim;
+    uint8_t claim_publisher[WM_PUBKEY_LEN];
+    uint8_t claim_sig[WM_SIG_LEN];
 } wm_file_info;
 
 typedef struct wm_store wm_store;
@@ -57,13 +63,6 @@ int wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
 /* Closes the store (NULL is fine) and clears the pointer. Every view must
  * be closed first. */
 void wm_store_destroy(wm_store **s);
-
-/* Fills INFO->sig with ID's signature over the record's identity fields
- * (filename, sha256, size, source) and sets INFO->origin. */
-void wm_store_sign(wm_file_info *info, const wm_identity *id);
-
-/* Returns 0 when INFO->sig is INFO->origin's valid signature. */
-int wm_store_verify(const wm_file_info *info);
 
 /* Stores a complete wheel from the open file FD (read from offset 0,
  * INFO->size bytes, whose sha256 must equal INFO->sha256) with its
@@ -124,6 +123,18 @@ enum wm_table {
  * another negative error. */
 int wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
                     const void *val, size_t vlen);
+
+/* Several records of the small tables in one transaction: begin, put any
+ * number, then commit (or abort; either frees the batch and clears the
+ * pointer). Writer thread only; while a batch is open the writer must not
+ * start another write. Each returns 0 or a negative error (-ENOSPC: the
+ * map is full). */
+typedef struct wm_store_batch wm_store_batch;
+int wm_store_batch_begin(wm_store *s, wm_store_batch **out);
+int wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
+                          size_t klen, const void *val, size_t vlen);
+int wm_store_batch_commit(wm_store_batch **b);
+void wm_store_batch_abort(wm_store_batch **b);
 
 /* Points *VAL at the value of KEY in table T. Returns 0 or -ENOENT. */
 int wm_store_get_kv(wm_store_view *v, enum wm_table t, const void *key,

@@ -370,3 +370,40 @@ out:
         *why = reason;
     return rc;
 }
+
+int
+wm_wheelzip_requires_python(const char *meta, size_t len, char *out,
+                            size_t sz)
+{
+    static const char key[] = "requires-python:";
+    const char *p = meta, *end = meta + len;
+
+    out[0] = '\0';
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl != NULL ? nl : end;
+        size_t n = (size_t)(eol - p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (n == 0)
+            break; /* the body starts: no more headers */
+        if (n >= sizeof(key) - 1 && strncasecmp(p, key, sizeof(key) - 1) == 0) {
+            const char *v = p + sizeof(key) - 1;
+            size_t vn = n - (sizeof(key) - 1);
+            while (vn > 0 && (*v == ' ' || *v == '\t'))
+                v++, vn--;
+            while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+                vn--;
+            if (vn + 1 > sz)
+                return -EINVAL;
+            for (size_t i = 0; i < vn; i++)
+                if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+                    return -EINVAL;
+            memcpy(out, v, vn);
+            out[vn] = '\0';
+            return 0;
+        }
+        p = nl != NULL ? nl + 1 : end;
+    }
+    return 0;
+}

@@ -25,4 +25,11 @@
 int wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
                       size_t *meta_len, const char **why);
 
+/* The Requires-Python field of the METADATA bytes META (LEN bytes), into
+ * OUT (room for SZ, NUL-terminated; "" when absent). Returns 0, or -EINVAL
+ * when the value does not fit or holds control characters (OUT is then
+ * ""). Only the header part (up to the first empty line) is read. */
+int wm_wheelzip_requires_python(const char *meta, size_t len, char *out,
+                                size_t sz);
+
 #endif

@@ -12,20 +12,25 @@
 #include <string.h>
 
 #include "hash.h"
+#include "identity.h"
 
 #define WIRE_MAGIC      'W'
 #define ADDR_PREFIX     "tcp://"
 #define ADDR_PREFIX_LEN (sizeof(ADDR_PREFIX) - 1)
-#define SOURCE_MIN      1 /* enum wm_source in store.h: put, peer, upstream */
-#define SOURCE_MAX      3
 #define DIGEST_FLAGS    (WM_DIGEST_FULL | WM_DIGEST_REPLY)
 #define FETCH_FLAGS     WM_FETCH_UPSTREAM
 
 /* The smallest encodings of the repeated items, used to check a count
  * against the bytes left before anything is read for it. */
-#define UPDATE_MIN      (WM_ID_LEN + 1 + 8 + 1 + ADDR_PREFIX_LEN + 1)
+#define UPDATE_MIN      (WM_ID_LEN + 1 + 8)
 #define DIGEST_ITEM_LEN (WM_ID_LEN + 8 + 8)
-#define ENTRY_MIN       (WM_ID_LEN + 8 + 8 + 1 + 8 + 32 + 32 + 1 + 1 + 1 + 64)
+#define ENTRY_MIN       (WM_ID_LEN + 8 + 8 + 1 + 32 + 8 + 32 + 1 + WM_SIG_BYTES)
+
+/* Domain strings: a signature made for one kind of statement is never
+ * valid for another. */
+static const char DOMAIN_ENTRY[] = "wheelmesh-holding-v2";
+static const char DOMAIN_CLAIM[] = "wheelmesh-claim-v2";
+static const char DOMAIN_ALIVE[] = "wheelmesh-alive-v2";
 
 static const char TRUNCATED[] = "truncated";
 static const char COUNT_PAST_END[] = "count larger than the frame";
@@ -81,7 +86,7 @@ state_ok(uint8_t v)
 static bool
 status_ok(uint8_t v)
 {
-    return v <= WM_CHUNK_LATER;
+    return v <= WM_CHUNK_BUSY;
 }
 
 static bool
@@ -91,9 +96,16 @@ op_ok(uint8_t v)
 }
 
 static bool
-source_ok(uint8_t v)
+counter_ok(uint64_t v)
 {
-    return v >= SOURCE_MIN && v <= SOURCE_MAX;
+    return v < WM_WIRE_COUNTER_MAX;
+}
+
+/* Printable text of at most MAX bytes (may be empty). */
+static bool
+text_ok(const char *s, size_t len, size_t max)
+{
+    return len <= max && printable(s, len);
 }
 
 /* ---- reading ---- */
@@ -193,6 +205,31 @@ rd_str(rd *r, char *dst, size_t max, size_t *lenp)
 
 /* ---- decoding, one function per shape; each returns NULL or a reason ---- */
 
+/* Reads a string field and checks it with OK (LEN, MAX). */
+static const char *
+rd_text(rd *r, char *dst, size_t max, bool (*ok)(const char *, size_t),
+        const char *bad)
+{
+    size_t len;
+    const char *why = rd_str(r, dst, max, &len);
+
+    if (why != NULL)
+        return why == TRUNCATED ? why : bad;
+    return ok(dst, len) ? NULL : bad;
+}
+
+static bool
+name_ok(const char *s, size_t len)
+{
+    return text_ok(s, len, WM_WIRE_NODE_MAX);
+}
+
+static bool
+pyver_ok(const char *s, size_t len)
+{
+    return text_ok(s, len, WM_WIRE_PYVER_MAX);
+}
+
 static const char *
 decode_updates(rd *r, wm_msg *m)
 {
@@ -207,18 +244,26 @@ decode_updates(rd *r, wm_msg *m)
     for (size_t i = 0; i < n; i++) {
         wm_member_update *u = &m->updates[i];
         const char *why;
-        size_t len;
 
         if (!rd_bytes(r, u->id, WM_ID_LEN) || !rd_u8(r, &u->state) ||
             !rd_u64(r, &u->incarnation))
             return TRUNCATED;
         if (!state_ok(u->state))
             return "bad member state";
-        why = rd_str(r, u->addr, WM_WIRE_ADDR_MAX, &len);
+        if (!counter_ok(u->incarnation))
+            return "incarnation out of range";
+        if (u->state != WM_ALIVE)
+            continue;
+        u->alive.incarnation = u->incarnation;
+        why = rd_text(r, u->alive.addr, WM_WIRE_ADDR_MAX, addr_ok,
+                      "bad address");
+        if (why == NULL)
+            why = rd_text(r, u->alive.name, WM_WIRE_NODE_MAX, name_ok,
+                          "bad node name");
         if (why != NULL)
-            return why == TRUNCATED ? why : "bad address";
-        if (!addr_ok(u->addr, len))
-            return "bad address";
+            return why;
+        if (!rd_bytes(r, u->alive.sig, WM_SIG_BYTES))
+            return TRUNCATED;
     }
     m->nupdates = n;
     return NULL;
@@ -227,7 +272,7 @@ decode_updates(rd *r, wm_msg *m)
 static const char *
 decode_ping(rd *r, wm_msg *m)
 {
-    if (!rd_u32(r, &m->seq) || !rd_u64(r, &m->incarnation))
+    if (!rd_u32(r, &m->seq))
         return TRUNCATED;
     return decode_updates(r, m);
 }
@@ -263,34 +308,54 @@ decode_digest(rd *r, wm_msg *m)
         if (!rd_bytes(r, d->origin, WM_ID_LEN) || !rd_u64(r, &d->generation) ||
             !rd_u64(r, &d->max_seq))
             return TRUNCATED;
+        if (!counter_ok(d->generation) || !counter_ok(d->max_seq))
+            return "digest counter out of range";
     }
     m->ndigest = n;
     return NULL;
 }
 
 static const char *
+decode_claim(rd *r, wm_claim *c)
+{
+    const char *why;
+
+    if (!rd_bytes(r, c->publisher, WM_ID_LEN))
+        return TRUNCATED;
+    why = rd_text(r, c->filename, WM_WIRE_NAME_MAX, filename_ok,
+                  "bad filename");
+    if (why == NULL)
+        why = rd_text(r, c->requires_python, WM_WIRE_PYVER_MAX, pyver_ok,
+                      "bad requires-python");
+    if (why != NULL)
+        return why;
+    return rd_bytes(r, c->sig, WM_SIG_BYTES) ? NULL : TRUNCATED;
+}
+
+static const char *
 decode_entry(rd *r, wm_entry *e)
 {
     const char *why;
-    size_t len;
 
     if (!rd_bytes(r, e->origin, WM_ID_LEN) || !rd_u64(r, &e->generation) ||
         !rd_u64(r, &e->seq) || !rd_u8(r, &e->op))
         return TRUNCATED;
-    if (e->seq == 0)
+    if (e->seq == 0 || !counter_ok(e->seq))
         return "bad seq";
+    if (!counter_ok(e->generation))
+        return "bad generation";
     if (!op_ok(e->op))
         return "bad op";
-    if (!rd_u64(r, &e->size) || !rd_bytes(r, e->sha256, 32) ||
-        !rd_bytes(r, e->chunks_root, 32) || !rd_u8(r, &e->source))
+    if (!rd_bytes(r, e->sha256, 32) || !rd_u64(r, &e->size) ||
+        !rd_bytes(r, e->chunks_root, 32) || !rd_u8(r, &e->has_claim))
         return TRUNCATED;
-    if (!source_ok(e->source))
-        return "bad source";
-    why = rd_str(r, e->filename, WM_WIRE_NAME_MAX, &len);
-    if (why != NULL)
-        return why;
-    if (!filename_ok(e->filename, len))
-        return "bad filename";
+    if (e->has_claim > 1 || (e->has_claim && e->op != WM_OP_ADD))
+        return "bad claim flag";
+    if (e->has_claim) {
+        why = decode_claim(r, &e->claim);
+        if (why != NULL)
+            return why;
+    }
     if (!rd_bytes(r, e->sig, sizeof(e->sig)))
         return TRUNCATED;
     return NULL;
@@ -447,28 +512,43 @@ bad:
 /* ---- encoding ---- */
 
 static bool
+str_valid(const char *s, size_t cap, bool (*ok)(const char *, size_t))
+{
+    size_t len = strnlen(s, cap);
+
+    return len < cap && ok(s, len);
+}
+
+static bool
 update_valid(const wm_member_update *u)
 {
-    size_t len = strnlen(u->addr, sizeof(u->addr));
-
-    return state_ok(u->state) && len < sizeof(u->addr) && addr_ok(u->addr, len);
+    if (!state_ok(u->state) || !counter_ok(u->incarnation))
+        return false;
+    if (u->state != WM_ALIVE)
+        return true;
+    return u->alive.incarnation == u->incarnation &&
+           str_valid(u->alive.addr, sizeof(u->alive.addr), addr_ok) &&
+           str_valid(u->alive.name, sizeof(u->alive.name), name_ok);
 }
 
 static bool
 entry_valid(const wm_entry *e)
 {
-    size_t len = strnlen(e->filename, sizeof(e->filename));
-
-    return e->seq != 0 && op_ok(e->op) && source_ok(e->source) &&
-           len < sizeof(e->filename) && filename_ok(e->filename, len);
+    if (e->seq == 0 || !counter_ok(e->seq) || !counter_ok(e->generation) ||
+        !op_ok(e->op) || e->has_claim > 1 ||
+        (e->has_claim && e->op != WM_OP_ADD))
+        return false;
+    return !e->has_claim ||
+           (str_valid(e->claim.filename, sizeof(e->claim.filename),
+                      filename_ok) &&
+            str_valid(e->claim.requires_python,
+                      sizeof(e->claim.requires_python), pyver_ok));
 }
 
 /* True when M would decode: the same checks as decoding, on the struct. */
 static bool
 msg_valid(const wm_msg *m)
 {
-    size_t len;
-
     switch (m->type) {
     case WM_MSG_PING:
     case WM_MSG_ACK:
@@ -482,6 +562,10 @@ msg_valid(const wm_msg *m)
     case WM_MSG_DIGEST:
         if ((m->flags & ~DIGEST_FLAGS) || m->ndigest > WM_WIRE_MAX_DIGEST)
             return false;
+        for (size_t i = 0; i < m->ndigest; i++)
+            if (!counter_ok(m->digest[i].generation) ||
+                !counter_ok(m->digest[i].max_seq))
+                return false;
         return m->ndigest == 0 || (m->flags & WM_DIGEST_FULL);
     case WM_MSG_ENTRIES:
         if (m->nentries == 0 || m->nentries > WM_WIRE_MAX_ENTRIES)
@@ -493,9 +577,8 @@ msg_valid(const wm_msg *m)
     case WM_MSG_FETCH:
         if (m->flags & ~FETCH_FLAGS)
             return false;
-        len = strnlen(m->filename, sizeof(m->filename));
-        return len == 0 ||
-               (len < sizeof(m->filename) && filename_ok(m->filename, len));
+        return m->filename[0] == '\0' ||
+               str_valid(m->filename, sizeof(m->filename), filename_ok);
     case WM_MSG_CHUNK:
     case WM_MSG_MAPDATA:
         return status_ok(m->status);
@@ -552,15 +635,55 @@ add_updates(wm_buf *b, const wm_msg *m)
         wm_buf_add(b, u->id, WM_ID_LEN);
         add_le(b, u->state, 1);
         add_le(b, u->incarnation, 8);
-        add_str(b, u->addr);
+        if (u->state != WM_ALIVE)
+            continue;
+        add_str(b, u->alive.addr);
+        add_str(b, u->alive.name);
+        wm_buf_add(b, u->alive.sig, WM_SIG_BYTES);
     }
+}
+
+/* Writes a u8 length and the string in the array S of CAP bytes (at most
+ * CAP - 1 of them, and never more than 255) at P; returns the end. */
+#define put_str(p, s) put_strn(p, s, sizeof(s))
+
+static uint8_t *
+put_strn(uint8_t *p, const char *s, size_t cap)
+{
+    size_t len = strnlen(s, cap - 1 < 255 ? cap - 1 : 255);
+
+    *p++ = (uint8_t)len;
+    return put_bytes(p, s, len);
+}
+
+/* The entry as sent, without its own signature. */
+static size_t
+entry_body(const wm_entry *e, uint8_t *out)
+{
+    uint8_t *p = out;
+
+    p = put_bytes(p, e->origin, WM_ID_LEN);
+    p = put_le(p, e->generation, 8);
+    p = put_le(p, e->seq, 8);
+    p = put_le(p, e->op, 1);
+    p = put_bytes(p, e->sha256, 32);
+    p = put_le(p, e->size, 8);
+    p = put_bytes(p, e->chunks_root, 32);
+    p = put_le(p, e->has_claim ? 1 : 0, 1);
+    if (e->has_claim) {
+        p = put_bytes(p, e->claim.publisher, WM_ID_LEN);
+        p = put_str(p, e->claim.filename);
+        p = put_str(p, e->claim.requires_python);
+        p = put_bytes(p, e->claim.sig, WM_SIG_BYTES);
+    }
+    return (size_t)(p - out);
 }
 
 int
 wm_msg_encode(const wm_msg *m, wm_buf *out)
 {
     uint8_t head[3] = {WIRE_MAGIC, WM_WIRE_VERSION, m->type};
-    uint8_t tmp[WM_ENTRY_SIGNED_MAX];
+    uint8_t tmp[WM_SIGNED_MAX];
 
     if (!msg_valid(m))
         return -EINVAL;
@@ -569,7 +692,6 @@ wm_msg_encode(const wm_msg *m, wm_buf *out)
     case WM_MSG_PING:
     case WM_MSG_ACK:
         add_le(out, m->seq, 4);
-        add_le(out, m->incarnation, 8);
         add_updates(out, m);
         break;
     case WM_MSG_PING_REQ:
@@ -590,7 +712,7 @@ wm_msg_encode(const wm_msg *m, wm_buf *out)
     case WM_MSG_ENTRIES:
         add_le(out, m->nentries, 1);
         for (size_t i = 0; i < m->nentries; i++) {
-            size_t n = wm_entry_signed_bytes(&m->entries[i], tmp);
+            size_t n = entry_body(&m->entries[i], tmp);
 
             wm_buf_add(out, tmp, n);
             wm_buf_add(out, m->entries[i].sig, sizeof(m->entries[i].sig));
@@ -621,20 +743,36 @@ wm_msg_encode(const wm_msg *m, wm_buf *out)
 size_t
 wm_entry_signed_bytes(const wm_entry *e, uint8_t *out)
 {
-    /* Bounded even for an unchecked entry, so OUT never overflows. */
-    size_t len = strnlen(e->filename, WM_WIRE_NAME_MAX);
+    memcpy(out, DOMAIN_ENTRY, sizeof(DOMAIN_ENTRY));
+    return sizeof(DOMAIN_ENTRY) + entry_body(e, out + sizeof(DOMAIN_ENTRY));
+}
+
+size_t
+wm_claim_signed_bytes(const wm_entry *e, uint8_t *out)
+{
     uint8_t *p = out;
 
-    p = put_bytes(p, e->origin, WM_ID_LEN);
-    p = put_le(p, e->generation, 8);
-    p = put_le(p, e->seq, 8);
-    p = put_le(p, e->op, 1);
-    p = put_le(p, e->size, 8);
+    p = put_bytes(p, DOMAIN_CLAIM, sizeof(DOMAIN_CLAIM));
+    p = put_bytes(p, e->claim.publisher, WM_ID_LEN);
     p = put_bytes(p, e->sha256, 32);
+    p = put_le(p, e->size, 8);
     p = put_bytes(p, e->chunks_root, 32);
-    p = put_le(p, e->source, 1);
-    p = put_le(p, len, 1);
-    p = put_bytes(p, e->filename, len);
+    p = put_str(p, e->claim.filename);
+    p = put_str(p, e->claim.requires_python);
+    return (size_t)(p - out);
+}
+
+size_t
+wm_alive_signed_bytes(const uint8_t id[WM_ID_LEN], const wm_alive *a,
+                      uint8_t *out)
+{
+    uint8_t *p = out;
+
+    p = put_bytes(p, DOMAIN_ALIVE, sizeof(DOMAIN_ALIVE));
+    p = put_bytes(p, id, WM_ID_LEN);
+    p = put_le(p, a->incarnation, 8);
+    p = put_str(p, a->addr);
+    p = put_str(p, a->name);
     return (size_t)(p - out);
 }
 
@@ -660,4 +798,59 @@ wm_digest_hash(const wm_digest_item *items, size_t n, uint8_t out[32])
     }
     wm_sha256_final(ctx, out);
     wm_sha256_destroy(&ctx);
+}
+
+void
+wm_entry_sign(const wm_identity *id, wm_entry *e)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+
+    memcpy(e->origin, wm_identity_pubkey(id), WM_ID_LEN);
+    wm_identity_sign(id, msg, wm_entry_signed_bytes(e, msg), e->sig);
+}
+
+int
+wm_entry_valid(const wm_entry *e)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+
+    return wm_identity_verify(e->origin, msg, wm_entry_signed_bytes(e, msg),
+                              e->sig) == 0;
+}
+
+void
+wm_claim_sign(const wm_identity *id, wm_entry *e)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+
+    memcpy(e->claim.publisher, wm_identity_pubkey(id), WM_ID_LEN);
+    wm_identity_sign(id, msg, wm_claim_signed_bytes(e, msg), e->claim.sig);
+}
+
+int
+wm_claim_valid(const wm_entry *e)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+
+    return wm_identity_verify(e->claim.publisher, msg,
+                              wm_claim_signed_bytes(e, msg),
+                              e->claim.sig) == 0;
+}
+
+void
+wm_alive_sign(const wm_identity *id, wm_alive *a)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+    size_t len = wm_alive_signed_bytes(wm_identity_pubkey(id), a, msg);
+
+    wm_identity_sign(id, msg, len, a->sig);
+}
+
+int
+wm_alive_valid(const uint8_t id[WM_ID_LEN], const wm_alive *a)
+{
+    uint8_t msg[WM_SIGNED_MAX];
+
+    return wm_identity_verify(id, msg, wm_alive_signed_bytes(id, a, msg),
+                              a->sig) == 0;
 }

@@ -3,7 +3,7 @@
  * one header frame (this module) and, for CHUNK and MAPDATA only, a second
  * frame of bulk bytes that the caller checks against sizes and hashes.
  *
- * Header frame: 'W', version 1, type, then the type's fields, integers
+ * Header frame: 'W', version 2, type, then the type's fields, integers
  * little-endian, strings as u8 length + bytes (no NUL). Decoding checks
  * every length against the frame and the caps below, rejects trailing
  * bytes, unknown types and versions, out-of-range enums, strings with NUL
@@ -19,17 +19,23 @@
 #include "buf.h"
 
 #define WM_ID_LEN           32
-#define WM_WIRE_VERSION     1
+#define WM_SIG_BYTES        64
+#define WM_WIRE_VERSION     2
 #define WM_WIRE_ADDR_MAX    128  /* "tcp://host:port" */
 #define WM_WIRE_NAME_MAX    255  /* wheel filenames */
+#define WM_WIRE_NODE_MAX    64   /* node names */
+#define WM_WIRE_PYVER_MAX   128  /* Requires-Python */
 #define WM_WIRE_MAX_UPDATES 16   /* membership updates piggybacked per msg */
 #define WM_WIRE_MAX_DIGEST  1024 /* origins in one digest */
 #define WM_WIRE_MAX_ENTRIES 64   /* index entries in one message */
 #define WM_WIRE_FRAME_MAX   (1u << 20) /* a header frame never exceeds this */
+/* Incarnations and sequence numbers at or above this are refused: they
+ * only ever grow by one, so such a value is an attempt to wrap them. */
+#define WM_WIRE_COUNTER_MAX ((uint64_t)1 << 62)
 
 enum wm_msg_type {
-    WM_MSG_PING = 1,     /* seq, incarnation, updates */
-    WM_MSG_ACK = 2,      /* seq, incarnation, updates */
+    WM_MSG_PING = 1,     /* seq, updates */
+    WM_MSG_ACK = 2,      /* seq, updates */
     WM_MSG_PING_REQ = 3, /* seq, target, updates: "probe TARGET for me" */
     WM_MSG_DIGEST = 4,   /* flags, digest_hash, [digest items] */
     WM_MSG_ENTRIES = 5,  /* entries */
@@ -53,28 +59,51 @@ enum wm_chunk_status {
     WM_CHUNK_OK = 0,
     WM_CHUNK_MISSING = 1, /* not held (and not being fetched) */
     WM_CHUNK_LATER = 2,   /* being fetched: ask again */
+    WM_CHUNK_BUSY = 3,    /* at its upload limit: ask another holder */
 };
 
-/* What one member says about another (or itself). */
+/* A member's own statement of where it is: its address, name and
+ * incarnation, signed by it. Nobody else can change them. */
+typedef struct wm_alive {
+    uint64_t incarnation;
+    char addr[WM_WIRE_ADDR_MAX + 1]; /* starts with "tcp://" */
+    char name[WM_WIRE_NODE_MAX + 1]; /* may be empty */
+    uint8_t sig[WM_SIG_BYTES];
+} wm_alive;
+
+/* What one member says about another (or itself). ALIVE carries the
+ * member's signed statement; SUSPECT and DEAD are anyone's report about
+ * an incarnation and carry no address. */
 typedef struct wm_member_update {
     uint8_t id[WM_ID_LEN];
     uint8_t state; /* enum wm_member_state */
     uint64_t incarnation;
-    char addr[WM_WIRE_ADDR_MAX + 1]; /* starts with "tcp://" */
+    wm_alive alive; /* state ALIVE only; alive.incarnation == incarnation */
 } wm_member_update;
 
-/* One line of an origin's holdings log, signed by the origin. */
+/* A publisher's claim: "FILENAME is the file with sha256, size and chunk
+ * map root of the entry it travels with", signed by the publisher. */
+typedef struct wm_claim {
+    uint8_t publisher[WM_ID_LEN];
+    char filename[WM_WIRE_NAME_MAX + 1];
+    char requires_python[WM_WIRE_PYVER_MAX + 1]; /* may be empty */
+    uint8_t sig[WM_SIG_BYTES];
+} wm_claim;
+
+/* One line of an origin's holdings log, signed by the origin: "ORIGIN
+ * holds (op add) or no longer holds (op remove) the bytes with sha256".
+ * It names nothing; a publisher's claim may travel with an add. */
 typedef struct wm_entry {
     uint8_t origin[WM_ID_LEN];
     uint64_t generation; /* a new log (data wiped) starts a new generation */
     uint64_t seq;        /* 1, 2, 3, ... within a generation */
     uint8_t op;          /* 1 add, 2 remove */
-    uint64_t size;
     uint8_t sha256[32];
+    uint64_t size;
     uint8_t chunks_root[32]; /* sha256 of the chunk hash list */
-    uint8_t source;
-    char filename[WM_WIRE_NAME_MAX + 1];
-    uint8_t sig[64];
+    uint8_t has_claim;       /* op add only */
+    wm_claim claim;
+    uint8_t sig[WM_SIG_BYTES];
 } wm_entry;
 
 #define WM_OP_ADD    1
@@ -93,7 +122,6 @@ typedef struct wm_msg {
     uint8_t type;
     /* PING, ACK, PING_REQ */
     uint32_t seq;
-    uint64_t incarnation;
     uint8_t target[WM_ID_LEN];
     wm_member_update updates[WM_WIRE_MAX_UPDATES];
     size_t nupdates;
@@ -121,12 +149,29 @@ int wm_msg_encode(const wm_msg *m, wm_buf *out);
  * with a static reason in *WHY (may be NULL) for anything malformed. */
 int wm_msg_decode(const void *frame, size_t len, wm_msg *out, const char **why);
 
-/* The bytes an entry's signature covers (every field but sig, in wire
- * order) into OUT, which must hold WM_ENTRY_SIGNED_MAX bytes. Returns the
+/* The bytes a signature covers, into OUT (room for WM_SIGNED_MAX), each
+ * with its own domain string so no signature serves for another kind:
+ * an entry (every field but its own sig, the claim with its sig included),
+ * a claim (publisher, filename, requires_python, and the sha256, size and
+ * chunks_root of ENTRY), and a member's alive statement. Return the
  * length. */
-#define WM_ENTRY_SIGNED_MAX                                                    \
-    (WM_ID_LEN + 8 + 8 + 1 + 8 + 32 + 32 + 1 + 1 + WM_WIRE_NAME_MAX + 16)
+#define WM_SIGNED_MAX 2048
 size_t wm_entry_signed_bytes(const wm_entry *e, uint8_t *out);
+size_t wm_claim_signed_bytes(const wm_entry *e, uint8_t *out);
+size_t wm_alive_signed_bytes(const uint8_t id[WM_ID_LEN], const wm_alive *a,
+                             uint8_t *out);
+
+/* Signing and checking the three statements with node keys. A sign
+ * function fills the signature and the signer (an entry's origin, a
+ * claim's publisher) from ID; a valid function returns 1 when the
+ * signature is right. */
+struct wm_identity;
+void wm_entry_sign(const struct wm_identity *id, wm_entry *e);
+int wm_entry_valid(const wm_entry *e);
+void wm_claim_sign(const struct wm_identity *id, wm_entry *e);
+int wm_claim_valid(const wm_entry *e);
+void wm_alive_sign(const struct wm_identity *id, wm_alive *a);
+int wm_alive_valid(const uint8_t id[WM_ID_LEN], const wm_alive *a);
 
 /* sha256 over the digest items in the order given (callers sort by
  * origin), for the cheap "are we in sync" check. */

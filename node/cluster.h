@@ -1,10 +1,9 @@
 /*
- * The cluster, on the node loop: trusted peers over CurveZMQ (a ZAP
- * handler admits only keys in cluster.trusted_keys), SWIM-style membership,
- * a signed scuttlebutt index of who holds which wheel, and fetches of
- * wheels from peers in verified chunks.
- *
- * Everything here runs on the loop thread.
+ * The cluster, on the node loop: it puts together the transport, the
+ * membership, the index and its gossip, fetching from peers and serving
+ * them, routes each message to the part it is for, and runs their timers.
+ * When cluster.trusted_keys is not set the node runs alone: the cluster
+ * then only keeps the node's own index and opens no socket.
  */
 #ifndef WM_CLUSTER_H
 #define WM_CLUSTER_H
@@ -13,57 +12,52 @@
 #include <zmq.h>
 
 #include "buf.h"
+#include "fetch.h"
+#include "index.h"
+#include "membership.h"
 #include "node.h"
-#include "upstream.h"
+#include "peerfetch.h"
+#include "trust.h"
 
 typedef struct wm_cluster wm_cluster;
 
-/* Starts the cluster side of NODE: ZAP handler, the ROUTER on
- * cluster.listen, the index from LMDB, the seeds. When cluster.trusted_keys
- * is not set the node runs alone and this only keeps its own index.
- * Returns 0, or a negative error with *WHY set. */
-int wm_cluster_new(wm_cluster **out, wm_node *node, wm_upstream *up,
+/* Called when what pages list may have changed: for PROJECT, or for all
+ * projects when PROJECT is NULL (members came or went, trust changed). */
+typedef void (*wm_listing_fn)(void *arg, const char *project);
+
+/* Starts the cluster side of NODE with the trust T (kept by the caller),
+ * publishing download progress on PUB. Returns 0, or a negative error
+ * with *WHY set. */
+int wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *t, void *pub,
                    const char **why);
 
-/* Stops and frees (NULL is fine); in-flight peer fetches fail. */
+/* Calls CHANGED(ARG, project) when what pages list may have changed. */
+void wm_cluster_listen(wm_cluster *c, wm_listing_fn changed, void *arg);
+
+/* Second step of start-up, once the coordinator exists: peers that chose
+ * this node as designee are served through it. Returns 0 or -ENOMEM. */
+int wm_cluster_serve(wm_cluster *c, wm_fetch *fetch);
+
+/* Stops and frees (NULL is fine); fetches from peers end. */
 void wm_cluster_destroy(wm_cluster **c);
 
-/* Adds the cluster's sockets to ITEMS (room for MAX) and lowers
- * *TIMEOUT_MS to its next timer. Returns the number added. */
-size_t wm_cluster_pollitems(wm_cluster *c, zmq_pollitem_t *items, size_t max,
-                            long *timeout_ms);
+/* The parts others read: NULL when the node runs alone (the index is
+ * always there). */
+wm_index *wm_cluster_index(wm_cluster *c);
+wm_members *wm_cluster_members(wm_cluster *c);
+wm_peerfetch *wm_cluster_peerfetch(wm_cluster *c);
 
-/* After the poll: reads the ready sockets and runs the due timers. */
-void wm_cluster_dispatch(wm_cluster *c, const zmq_pollitem_t *items, size_t n);
+/* A commit listener: a wheel was stored; the index logs and spreads it. */
+void wm_cluster_stored(void *c, const wm_file_info *info);
 
-/* A wheel was committed to the local store: logs and spreads it. */
-void wm_cluster_stored(wm_cluster *c, const wm_file_info *info);
-
-/* Re-reads cluster.trusted_keys (SIGHUP). */
+/* After the trust was reloaded (SIGHUP): members whose key is gone are
+ * dropped, seeds are tried again. */
 void wm_cluster_reload(wm_cluster *c);
 
-/* A wheel held by live peers, as pages list it. */
-typedef struct wm_remote_file {
-    const char *filename;
-    const char *project;
-    const uint8_t *sha256;
-    uint64_t size;
-    size_t nholders;
-    const uint8_t (*holders)[32]; /* node ids */
-} wm_remote_file;
-
-/* The wheels that live peers hold (of PROJECT, or all when NULL), sorted
- * by filename: a malloc'd array (caller frees; NULL when empty) whose
- * pointers stay valid until the loop next handles a message. */
-wm_remote_file *wm_cluster_remote(wm_cluster *c, const char *project,
-                                  size_t *n);
-
-/* Starts (or joins) a fetch of SHA from the peers that hold it, or from the
- * member designated to fetch it from upstream for the whole cluster when
- * UPSTREAM_OK and no peer holds it. Returns a reference to the download, or
- * NULL when no live peer can serve it (the caller goes upstream itself). */
-wm_download *wm_cluster_fetch(wm_cluster *c, const uint8_t *sha,
-                              const char *filename, int upstream_ok);
+/* The loop's part. */
+size_t wm_cluster_poll(void *c, zmq_pollitem_t *items, size_t max,
+                       long *timeout_ms);
+void wm_cluster_dispatch(void *c, const zmq_pollitem_t *items, size_t n);
 
 /* Adds "members" and "cluster" to the status JSON object ROOT. */
 struct cJSON;

@@ -20,33 +20,32 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "call.h"
+#include "download.h"
 #include "hash.h"
+#include "httpparse.h"
 #include "log.h"
+#include "guard.h"
 #include "pages.h"
+#include "upload.h"
 #include "wheelname.h"
-#include "wheelzip.h"
 
 #define CT_JSON  "application/vnd.pypi.simple.v1+json"
 #define CT_HTML1 "application/vnd.pypi.simple.v1+html"
 #define CT_TEXT  "text/plain; charset=utf-8"
 
+#define IDLE_S       60 /* a connection without progress is closed */
+#define KEEPALIVE_S  30 /* between a keep-alive connection's requests */
+#define STACK_SIZE   (512u << 10)
+
 struct wm_http {
     struct MHD_Daemon *daemon;
     wm_node *node;
+    wm_guard *guard;
 };
 
 /* The per-request state of everything but a PUT: "seen, answer now". */
 static char request_seen;
-
-/* What a PUT accumulates while its body arrives. */
-struct put_state {
-    wm_wheelname name;
-    int fd; /* unlinked temp file in <data_dir>, -1 once closed */
-    wm_sha256 *hash;
-    uint64_t size;
-    unsigned status; /* non-zero: refuse with this once the body ends */
-    const char *why;
-};
 
 /* --- responses */
 
@@ -163,58 +162,54 @@ reply_page(struct MHD_Connection *c, unsigned status, char *body, size_t len,
 
 /* --- content negotiation (PEP 691) */
 
+/* What /simple/ serves, in the order that breaks ties: HTML first, as
+ * PEP 691 recommends for clients that accept anything. */
+static const char *const offered[] = {
+    "text/html",
+    "application/vnd.pypi.simple.v1+html",
+    "application/vnd.pypi.simple.latest+html",
+    CT_JSON,
+    "application/vnd.pypi.simple.latest+json",
+};
+
 struct media {
-    const char *type;
     enum wm_page_format fmt;
     const char *content_type;
 };
 
 static const struct media medias[] = {
-    {"application/vnd.pypi.simple.v1+json", WM_PAGE_JSON, CT_JSON},
-    {"application/vnd.pypi.simple.latest+json", WM_PAGE_JSON, CT_JSON},
-    {"application/vnd.pypi.simple.v1+html", WM_PAGE_HTML, CT_HTML1},
-    {"application/vnd.pypi.simple.latest+html", WM_PAGE_HTML, CT_HTML1},
-    {"text/html", WM_PAGE_HTML, "text/html; charset=utf-8"},
-    {"*/*", WM_PAGE_HTML, "text/html; charset=utf-8"},
+    {WM_PAGE_HTML, "text/html; charset=utf-8"},
+    {WM_PAGE_HTML, CT_HTML1},
+    {WM_PAGE_HTML, CT_HTML1},
+    {WM_PAGE_JSON, CT_JSON},
+    {WM_PAGE_JSON, CT_JSON},
 };
 
-/* Picks the served media type with the highest q in ACCEPT (NULL or empty:
- * HTML). Returns NULL when nothing offered is acceptable (406). */
+/* A 406 says what the client could have had; like every answer that
+ * depends on Accept, it varies on it. */
+static enum MHD_Result
+reply_not_acceptable(struct MHD_Connection *c)
+{
+    static const char why[] = "error: this index serves " CT_JSON
+                              ", " CT_HTML1 " and text/html\n";
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sizeof(why) - 1, (void *)why, MHD_RESPMEM_PERSISTENT);
+
+    if (r != NULL) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+    }
+    return queue(c, MHD_HTTP_NOT_ACCEPTABLE, r);
+}
+
+/* The media type ACCEPT ranks highest, or NULL (406). */
 static const struct media *
 negotiate(const char *accept)
 {
-    const struct media *best = NULL;
-    double best_q = 0;
-    const char *p = accept;
+    int i = wm_http_accept(accept, offered,
+                           sizeof(offered) / sizeof(offered[0]));
 
-    if (accept == NULL || accept[strspn(accept, " \t")] == '\0')
-        return &medias[4];
-    while (*p != '\0') {
-        size_t len = strcspn(p, ",");
-        const char *end = p + len, *semi;
-        size_t tlen;
-        double q = 1.0;
-
-        p += strspn(p, " \t");
-        semi = memchr(p, ';', (size_t)(end - p));
-        tlen = (size_t)((semi != NULL ? semi : end) - p);
-        while (tlen > 0 && (p[tlen - 1] == ' ' || p[tlen - 1] == '\t'))
-            tlen--;
-        if (semi != NULL) {
-            const char *qp = strstr(semi, "q=");
-            if (qp != NULL && qp < end)
-                q = strtod(qp + 2, NULL);
-        }
-        for (size_t i = 0; i < sizeof(medias) / sizeof(medias[0]); i++) {
-            if (strlen(medias[i].type) == tlen &&
-                strncasecmp(p, medias[i].type, tlen) == 0 && q > best_q) {
-                best = &medias[i];
-                best_q = q;
-            }
-        }
-        p = *end == ',' ? end + 1 : end;
-    }
-    return best;
+    return i >= 0 ? &medias[i] : NULL;
 }
 
 /* --- pages */
@@ -259,12 +254,30 @@ check_project(struct MHD_Connection *c, const char *prefix, const char *name,
     return 1;
 }
 
-/* Answers a request the loop could not serve with its status and reason. */
+/* Answers a call the loop could not serve with its status and reason. */
 static enum MHD_Result
-reply_failed(struct MHD_Connection *c, const wm_request *req)
+reply_failed(struct MHD_Connection *c, const wm_call *call)
 {
-    return reply_error(c, req->status != 0 ? req->status : 500, "%s",
-                       req->why[0] != '\0' ? req->why : "failed");
+    return reply_error(c, call->status != 0 ? call->status : 500, "%s",
+                       call->why[0] != '\0' ? call->why : "failed");
+}
+
+/* Runs CALL (taking it) and answers with its blob, or its failure. */
+static enum MHD_Result
+reply_call(wm_http *h, struct MHD_Connection *c, wm_call *call,
+           const char *content_type, int vary)
+{
+    enum MHD_Result ret;
+
+    if (wm_call_run(h->node->zmq, call) != 0)
+        ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
+    else if (call->blob == NULL)
+        ret = reply_failed(c, call);
+    else
+        ret = reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob), content_type,
+                         vary);
+    wm_call_release(call);
+    return ret;
 }
 
 static enum MHD_Result
@@ -273,7 +286,7 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
     char project[WM_PROJECT_MAX + 1];
     const struct media *m;
     wm_store_view *v;
-    wm_request req;
+    wm_call *call;
     enum MHD_Result ret;
     char *body;
     size_t len = 0;
@@ -288,9 +301,7 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
     m = negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                               MHD_HTTP_HEADER_ACCEPT));
     if (m == NULL)
-        return reply_error(c, MHD_HTTP_NOT_ACCEPTABLE,
-                           "this index serves " CT_JSON ", " CT_HTML1
-                           " and text/html");
+        return reply_not_acceptable(c);
     if (project[0] == '\0') { /* local projects only: upstream's list is
                                * huge and pip never reads it */
         if (wm_store_view_open(h->node->store, &v) != 0)
@@ -299,16 +310,13 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
         wm_store_view_close(&v);
         return reply_page(c, MHD_HTTP_OK, body, len, m->content_type, 1);
     }
-    /* The loop keeps the project's prepared page, merged with upstream. */
-    memset(&req, 0, sizeof(req));
-    req.op = WM_OP_PAGE;
-    req.json = m->fmt == WM_PAGE_JSON;
-    snprintf(req.project, sizeof(req.project), "%s", project);
-    if (wm_node_call(h->node, &req) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
-    if (req.blob == NULL)
-        return reply_failed(c, &req);
-    return reply_blob(c, MHD_HTTP_OK, req.blob, m->content_type, 1);
+    /* The loop keeps the project's prepared page. */
+    call = wm_call_new(WM_OP_PAGE);
+    if (call == NULL)
+        return MHD_NO;
+    call->json = m->fmt == WM_PAGE_JSON;
+    snprintf(call->project, sizeof(call->project), "%s", project);
+    return reply_call(h, c, call, m->content_type, 1);
 }
 
 /* Asks the loop for a page only it can render (it holds the cluster's
@@ -317,17 +325,13 @@ static enum MHD_Result
 serve_from_loop(wm_http *h, struct MHD_Connection *c, enum wm_op op,
                 const char *project, const char *content_type)
 {
-    wm_request req;
+    wm_call *call = wm_call_new(op);
 
-    memset(&req, 0, sizeof(req));
-    req.op = op;
+    if (call == NULL)
+        return MHD_NO;
     if (project != NULL)
-        snprintf(req.project, sizeof(req.project), "%s", project);
-    if (wm_node_call(h->node, &req) != 0)
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
-    if (req.blob == NULL)
-        return reply_failed(c, &req);
-    return reply_blob(c, MHD_HTTP_OK, req.blob, content_type, 0);
+        snprintf(call->project, sizeof(call->project), "%s", project);
+    return reply_call(h, c, call, content_type, 0);
 }
 
 static enum MHD_Result
@@ -348,50 +352,6 @@ serve_links(wm_http *h, struct MHD_Connection *c, const char *path)
 }
 
 /* --- wheels */
-
-/* Parses a single "bytes=" range against SIZE into [*FIRST, *LAST].
- * Returns 0, or -1 when the header is malformed or unsatisfiable. */
-static int
-parse_range(const char *hdr, uint64_t size, uint64_t *first, uint64_t *last)
-{
-    char *end;
-    unsigned long long a, b;
-
-    if (strncmp(hdr, "bytes=", 6) != 0 || size == 0)
-        return -1;
-    hdr += 6;
-    if (*hdr == '-') { /* the last N bytes */
-        if (hdr[1] < '0' || hdr[1] > '9')
-            return -1;
-        errno = 0;
-        b = strtoull(hdr + 1, &end, 10);
-        if (errno != 0 || *end != '\0' || b == 0)
-            return -1;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return 0;
-    }
-    if (*hdr < '0' || *hdr > '9')
-        return -1;
-    errno = 0;
-    a = strtoull(hdr, &end, 10);
-    if (errno != 0 || *end != '-' || a >= size)
-        return -1;
-    if (end[1] == '\0') {
-        b = size - 1;
-    } else {
-        if (end[1] < '0' || end[1] > '9')
-            return -1;
-        b = strtoull(end + 1, &end, 10);
-        if (errno != 0 || *end != '\0' || b < a)
-            return -1;
-        if (b >= size)
-            b = size - 1;
-    }
-    *first = a;
-    *last = b;
-    return 0;
-}
 
 static void
 close_view(void *cls)
@@ -489,7 +449,7 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
     }
     range =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
-    if (range != NULL && parse_range(range, f->size, &first, &last) != 0) {
+    if (range != NULL && wm_http_range(range, f->size, &first, &last) != 0) {
         static const char why[] =
             "error: bad or unsatisfiable Range (one range of bytes=FIRST-LAST, "
             "FIRST- or -SUFFIX within the file)\n";
@@ -526,31 +486,21 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
 /* A client reading a download while it arrives. */
 struct dl_stream {
     wm_download *dl;
-    void *sub; /* progress notices for this sha256 */
+    void *sub;         /* progress notices for this sha256 */
+    uint64_t promised; /* the Content-Length sent, or WM_SIZE_UNKNOWN */
 };
 
 static ssize_t
 dl_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct dl_stream *st = cls;
-    wm_download *dl = st->dl;
+    /* Blocking is fine: this connection has a thread of its own, and
+     * every source of the download has deadlines of its own. */
+    ssize_t n = wm_download_read(st->dl, st->sub, st->promised, pos, buf, max);
 
-    for (;;) {
-        int state = atomic_load(&dl->state);
-        uint64_t avail = wm_download_available(dl);
-
-        if (state == WM_DL_FAILED)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (pos < avail) {
-            size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
-            ssize_t got = pread(dl->fd, buf, n, (off_t)pos);
-            return got > 0 ? got : MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        if (state == WM_DL_VERIFIED)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Blocking is fine: this connection has a thread of its own. */
-        wm_node_progress_wait(st->sub, 200);
-    }
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void
@@ -558,18 +508,20 @@ dl_free(void *cls)
 {
     struct dl_stream *st = cls;
 
-    if (st->sub != NULL)
-        zmq_close(st->sub);
+    wm_progress_close(st->sub);
     wm_download_release(st->dl);
     free(st);
 }
 
-/* Streams a download the loop started (taking DL) once upstream answered. */
+/* Streams a download the loop started (taking DL). Headers go out with
+ * the first byte or with the failure, so a fetch that fails before it
+ * sent anything is an HTTP error with its reason, not a broken body. */
 static enum MHD_Result
 serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
 {
     struct dl_stream *st = calloc(1, sizeof(*st));
-    int64_t waited = 0, limit = (int64_t)h->node->cfg->timeout_s * 1000 + 1000;
+    /* Every source has its own deadlines; this only backs them up. */
+    int64_t limit = (int64_t)h->node->cfg->timeout_s * 3000 + 5000;
     struct MHD_Response *r;
     uint64_t total;
     char etag[72], hex[WM_SHA256_HEX];
@@ -579,24 +531,22 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
         return MHD_NO;
     }
     st->dl = dl;
-    st->sub = wm_node_progress_socket(h->node, dl->sha256);
-    /* Wait for the size (upstream's headers), so the client gets a
-     * Content-Length; a wheel whose size comes only with its last chunk
-     * (pulled from a peer still downloading it) is sent chunked as soon
-     * as bytes arrive. */
-    while (atomic_load(&dl->total) == WM_SIZE_UNKNOWN &&
-           atomic_load(&dl->received) == 0 &&
-           atomic_load(&dl->state) == WM_DL_RUNNING && waited < limit) {
-        wm_node_progress_wait(st->sub, 100);
-        waited += 100;
-    }
-    if (atomic_load(&dl->state) == WM_DL_FAILED) {
-        dl_free(st);
+    st->sub = wm_progress_subscribe(h->node->zmq, dl->sha256);
+    if (!wm_download_wait_start(dl, st->sub, limit)) {
+        enum MHD_Result ret;
         atomic_fetch_add(&h->node->counters.misses, 1);
-        return reply_error(c, MHD_HTTP_BAD_GATEWAY,
-                           "the upstream download failed (see the node log)");
+        if (atomic_load(&dl->state) == WM_DL_FAILED)
+            ret = reply_error(c, dl->status != 0 ? dl->status : 502, "%s",
+                              dl->why[0] != '\0' ? dl->why
+                                                  : "the download failed");
+        else
+            ret = reply_error(c, MHD_HTTP_GATEWAY_TIMEOUT,
+                              "%s: no byte arrived in time", dl->filename);
+        dl_free(st);
+        return ret;
     }
     total = atomic_load(&dl->total);
+    st->promised = total;
     r = MHD_create_response_from_callback(
         total == WM_SIZE_UNKNOWN ? MHD_SIZE_UNKNOWN : total, 256 << 10, dl_read,
         st, dl_free);
@@ -604,7 +554,7 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
         dl_free(st);
         return MHD_NO;
     }
-    atomic_fetch_add(dl->source == WM_SOURCE_PEER
+    atomic_fetch_add(atomic_load(&dl->source) == WM_SOURCE_PEER
                          ? &h->node->counters.hits_peer
                          : &h->node->counters.hits_upstream,
                      1);
@@ -619,16 +569,17 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
 }
 
 /* Serves /files/<sha256>/<filename> and its ".metadata" companion: from
- * the store, else through the loop from upstream. */
+ * the store, else through the loop's fetch coordinator. */
 static enum MHD_Result
 serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
 {
     char hex[WM_SHA256_HEX], filename[WM_WHEELNAME_MAX + 16];
     const char *slash = strchr(rest, '/');
     uint8_t sha[WM_SHA256_LEN];
-    wm_request req;
+    enum MHD_Result ret;
     wm_store_view *v;
     wm_file_info f;
+    wm_call *call;
     size_t flen;
     int is_meta = 0, found;
 
@@ -660,22 +611,32 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
             atomic_fetch_add(&h->node->counters.misses, 1);
             return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
         }
-        memset(&req, 0, sizeof(req));
-        req.op = is_meta ? WM_OP_META : WM_OP_FETCH;
-        memcpy(req.sha256, sha, WM_SHA256_LEN);
-        snprintf(req.filename, sizeof(req.filename), "%s", filename);
-        if (wm_node_call(h->node, &req) != 0)
+        call = wm_call_new(is_meta ? WM_OP_META : WM_OP_FETCH);
+        if (call == NULL)
+            return MHD_NO;
+        memcpy(call->sha256, sha, WM_SHA256_LEN);
+        snprintf(call->filename, sizeof(call->filename), "%s", filename);
+        if (wm_call_run(h->node->zmq, call) != 0) {
+            wm_call_release(call);
             return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                "node is stopping");
-        if (req.result == -EEXIST)
+        }
+        if (call->result == -EEXIST) {
+            wm_call_release(call);
             continue; /* stored meanwhile: serve it from the map */
-        if (req.blob != NULL)
-            return reply_blob(c, MHD_HTTP_OK, req.blob, CT_TEXT, 0);
-        if (req.download != NULL)
-            return serve_download(h, c, req.download);
-        if (req.status == MHD_HTTP_NOT_FOUND)
-            atomic_fetch_add(&h->node->counters.misses, 1);
-        return reply_failed(c, &req);
+        }
+        if (call->blob != NULL)
+            ret = reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob), CT_TEXT,
+                             0);
+        else if (call->download != NULL)
+            ret = serve_download(h, c, wm_download_ref(call->download));
+        else {
+            if (call->status == MHD_HTTP_NOT_FOUND)
+                atomic_fetch_add(&h->node->counters.misses, 1);
+            ret = reply_failed(c, call);
+        }
+        wm_call_release(call);
+        return ret;
     }
     return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
 }
@@ -687,37 +648,11 @@ client_allowed(wm_http *h, struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
     const wm_config *cfg = h->node->cfg;
-    const uint8_t *addr;
-    int family;
 
-    if (sa == NULL)
-        return 0;
-    if (sa->sa_family == AF_INET) {
-        family = AF_INET;
-        addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-    } else if (sa->sa_family == AF_INET6) {
-        family = AF_INET6;
-        addr = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-    } else {
-        return 0;
-    }
-    for (size_t i = 0; i < cfg->nallow_put_from; i++)
-        if (wm_cidr_match(&cfg->allow_put_from[i], family, addr))
-            return 1;
-    return 0;
-}
-
-static void
-put_state_free(struct put_state *ps)
-{
-    if (ps == NULL)
-        return;
-    if (ps->fd >= 0)
-        close(ps->fd);
-    wm_sha256_destroy(&ps->hash);
-    free(ps);
+    return ci != NULL && ci->client_addr != NULL &&
+           wm_cidr_list_match(cfg->allow_put_from, cfg->nallow_put_from,
+                              ci->client_addr);
 }
 
 /* First call of a PUT: checks everything knowable from the headers. */
@@ -726,8 +661,9 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
           void **con_cls)
 {
     const char *why = NULL, *clen;
-    struct put_state *ps;
     unsigned long long declared;
+    unsigned status;
+    wm_upload *u;
     char *end;
 
     if (!client_allowed(h, c)) {
@@ -736,154 +672,104 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
                            "PUT is not allowed from this address "
                            "(http.allow_put_from)");
     }
-    ps = calloc(1, sizeof(*ps));
-    if (ps == NULL)
-        return MHD_NO;
-    ps->fd = -1;
-    if (wm_wheelname_parse(filename, &ps->name, &why) != 0) {
-        free(ps);
-        atomic_fetch_add(&h->node->counters.put_rejected, 1);
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad wheel filename: %s",
-                           why);
-    }
     clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (clen != NULL) {
         errno = 0;
         declared = strtoull(clen, &end, 10);
         if (errno == 0 && *end == '\0' && declared > h->node->cfg->max_size) {
-            free(ps);
             atomic_fetch_add(&h->node->counters.put_rejected, 1);
             return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                                "wheel is larger than cache.max_size");
         }
     }
-    ps->hash = wm_sha256_new();
-    ps->fd = wm_node_spool(h->node);
-    if (ps->hash == NULL || ps->fd < 0) {
-        wm_error("http: cannot open a spool file in %s",
-                 h->node->cfg->data_dir);
-        put_state_free(ps);
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "cannot spool the upload");
+    u = wm_upload_begin(filename, h->node->cfg->data_dir,
+                        h->node->cfg->max_size, &status, &why);
+    if (u == NULL) {
+        atomic_fetch_add(&h->node->counters.put_rejected, 1);
+        return status == MHD_HTTP_BAD_REQUEST
+                   ? reply_error(c, status, "bad wheel filename: %s", why)
+                   : reply_error(c, status, "%s", why);
     }
-    *con_cls = ps;
+    *con_cls = u;
     return MHD_YES;
 }
 
-/* A piece of the body: spooled and hashed, or dropped once refused. */
-static void
-put_data(wm_http *h, struct put_state *ps, const char *data, size_t len)
+/* A piece of the body. A refusal is answered at once: a client sending
+ * more than the cap is not read to its end. */
+static enum MHD_Result
+put_data(wm_http *h, struct MHD_Connection *c, wm_upload *u, const char *data,
+         size_t len)
 {
-    if (ps->status != 0)
-        return;
-    ps->size += len;
-    if (ps->size > h->node->cfg->max_size) {
-        ps->status = MHD_HTTP_CONTENT_TOO_LARGE;
-        ps->why = "wheel is larger than cache.max_size";
-        return;
-    }
-    wm_sha256_update(ps->hash, data, len);
-    while (len > 0) {
-        ssize_t n = write(ps->fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            ps->status = MHD_HTTP_INSUFFICIENT_STORAGE;
-            ps->why = "cannot spool the upload (disk full?)";
-            return;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
+    unsigned status = wm_upload_data(u, data, len);
+
+    if (status == 0)
+        return MHD_YES;
+    atomic_fetch_add(&h->node->counters.put_rejected, 1);
+    return status == MHD_HTTP_CONTENT_TOO_LARGE
+               ? reply_error(c, status, "wheel is larger than cache.max_size")
+               : reply_error(c, status, "cannot spool the upload (disk full?)");
 }
 
 /* The body is complete: check the wheel, then have the loop store it. */
 static enum MHD_Result
-put_end(wm_http *h, struct MHD_Connection *c, struct put_state *ps)
+put_end(wm_http *h, struct MHD_Connection *c, wm_upload *u)
 {
     wm_counters *cnt = &h->node->counters;
-    char fdpath[64], *meta = NULL, *body;
-    const char *why = NULL;
-    wm_request job;
-    wm_store_view *v;
-    uint8_t existing[WM_SHA256_LEN];
-    size_t meta_len = 0, blen = 0;
-    int found;
+    char why[300], *body;
+    unsigned status;
+    size_t blen = 0;
+    enum MHD_Result ret;
+    wm_call *call = wm_upload_finish(u, h->node->store, &status, why,
+                                     sizeof(why));
+    int rc;
 
-    if (ps->status != 0) {
+    if (call == NULL) {
         atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, ps->status, "%s", ps->why);
+        return reply_error(c, status, "%s", why);
     }
-    memset(&job, 0, sizeof(job));
-    job.op = WM_OP_PUT;
-    snprintf(job.info.filename, sizeof(job.info.filename), "%s",
-             ps->name.filename);
-    snprintf(job.info.project, sizeof(job.info.project), "%s",
-             ps->name.project);
-    wm_sha256_final(ps->hash, job.info.sha256);
-    job.info.size = ps->size;
-
-    /* libzip wants a path; the spool file has none, but /proc gives one. */
-    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", ps->fd);
-    if (wm_wheelzip_check(fdpath, &ps->name, &meta, &meta_len, &why) != 0) {
-        atomic_fetch_add(&cnt->put_rejected, 1);
-        wm_info("http: refused PUT of %s: %s", ps->name.filename, why);
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "%s: %s", ps->name.filename,
-                           why);
-    }
-
-    /* Already there? Same bytes are fine; other bytes under the same name
-     * are a conflict, as on any index. */
-    if (wm_store_view_open(h->node->store, &v) != 0) {
-        free(meta);
-        return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-    }
-    found = wm_store_find_name(v, ps->name.filename, existing) == 0;
-    wm_store_view_close(&v);
-    if (found && memcmp(existing, job.info.sha256, WM_SHA256_LEN) != 0) {
-        free(meta);
-        atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, MHD_HTTP_CONFLICT,
-                           "a different wheel with this filename is stored");
-    }
-    if (!found) {
-        job.fd = ps->fd;
-        job.meta = meta;
-        job.meta_len = meta_len;
-        wm_sha256_digest(meta, meta_len, job.info.meta_sha256);
-        job.info.meta_size = (uint32_t)meta_len;
-        if (wm_node_call(h->node, &job) != 0) {
-            free(meta);
+    rc = call->result;
+    if (rc == 0) {
+        if (wm_call_run(h->node->zmq, call) != 0) {
+            wm_call_release(call);
             return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                "node is stopping");
         }
+        rc = call->result;
     }
-    free(meta);
-    switch (found ? -EEXIST : job.result) {
+    switch (rc) {
     case 0:
         atomic_fetch_add(&cnt->puts, 1);
-        wm_info("http: stored %s (%" PRIu64 " bytes)", job.info.filename,
-                job.info.size);
-        body = wm_page_put_result(&job.info, &blen);
-        return reply_page(c, MHD_HTTP_CREATED, body, blen, "application/json",
-                          0);
+        wm_info("http: stored %s (%" PRIu64 " bytes)", call->info.filename,
+                call->info.size);
+        body = wm_page_put_result(&call->info, &blen);
+        ret = reply_page(c, MHD_HTTP_CREATED, body, blen, "application/json",
+                         0);
+        break;
     case -EEXIST:
-        body = wm_page_put_result(&job.info, &blen);
-        return reply_page(c, MHD_HTTP_OK, body, blen, "application/json", 0);
+        body = wm_page_put_result(&call->info, &blen);
+        ret = reply_page(c, MHD_HTTP_OK, body, blen, "application/json", 0);
+        break;
     case -EBUSY:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, MHD_HTTP_CONFLICT,
-                           "a different wheel with this filename is stored");
+        ret = reply_error(c, MHD_HTTP_CONFLICT,
+                          "a different wheel with this filename is stored");
+        break;
     case -ENOSPC:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
-                           "the store is full (cache.map_size)");
+        ret = reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
+                          "the store is full (cache.map_size)");
+        break;
     default:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "cannot store the wheel");
+        ret = call->status != 0 ? reply_failed(c, call)
+                                : reply_error(c,
+                                              MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                              "cannot store the wheel");
+        break;
     }
+    wm_call_release(call);
+    return ret;
 }
 
 /* --- dispatch */
@@ -924,6 +810,16 @@ method_not_allowed(struct MHD_Connection *c, const char *allow)
     return queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
+/* The connection's slot in the head guard, or -1. */
+static int
+guard_slot(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? (int)(intptr_t)ci->socket_context - 1 : -1;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
            const char *method, const char *version, const char *upload_data,
@@ -933,6 +829,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     int is_put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
 
     if (*con_cls == NULL) { /* the headers are in */
+        wm_guard_head(h->guard, guard_slot(c));
         atomic_fetch_add(&h->node->counters.requests, 1);
         wm_debug("http: %s %s", method, url);
         if (is_put && strncmp(url, "/files/", 7) == 0) {
@@ -948,13 +845,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         return MHD_YES;
     }
     if (*con_cls != &request_seen) { /* a PUT body in progress, or its end */
-        struct put_state *ps = *con_cls;
+        wm_upload *u = *con_cls;
         if (*upload_data_size > 0) {
-            put_data(h, ps, upload_data, *upload_data_size);
+            size_t n = *upload_data_size;
             *upload_data_size = 0;
-            return MHD_YES;
+            return put_data(h, c, u, upload_data, n);
         }
-        return put_end(h, c, ps);
+        return put_end(h, c, u);
     }
     if (*upload_data_size > 0) { /* a body nobody asked for */
         *upload_data_size = 0;
@@ -994,9 +891,35 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    if (*con_cls != &request_seen)
-        put_state_free(*con_cls);
+    wm_http *h = cls;
+
+    if (*con_cls != &request_seen) {
+        wm_upload *u = *con_cls;
+        wm_upload_destroy(&u);
+    }
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        wm_guard_next(h->guard, guard_slot(c), KEEPALIVE_S);
+}
+
+/* Connections open and close: the head guard hears of both. */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    wm_http *h = cls;
+    const union MHD_ConnectionInfo *ci;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context =
+            (void *)(intptr_t)(ci != NULL
+                                   ? wm_guard_enter(h->guard, ci->connect_fd) +
+                                         1
+                                   : 0);
+    } else {
+        wm_guard_leave(h->guard, (int)(intptr_t)*socket_context - 1);
+    }
 }
 
 /* Decodes %XX in the path as MHD does, except that a path holding an
@@ -1023,50 +946,11 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- start and stop */
 
-/* Resolves "HOST:PORT" or "[V6]:PORT" into SS. Returns 0 or -EINVAL. */
-static int
-resolve_listen(const char *listen, struct sockaddr_storage *ss,
-               socklen_t *sslen)
-{
-    char host[256];
-    const char *port;
-    struct addrinfo hints, *res = NULL;
-    size_t hlen;
-
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (close == NULL || close[1] != ':')
-            return -EINVAL;
-        hlen = (size_t)(close - listen - 1);
-        port = close + 2;
-        listen++;
-    } else {
-        port = strrchr(listen, ':');
-        if (port == NULL)
-            return -EINVAL;
-        hlen = (size_t)(port - listen);
-        port++;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
-        return -EINVAL;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 int
 wm_http_start(wm_http **out, wm_node *node, const char **why)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen;
+    unsigned sslen;
     const union MHD_DaemonInfo *info;
     char host[INET6_ADDRSTRLEN];
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
@@ -1075,14 +959,21 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
     unsigned port;
 
     *out = NULL;
-    if (resolve_listen(node->cfg->http_listen, &ss, &sslen) != 0) {
+    if (wm_config_resolve(node->cfg->http_listen, &ss, &sslen) != 0) {
         *why = "cannot resolve http.listen";
         return -EINVAL;
     }
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        /* "[::]" takes IPv4 clients too, as a wildcard should. */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a) ? MHD_USE_DUAL_STACK
+                                            : MHD_USE_IPv6;
+    }
     h = calloc(1, sizeof(*h));
-    if (h == NULL) {
+    if (h == NULL ||
+        (h->guard = wm_guard_new(WM_HTTP_HEAD_DEADLINE_S,
+                                 WM_HTTP_MAX_CONNECTIONS)) == NULL) {
+        free(h);
         *why = "out of memory";
         return -ENOMEM;
     }
@@ -1090,11 +981,14 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
-        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_END);
+        on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)WM_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_S,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)STACK_SIZE, MHD_OPTION_END);
     if (h->daemon == NULL) {
         *why = "cannot listen on http.listen (address in use?)";
+        wm_guard_destroy(&h->guard);
         free(h);
         return -EADDRINUSE;
     }
@@ -1119,6 +1013,7 @@ wm_http_stop(wm_http **h)
     if (h == NULL || *h == NULL)
         return;
     MHD_stop_daemon((*h)->daemon);
+    wm_guard_destroy(&(*h)->guard);
     free(*h);
     *h = NULL;
 }

@@ -7,6 +7,11 @@
 
 #include "node.h"
 
+/* Connections served at once, and how long one may take to send its
+ * request line and headers. */
+#define WM_HTTP_MAX_CONNECTIONS 2048
+#define WM_HTTP_HEAD_DEADLINE_S 10
+
 typedef struct wm_http wm_http;
 
 /* Starts serving NODE on NODE->cfg->http_listen (port 0 picks one). On

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "client.h"
-#include "node.h"
+#include "start.h"
 
 static void
 usage(FILE *out)

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "listing.h"
 #include "wheelname.h"
 
 #define PAGE_MAX    (64u << 20)
@@ -137,55 +138,9 @@ wm_page_root(wm_store_view *v, enum wm_page_format fmt, size_t *len)
 
 /* --- /simple/<project>/ and /links/ */
 
-/* One file as a page shows it, wherever it is held. */
-struct file_view {
-    const char *filename;
-    const char *url;       /* NULL: this node's /files/<sha256>/<filename> */
-    const uint8_t *sha256; /* NULL when unknown */
-    const uint8_t *meta_sha256; /* NULL: no metadata advertised */
-    const char *requires_python;
-    const char *yanked; /* NULL: not yanked */
-    uint64_t size;      /* 0: unknown */
-};
-
-static void
-view_local(struct file_view *fv, const wm_file_info *f)
-{
-    memset(fv, 0, sizeof(*fv));
-    fv->filename = f->filename;
-    fv->sha256 = f->sha256;
-    fv->meta_sha256 = f->meta_size > 0 ? f->meta_sha256 : NULL;
-    fv->size = f->size;
-}
-
-static void
-view_remote(struct file_view *fv, const wm_remote_file *r)
-{
-    memset(fv, 0, sizeof(*fv));
-    fv->filename = r->filename;
-    fv->sha256 = r->sha256;
-    fv->size = r->size;
-}
-
-/* An upstream file: wheels with a known sha256 are fetched through this
- * node; anything else (sdists, unhashed links) goes straight upstream. */
-static void
-view_upstream(struct file_view *fv, const wm_upfile *u)
-{
-    memset(fv, 0, sizeof(*fv));
-    fv->filename = u->filename;
-    fv->sha256 = u->has_sha256 ? u->sha256 : NULL;
-    fv->url = u->is_wheel && u->has_sha256 ? NULL : u->url;
-    /* Metadata only where it can be verified. */
-    fv->meta_sha256 =
-        u->has_metadata && u->metadata_sha256_known ? u->metadata_sha256 : NULL;
-    fv->requires_python = u->requires_python;
-    fv->yanked = u->yanked;
-}
-
 /* The link target into B: the local /files/ path or the upstream URL. */
 static void
-file_href(wm_buf *b, const struct file_view *fv, int html)
+file_href(wm_buf *b, const wm_listed *fv, int html)
 {
     char sha[WM_SHA256_HEX];
 
@@ -206,7 +161,7 @@ file_href(wm_buf *b, const struct file_view *fv, int html)
 /* Writes one anchor with the sha256 fragment and the PEP 503/658/714
  * attributes that apply. */
 static void
-html_file_link(wm_buf *b, const struct file_view *fv)
+html_file_link(wm_buf *b, const wm_listed *fv)
 {
     char sha[WM_SHA256_HEX];
 
@@ -259,11 +214,11 @@ add_version(cJSON *versions, const char *version)
 }
 
 static int
-json_file(cJSON *files, cJSON *versions, const struct file_view *fv)
+json_file(cJSON *files, cJSON *versions, const wm_listed *fv)
 {
     char sha[WM_SHA256_HEX];
     cJSON *file = cJSON_CreateObject(), *hashes, *meta;
-    wm_wheelname wn;
+    char version[WM_WHEELNAME_MAX + 1];
     wm_buf url;
     char *href;
     size_t len;
@@ -304,98 +259,27 @@ json_file(cJSON *files, cJSON *versions, const struct file_view *fv)
     }
     if (fv->size > 0)
         cJSON_AddNumberToObject(file, "size", (double)fv->size);
-    if (wm_wheelname_parse(fv->filename, &wn, NULL) == 0)
-        return add_version(versions, wn.version);
+    if (wm_listing_version(fv->filename, version, sizeof(version)) == 0)
+        return add_version(versions, version);
     return 0;
-}
-
-/* What a project page is made of: the local files (sorted by filename, as
- * the store yields them) and the upstream page, if any. */
-struct project_files {
-    wm_file_info *local;
-    size_t nlocal, cap;
-    const wm_remote_file *remote;
-    size_t nremote;
-};
-
-static int
-collect_local(const wm_file_info *f, void *arg)
-{
-    struct project_files *pf = arg;
-
-    if (pf->nlocal == pf->cap) {
-        size_t cap = pf->cap ? 2 * pf->cap : 16;
-        wm_file_info *more = realloc(pf->local, cap * sizeof(*more));
-        if (more == NULL)
-            return -1;
-        pf->local = more;
-        pf->cap = cap;
-    }
-    pf->local[pf->nlocal++] = *f;
-    return 0;
-}
-
-static int
-cmp_local(const void *key, const void *elem)
-{
-    return strcmp(key, ((const wm_file_info *)elem)->filename);
-}
-
-/* True when FILENAME is held locally (the local copy is listed instead). */
-static int
-is_local(const struct project_files *pf, const char *filename)
-{
-    return pf->nlocal > 0 && bsearch(filename, pf->local, pf->nlocal,
-                                     sizeof(*pf->local), cmp_local) != NULL;
-}
-
-static int
-cmp_remote(const void *key, const void *elem)
-{
-    return strcmp(key, ((const wm_remote_file *)elem)->filename);
-}
-
-/* True when FILENAME is held locally or by a peer (listed as such). */
-static int
-is_held(const struct project_files *pf, const char *filename)
-{
-    return is_local(pf, filename) ||
-           (pf->nremote > 0 &&
-            bsearch(filename, pf->remote, pf->nremote, sizeof(*pf->remote),
-                    cmp_remote) != NULL);
 }
 
 static char *
-project_json(const char *project, const struct project_files *pf,
-             const wm_simplepage *up, size_t *len)
+project_json(const char *project, const wm_listed *files, size_t n,
+             size_t *len)
 {
-    cJSON *root = cJSON_CreateObject(), *files, *versions;
-    struct file_view fv;
+    cJSON *root = cJSON_CreateObject(), *list, *versions;
 
     if (root == NULL || json_meta(root) == NULL ||
         cJSON_AddStringToObject(root, "name", project) == NULL)
         goto fail;
-    files = cJSON_AddArrayToObject(root, "files");
+    list = cJSON_AddArrayToObject(root, "files");
     versions = cJSON_AddArrayToObject(root, "versions");
-    if (files == NULL || versions == NULL)
+    if (list == NULL || versions == NULL)
         goto fail;
-    for (size_t i = 0; i < pf->nlocal; i++) {
-        view_local(&fv, &pf->local[i]);
-        if (json_file(files, versions, &fv) != 0)
+    for (size_t i = 0; i < n; i++)
+        if (json_file(list, versions, &files[i]) != 0)
             goto fail;
-    }
-    for (size_t i = 0; i < pf->nremote; i++) {
-        view_remote(&fv, &pf->remote[i]);
-        if (json_file(files, versions, &fv) != 0)
-            goto fail;
-    }
-    for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
-        if (is_held(pf, up->files[i].filename))
-            continue;
-        view_upstream(&fv, &up->files[i]);
-        if (json_file(files, versions, &fv) != 0)
-            goto fail;
-    }
     return json_finish(root, len);
 fail:
     cJSON_Delete(root);
@@ -403,10 +287,9 @@ fail:
 }
 
 static char *
-project_html(const char *project, const struct project_files *pf,
-             const wm_simplepage *up, size_t *len)
+project_html(const char *project, const wm_listed *files, size_t n,
+             size_t *len)
 {
-    struct file_view fv;
     wm_buf b;
 
     wm_buf_init(&b, PAGE_MAX);
@@ -414,151 +297,75 @@ project_html(const char *project, const struct project_files *pf,
     wm_buf_adds(&b, "    <h1>Links for ");
     wm_buf_add_html(&b, project);
     wm_buf_adds(&b, "</h1>\n");
-    for (size_t i = 0; i < pf->nlocal; i++) {
-        view_local(&fv, &pf->local[i]);
-        html_file_link(&b, &fv);
-    }
-    for (size_t i = 0; i < pf->nremote; i++) {
-        view_remote(&fv, &pf->remote[i]);
-        html_file_link(&b, &fv);
-    }
-    for (size_t i = 0; up != NULL && i < up->nfiles; i++) {
-        if (is_held(pf, up->files[i].filename))
-            continue;
-        view_upstream(&fv, &up->files[i]);
-        html_file_link(&b, &fv);
-    }
+    for (size_t i = 0; i < n; i++)
+        html_file_link(&b, &files[i]);
     return html_finish(&b, len);
 }
 
 char *
-wm_page_project(wm_store_view *v, const char *project,
-                const wm_remote_file *remote, size_t nremote,
-                const wm_simplepage *up, enum wm_page_format fmt, int *found,
-                size_t *len)
+wm_page_project(const char *project, const wm_listed *files, size_t n,
+                enum wm_page_format fmt, size_t *len)
 {
-    struct project_files pf = {NULL, 0, 0, remote, nremote};
-    char *body = NULL;
-
-    *found = 0;
-    if (wm_store_each_file(v, project, collect_local, &pf) != 0)
-        goto out;
-    *found = pf.nlocal > 0 || nremote > 0 || (up != NULL && up->nfiles > 0);
-    if (!*found)
-        goto out;
-    body = fmt == WM_PAGE_JSON ? project_json(project, &pf, up, len)
-                               : project_html(project, &pf, up, len);
-out:
-    free(pf.local);
-    return body;
-}
-
-/* A --find-links anchor: no metadata attributes, since pip before 23.2
- * then downloads every wheel twice (pypa/pip#11847), and --find-links
- * gains nothing from them. */
-static int
-links_file(const wm_file_info *f, void *arg)
-{
-    struct file_view fv;
-
-    view_local(&fv, f);
-    fv.meta_sha256 = NULL;
-    html_file_link(arg, &fv);
-    return 0;
+    return fmt == WM_PAGE_JSON ? project_json(project, files, n, len)
+                               : project_html(project, files, n, len);
 }
 
 char *
-wm_page_links(wm_store_view *v, const char *project,
-              const wm_remote_file *remote, size_t nremote, size_t *len)
+wm_page_links(const wm_listed *files, size_t n, size_t *len)
 {
-    struct file_view fv;
     wm_buf b;
 
     wm_buf_init(&b, PAGE_MAX);
     html_head(&b, "Links", NULL);
-    wm_store_each_file(v, project, links_file, &b);
-    for (size_t i = 0; i < nremote; i++) {
-        view_remote(&fv, &remote[i]);
-        html_file_link(&b, &fv);
+    for (size_t i = 0; i < n; i++) {
+        /* No metadata attributes: pip before 23.2 then downloads every
+         * wheel twice (pypa/pip#11847), and --find-links gains nothing. */
+        wm_listed l = files[i];
+        l.meta_sha256 = NULL;
+        html_file_link(&b, &l);
     }
     return html_finish(&b, len);
 }
 
 /* --- /api/files */
 
-struct files_json {
-    cJSON *list;
-    const char *holder;
-};
-
-static int
-api_file(const wm_file_info *f, void *arg)
-{
-    struct files_json *fj = arg;
-    char sha[WM_SHA256_HEX], origin[WM_PUBKEY_HEX];
-    cJSON *file = cJSON_CreateObject(), *holders;
-
-    if (file == NULL)
-        return -1;
-    cJSON_AddItemToArray(fj->list, file);
-    wm_hex_encode(f->sha256, WM_SHA256_LEN, sha);
-    wm_hex_encode(f->origin, WM_PUBKEY_LEN, origin);
-    cJSON_AddStringToObject(file, "filename", f->filename);
-    cJSON_AddStringToObject(file, "project", f->project);
-    cJSON_AddNumberToObject(file, "size", (double)f->size);
-    cJSON_AddStringToObject(file, "sha256", sha);
-    cJSON_AddStringToObject(file, "source", source_name(f->source));
-    cJSON_AddStringToObject(file, "origin", origin);
-    cJSON_AddNumberToObject(file, "added", (double)f->added);
-    holders = cJSON_AddArrayToObject(file, "holders");
-    if (holders == NULL)
-        return -1;
-    cJSON_AddItemToArray(holders, cJSON_CreateString(fj->holder));
-    return 0;
-}
-
-/* A wheel only peers hold: listed with them as its holders. */
-static int
-api_remote(cJSON *list, const wm_remote_file *r)
-{
-    char sha[WM_SHA256_HEX], id[WM_PUBKEY_HEX];
-    cJSON *file = cJSON_CreateObject(), *holders;
-    wm_wheelname wn;
-
-    if (file == NULL)
-        return -1;
-    cJSON_AddItemToArray(list, file);
-    wm_hex_encode(r->sha256, WM_SHA256_LEN, sha);
-    cJSON_AddStringToObject(file, "filename", r->filename);
-    if (wm_wheelname_parse(r->filename, &wn, NULL) == 0)
-        cJSON_AddStringToObject(file, "project", wn.project);
-    cJSON_AddNumberToObject(file, "size", (double)r->size);
-    cJSON_AddStringToObject(file, "sha256", sha);
-    cJSON_AddStringToObject(file, "source", "peer");
-    holders = cJSON_AddArrayToObject(file, "holders");
-    if (holders == NULL)
-        return -1;
-    for (size_t i = 0; i < r->nholders; i++) {
-        wm_hex_encode(r->holders[i], WM_PUBKEY_LEN, id);
-        cJSON_AddItemToArray(holders, cJSON_CreateString(id));
-    }
-    return 0;
-}
-
 char *
-wm_page_files_json(wm_node *node, wm_store_view *v, const char *project,
-                   const wm_remote_file *remote, size_t nremote, size_t *len)
+wm_page_files_json(const wm_api_file *files, size_t n, size_t *len)
 {
-    struct files_json fj = {cJSON_CreateArray(), node->id_hex};
+    cJSON *list = cJSON_CreateArray();
+    char sha[WM_SHA256_HEX], id[WM_PUBKEY_HEX];
 
-    if (fj.list == NULL || wm_store_each_file(v, project, api_file, &fj) != 0)
-        goto fail;
-    for (size_t i = 0; i < nremote; i++)
-        if (api_remote(fj.list, &remote[i]) != 0)
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const wm_api_file *f = &files[i];
+        cJSON *file = cJSON_CreateObject(), *holders;
+        if (file == NULL)
             goto fail;
-    return json_finish(fj.list, len);
+        cJSON_AddItemToArray(list, file);
+        wm_hex_encode(f->sha256, WM_SHA256_LEN, sha);
+        cJSON_AddStringToObject(file, "filename", f->filename);
+        cJSON_AddStringToObject(file, "project", f->project);
+        cJSON_AddNumberToObject(file, "size", (double)f->size);
+        cJSON_AddStringToObject(file, "sha256", sha);
+        cJSON_AddStringToObject(file, "source",
+                                f->source ? source_name((uint8_t)f->source)
+                                          : "peer");
+        if (f->named_by != NULL) {
+            wm_hex_encode(f->named_by, WM_PUBKEY_LEN, id);
+            cJSON_AddStringToObject(file, "publisher", id);
+        }
+        holders = cJSON_AddArrayToObject(file, "holders");
+        if (holders == NULL)
+            goto fail;
+        for (size_t k = 0; k < f->nholders; k++) {
+            wm_hex_encode(f->holders[k], WM_PUBKEY_LEN, id);
+            cJSON_AddItemToArray(holders, cJSON_CreateString(id));
+        }
+    }
+    return json_finish(list, len);
 fail:
-    cJSON_Delete(fj.list);
+    cJSON_Delete(list);
     return NULL;
 }
 
@@ -571,8 +378,8 @@ counter(atomic_uint_fast64_t *c)
 }
 
 char *
-wm_page_status(wm_node *node, wm_store_view *v, wm_cluster *cluster,
-               size_t *len)
+wm_page_status(wm_node *node, wm_store_view *v,
+               void (*more)(void *arg, cJSON *root), void *arg, size_t *len)
 {
     wm_counters *c = &node->counters;
     uint64_t files = 0, bytes = 0;
@@ -620,7 +427,16 @@ wm_page_status(wm_node *node, wm_store_view *v, wm_cluster *cluster,
         goto fail;
     cJSON_AddNumberToObject(o, "accepted", (double)counter(&c->puts));
     cJSON_AddNumberToObject(o, "rejected", (double)counter(&c->put_rejected));
-    wm_cluster_status(cluster, root);
+    o = cJSON_AddObjectToObject(root, "fetches");
+    if (o == NULL)
+        goto fail;
+    cJSON_AddNumberToObject(o, "failed", (double)counter(&c->fetch_failures));
+    cJSON_AddNumberToObject(o, "remembered_failures",
+                            (double)counter(&c->negative_hits));
+    cJSON_AddNumberToObject(root, "listing_conflicts",
+                            (double)counter(&c->listing_conflicts));
+    if (more != NULL)
+        more(arg, root);
     return json_finish(root, len);
 fail:
     cJSON_Delete(root);
@@ -636,8 +452,8 @@ metric(wm_buf *b, const char *name, const char *type, const char *help,
 }
 
 char *
-wm_page_metrics(wm_node *node, wm_store_view *v, wm_cluster *cluster,
-                size_t *len)
+wm_page_metrics(wm_node *node, wm_store_view *v,
+                void (*more)(void *arg, wm_buf *b), void *arg, size_t *len)
 {
     wm_counters *c = &node->counters;
     uint64_t files = 0, bytes = 0;
@@ -681,9 +497,20 @@ wm_page_metrics(wm_node *node, wm_store_view *v, wm_cluster *cluster,
     metric(&b, "wheelmesh_hash_mismatches_total", "counter",
            "Upstream files whose bytes did not match the advertised sha256.",
            counter(&c->hash_mismatches));
+    metric(&b, "wheelmesh_fetch_failures_total", "counter",
+           "Fetches of wheels that failed (every source tried).",
+           counter(&c->fetch_failures));
+    metric(&b, "wheelmesh_fetch_remembered_failures_total", "counter",
+           "Requests answered from the memory of a recent failure.",
+           counter(&c->negative_hits));
+    metric(&b, "wheelmesh_listing_conflicts_total", "counter",
+           "Claims dropped from pages: they contradict upstream or another "
+           "claim.",
+           counter(&c->listing_conflicts));
     metric(&b, "wheelmesh_uptime_seconds", "gauge", "Seconds since start.",
            (uint64_t)(time(NULL) - node->started));
-    wm_cluster_metrics(cluster, &b);
+    if (more != NULL)
+        more(arg, &b);
     return wm_buf_steal(&b, len);
 }
 

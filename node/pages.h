@@ -9,41 +9,46 @@
 
 #include <stddef.h>
 
-#include "cluster.h"
+#include "listing.h"
 #include "node.h"
-#include "simplepage.h"
+#include "store.h"
 
 enum wm_page_format { WM_PAGE_HTML, WM_PAGE_JSON };
 
-/* The project list (/simple/). */
+/* The project list (/simple/): the projects this node's store holds. */
 char *wm_page_root(wm_store_view *v, enum wm_page_format fmt, size_t *len);
 
-/* One project's files (/simple/<project>/): the local ones, those that
- * live peers hold (REMOTE, sorted by filename), then those of the upstream
- * page UP (may be NULL) that neither holds. Sets *FOUND to 0 and returns
- * NULL when none has a file of PROJECT. */
-char *wm_page_project(wm_store_view *v, const char *project,
-                      const wm_remote_file *remote, size_t nremote,
-                      const wm_simplepage *up, enum wm_page_format fmt,
-                      int *found, size_t *len);
+/* One project's files (/simple/<project>/), as listing.c decided. */
+char *wm_page_project(const char *project, const wm_listed *files, size_t n,
+                      enum wm_page_format fmt, size_t *len);
 
-/* The flat page of every wheel held locally or by live peers, or of
- * PROJECT's when not NULL (/links/). */
-char *wm_page_links(wm_store_view *v, const char *project,
-                    const wm_remote_file *remote, size_t nremote, size_t *len);
+/* The flat page for --find-links (/links/). */
+char *wm_page_links(const wm_listed *files, size_t n, size_t *len);
 
-/* JSON list of files with their holders, optionally of one project
- * (/api/files). */
-char *wm_page_files_json(wm_node *node, wm_store_view *v, const char *project,
-                         const wm_remote_file *remote, size_t nremote,
-                         size_t *len);
+/* A file as /api/files shows it. */
+typedef struct wm_api_file {
+    const char *filename, *project;
+    const uint8_t *sha256;
+    uint64_t size;
+    int source;                /* enum wm_source; 0: not held here */
+    const uint8_t *named_by;   /* the publisher whose claim names it */
+    const uint8_t (*holders)[32];
+    size_t nholders;
+} wm_api_file;
 
-/* JSON for `wheelmesh status` (/api/status). */
-char *wm_page_status(wm_node *node, wm_store_view *v, wm_cluster *cluster,
+/* JSON list of files with their holders (/api/files). */
+char *wm_page_files_json(const wm_api_file *files, size_t n, size_t *len);
+
+/* JSON for `wheelmesh status` (/api/status); MORE adds the cluster's
+ * sections. */
+struct cJSON;
+char *wm_page_status(wm_node *node, wm_store_view *v,
+                     void (*more)(void *arg, struct cJSON *root), void *arg,
                      size_t *len);
 
-/* Prometheus text exposition (/metrics). */
-char *wm_page_metrics(wm_node *node, wm_store_view *v, wm_cluster *cluster,
+/* Prometheus text exposition (/metrics); MORE adds the cluster's lines. */
+char *wm_page_metrics(wm_node *node, wm_store_view *v,
+                      void (*more)(void *arg, wm_buf *b), void *arg,
                       size_t *len);
 
 /* The JSON answer to a successful PUT. */

@@ -101,8 +101,12 @@ wheel_make(wheel *w, const char *filename, const char *project, size_t size,
     w->info.added = 1700000000 + (int64_t)seed;
     w->info.last_used = 1700000100 + (int64_t)seed;
     w->info.source = WM_SOURCE_UPSTREAM;
-    fill(w->info.origin, sizeof(w->info.origin), seed + 1000);
-    fill(w->info.sig, sizeof(w->info.sig), seed + 2000);
+    w->info.has_claim = seed % 2;
+    fill(w->info.claim_publisher, sizeof(w->info.claim_publisher),
+         seed + 1000);
+    fill(w->info.claim_sig, sizeof(w->info.claim_sig), seed + 2000);
+    snprintf(w->info.requires_python, sizeof(w->info.requires_python),
+             ">=3.%d", (int)(seed % 13));
     w->meta = meta;
     if (meta != NULL) {
         wm_sha256_digest(meta, strlen(meta), w->info.meta_sha256);
@@ -165,8 +169,11 @@ assert_info_equal(const wm_file_info *got, const wm_file_info *want)
     assert_string_equal(got->project, want->project);
     assert_memory_equal(got->sha256, want->sha256, WM_SHA256_LEN);
     assert_int_equal(got->size, want->size);
-    assert_memory_equal(got->origin, want->origin, WM_PUBKEY_LEN);
-    assert_memory_equal(got->sig, want->sig, WM_SIG_LEN);
+    assert_int_equal(got->has_claim, want->has_claim);
+    assert_memory_equal(got->claim_publisher, want->claim_publisher,
+                        WM_PUBKEY_LEN);
+    assert_memory_equal(got->claim_sig, want->claim_sig, WM_SIG_LEN);
+    assert_string_equal(got->requires_python, want->requires_python);
     assert_int_equal(got->added, want->added);
     assert_int_equal(got->last_used, want->last_used);
     assert_int_equal(got->source, want->source);
@@ -546,79 +553,28 @@ test_bad_put_leaves_nothing(void **state)
 
 /* --- signatures */
 
+/* A publisher's claim and Requires-Python are kept with the record, as
+ * they came, at their largest. */
 static void
-test_sign_verify(void **state)
+test_claim_kept(void **state)
 {
-    wm_identity *id = wm_identity_generate(), *other = wm_identity_generate();
-    wm_store *s = open_store("signed", GIB);
+    wm_store *s = open_store("claimed", GIB);
     wm_store_view *v;
-    wm_file_info t, got;
+    wm_file_info got;
     wheel w;
 
     (void)state;
-    assert_non_null(id);
-    assert_non_null(other);
-    wheel_make(&w, "signed-1.0-py3-none-any.whl", "signed", 5000, 7, NULL);
-    w.info.source = WM_SOURCE_PUT;
-    wm_store_sign(&w.info, id);
-    assert_memory_equal(w.info.origin, wm_identity_pubkey(id), WM_PUBKEY_LEN);
-    assert_int_equal(wm_store_verify(&w.info), 0);
-
-    /* Each identity field is covered. */
-    t = w.info;
-    t.filename[0] = 'S';
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.filename[strlen(t.filename) + 1] = '\0';
-    t.filename[strlen(t.filename)] = 'x';
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.size++;
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.size += 1ull << 40;
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.sha256[17] ^= 4;
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.source = WM_SOURCE_PEER;
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    t = w.info;
-    t.sig[0] ^= 1;
-    assert_int_not_equal(wm_store_verify(&t), 0);
-    /* Another node cannot claim it. */
-    t = w.info;
-    memcpy(t.origin, wm_identity_pubkey(other), WM_PUBKEY_LEN);
-    assert_int_not_equal(wm_store_verify(&t), 0);
-
-    /* Fields outside the identity may change. */
-    t = w.info;
-    t.added += 1000;
-    t.last_used += 2000;
-    t.project[0] = 'S';
-    memset(t.meta_sha256, 0x11, WM_SHA256_LEN);
-    t.meta_size = 1;
-    assert_int_equal(wm_store_verify(&t), 0);
-
-    /* Re-signing by another key moves the origin. */
-    t = w.info;
-    wm_store_sign(&t, other);
-    assert_memory_equal(t.origin, wm_identity_pubkey(other), WM_PUBKEY_LEN);
-    assert_int_equal(wm_store_verify(&t), 0);
-
-    /* The signature survives the store. */
+    wheel_make(&w, "claimed-1.0-py3-none-any.whl", "claimed", 5000, 7, NULL);
+    w.info.has_claim = 1;
+    memset(w.info.requires_python, '3', WM_PYVER_MAX);
+    w.info.requires_python[WM_PYVER_MAX] = '\0';
     assert_int_equal(put(s, &w), 0);
     v = open_view(s);
     assert_int_equal(wm_store_get(v, w.info.sha256, &got), 0);
-    assert_int_equal(wm_store_verify(&got), 0);
     assert_info_equal(&got, &w.info);
     wm_store_view_close(&v);
-
     wm_store_destroy(&s);
     wheel_free(&w);
-    wm_identity_destroy(&id);
-    wm_identity_destroy(&other);
 }
 
 /* --- METADATA without a wheel, and upstream page records */
@@ -899,7 +855,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_read_reopen),
         cmocka_unit_test(test_bad_put_leaves_nothing),
-        cmocka_unit_test(test_sign_verify),
+        cmocka_unit_test(test_claim_kept),
         cmocka_unit_test(test_meta_and_pages),
         cmocka_unit_test(test_view_survives_commit),
         cmocka_unit_test(test_map_full),

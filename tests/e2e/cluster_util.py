@@ -10,12 +10,12 @@ import hashlib
 import http.client
 import json
 import os
-import struct
 import threading
 import time
 import urllib.parse
 
 import harness as h
+import wire
 
 # -- identities ----------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class ClusterNode(h.Node):
 
     def __init__(self, key, trusted=None, seeds=(), upstream=None,
                  env=None, config=None, cluster_port=None, label=None,
-                 **kw):
+                 publishers="trusted", **kw):
         self.key = key
         self.env_extra = dict(env or {})
         self.cluster_port = cluster_port or h.free_port()
@@ -110,6 +110,12 @@ class ClusterNode(h.Node):
                    "seeds": list(seeds)}
         if trusted:
             cluster["trusted_keys"] = trusted
+        # By default a small fleet that trusts every agent to name wheels:
+        # its publishers are its trusted keys. None: no publishers.
+        if publishers == "trusted" and trusted:
+            cluster["publishers"] = trusted
+        elif publishers not in (None, "trusted"):
+            cluster["publishers"] = publishers
         base = {"node": {"identity": key.path}, "cluster": cluster}
         if upstream:
             base["upstream"] = {"indexes": [{"url": upstream}],
@@ -163,9 +169,11 @@ class ClusterNode(h.Node):
 
     # -- what the node says ------------------------------------------------
 
-    def held(self):
-        """{filename: entry} of /api/files (local and remote wheels)."""
-        return {f["filename"]: f for f in self.files()}
+    def held(self, project=None):
+        """{filename: entry} of /api/files: the wheels held here or by live
+        peers that this node can name. Files only upstream names are known
+        where the node has the project's page: ask for their PROJECT."""
+        return {f["filename"]: f for f in self.files(project)}
 
     def link_names(self, project=None):
         path = "/links/%s/" % project if project else "/links/"
@@ -236,6 +244,20 @@ def designee(node_ids, sha):
                key=lambda i: hashlib.sha256(bytes.fromhex(i) + sha).digest())
 
 
+def designated_wheel(d, ids, want, project, size, version="1.0"):
+    """Writes wheels of PROJECT VERSION (SIZE payload bytes, seeds 0, 1,
+    ...) into D until one's designee among IDS is WANT; returns its path
+    (the others are removed)."""
+    from makewheel import make_wheel
+    for seed in range(500):
+        path = make_wheel(d, project, version, size=size, seed=seed)
+        if designee(ids, h.sha256_file(path)) == want:
+            return path
+        os.remove(path)
+    raise RuntimeError("no seed makes %s the designee of %s" % (want[:16],
+                                                                 project))
+
+
 def file_path(sha, filename):
     return "/files/%s/%s" % (sha, urllib.parse.quote(filename))
 
@@ -294,24 +316,25 @@ class StateWatch(threading.Thread):
 
 
 # -- the wire protocol, for a hand-made peer --------------------------------
+# Every byte layout lives in wire.py (it follows common/wire.h); these names
+# stay for the tests that use them.
 
-MAGIC = b"W"
-VERSION = 1
-PING, ACK = 1, 2
+MAGIC = wire.MAGIC
+VERSION = wire.VERSION
+PING, ACK = wire.PING, wire.ACK
 
 
-def ping_frame(seq, incarnation=1, nupdates=0, extra=b""):
-    return (MAGIC + bytes([VERSION, PING])
-            + struct.pack("<IQB", seq, incarnation, nupdates) + extra)
+def ping_frame(seq, nupdates=0, extra=b""):
+    """A PING header frame with no updates (whose count byte says NUPDATES)
+    followed by EXTRA: see wire.raw_ping."""
+    return wire.raw_ping(seq, nupdates, extra)
 
 
 def parse_ack(frame):
-    """(seq, incarnation) of an ACK header frame, or None."""
-    if len(frame) < 3 + 4 + 8 + 1 or frame[:3] != MAGIC + bytes([VERSION,
-                                                                  ACK]):
-        return None
-    seq, inc = struct.unpack_from("<IQ", frame, 3)
-    return seq, inc
+    """(seq, incarnation) of an ACK header frame, or None: see
+    wire.parse_ack (the incarnation is that of the sender's statement about
+    itself; the ACK has no field of its own for it)."""
+    return wire.parse_ack(frame)
 
 
 class WirePeer:
@@ -357,8 +380,10 @@ class WirePeer:
                 out.append(self.sock.recv_multipart())
 
     def ping(self, timeout=3.0):
-        """Sends a PING; returns the matching ACK's (seq, incarnation) or
-        None when none came within TIMEOUT. Anything else is ignored."""
+        """Sends a PING with no updates (this peer states nothing about
+        itself, so the node learns no address from it); returns the
+        matching ACK's (seq, incarnation) or None when none came within
+        TIMEOUT. Anything else is ignored."""
         self.seq += 1
         seq = self.seq
         if not self.send(ping_frame(seq)):

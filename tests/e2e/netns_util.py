@@ -359,7 +359,7 @@ def start_cluster(lab, hosts, seeds=None, extra_config=None, port=7391):
             "cluster": {"listen": ep, "advertise": ep,
                         "seeds": ["tcp://%s:%d" % (s.addr, port)
                                   for s in seed_hosts if s is not h],
-                        "trusted_keys": trusted},
+                        "trusted_keys": trusted, "publishers": trusted},
             "upstream": {"indexes": []},
         }
         conf = harness.merge(conf, extra_config)

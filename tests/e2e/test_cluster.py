@@ -100,10 +100,6 @@ class ThreeNodes(ClusterCase):
         ids = [keys[n].pub for n in "ABC"]
         cls.upwheel = cls.wheel_designated(ids, keys["A"].pub, "cl-upstream")
         cls.upwheel_c = cls.wheel_designated(ids, keys["C"].pub, "cl-viac")
-        # A page for a project the tests put on nodes, without the file:
-        # so upstream answers for it, but could never serve the wheel.
-        cls.index.add(make_wheel(cls.index.packages, "cl-gossip", "0.1",
-                                 size=100))
         cls.nginx = Nginx(cls.index)
         cls.addClassCleanup(cls.nginx.cleanup)
 
@@ -251,7 +247,7 @@ class ThreeNodes(ClusterCase):
             "installing through A (%s designated to fetch it for the "
             "cluster): upstream should have served %s once"
             % (via.label, name)))
-        self.wait(lambda: self.A.id in self.B.held()
+        self.wait(lambda: self.A.id in self.B.held(project)
                   .get(name, {}).get("holders", []),
                   "B to list A as a holder of %s" % name, timeout=5)
         peer_hits = self.B.status()["hits"]["peer"]
@@ -263,7 +259,7 @@ class ThreeNodes(ClusterCase):
         self.assertGreaterEqual(self.B.status()["hits"]["peer"],
                                 peer_hits + 1,
                                 self.msg("B reports no peer hit"))
-        entry = self.B.held()[name]
+        entry = self.B.held(project)[name]
         self.assertEqual(entry.get("source"), "peer", self.msg(
             "B stored %s with source %r, want peer"
             % (name, entry.get("source"))))

@@ -16,6 +16,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 import unittest
@@ -94,6 +95,19 @@ class UpstreamCase(unittest.TestCase):
         files = self.node.files()
         return {f["filename"]: f["sha256"] for f in files}
 
+    def wait_stored(self, want, timeout=30):
+        """Waits until the node holds every {filename: sha256} of WANT (the
+        store writes a wheel a step after its last byte went out); returns
+        what it holds then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stored = self.stored()
+            if all(stored.get(fn) == sha for fn, sha in want.items()):
+                return stored
+            if time.monotonic() > deadline:
+                return stored
+            time.sleep(0.1)
+
     def metric(self, name, default=None):
         m = self.node.metrics()
         if name not in m and default is None:
@@ -162,7 +176,8 @@ class ColdInstallTest(UpstreamCase):
             self.msg("alpha 1.0 was never wanted"))
 
         # The node stored them, verified.
-        stored = self.stored()
+        stored = self.wait_stored({e["filename"]: e["sha256"]
+                                   for e in wanted})
         for e in wanted:
             self.assertEqual(stored.get(e["filename"]), e["sha256"],
                              self.msg("/api/files: %s not stored (have %s)"
@@ -334,14 +349,23 @@ class TamperTest(UpstreamCase):
                                         "hash %s and the actual %s"
                                         % (self.wheel["sha256"], bad_sha)))
 
-        # Real bytes back: the download works and is stored.
+        # Real bytes back: once the node stops remembering the failure
+        # (it says when: "ask again in Ns"), the download works and is
+        # stored.
         self.index.restore(fn)
         dest = os.path.join(self.tmp, "good")
+        status, hdrs, body = h.http_request("127.0.0.1", self.node.port, "GET",
+                                            path)
+        self.assertEqual(status, 502, self.msg("a retry at once: %s" % body))
+        m = re.search(rb"ask again in (\d+)s", body)
+        self.assertTrue(m, self.msg("no retry-after in %r" % body))
+        time.sleep(int(m.group(1)) + 1)
         self.pip_ok(venv, "download", "--no-deps", *self.index_args(),
                     "-d", dest, "tampered", timeout=90)
         self.assertEqual(h.sha256_file(os.path.join(dest, fn)),
                          self.wheel["sha256"])
-        self.assertEqual(self.stored().get(fn), self.wheel["sha256"],
+        self.assertEqual(self.wait_stored({fn: self.wheel["sha256"]}).get(fn),
+                         self.wheel["sha256"],
                          self.msg("not stored after the bytes were restored"))
 
 
@@ -384,7 +408,8 @@ class ConcurrentColdDownloadTest(UpstreamCase):
                          self.msg())
         self.assertEqual(self.file_requests(self.nginx, fn), 1,
                          self.msg("upstream should serve %s once" % fn))
-        self.assertEqual(self.stored().get(fn), self.wheel["sha256"],
+        self.assertEqual(self.wait_stored({fn: self.wheel["sha256"]}).get(fn),
+                         self.wheel["sha256"],
                          self.msg())
 
 
@@ -562,6 +587,10 @@ class SdistTest(UpstreamCase):
         # The build requirements came through the node.
         self.assertEqual(self.file_requests(
             self.nginx, "setuptools-66.1.1-py3-none-any.whl"), 1, self.msg())
+        deadline = time.monotonic() + 30
+        while ("setuptools-66.1.1-py3-none-any.whl" not in self.stored()
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
         self.assertIn("setuptools-66.1.1-py3-none-any.whl", self.stored())
         self.assertEqual(self.file_requests(self.nginx, fn), 1, self.msg())
 

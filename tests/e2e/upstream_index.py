@@ -145,12 +145,16 @@ class StaticIndex:
             self.write(proj)
         return entry
 
-    def add_fake(self, project, filename, sha256=None, write=True):
-        """List FILENAME with SHA256 (random when None) without a file."""
+    def add_fake(self, project, filename, sha256=None, write=True, url=None):
+        """List FILENAME with SHA256 (random when None) without a file.
+        URL, when given, is the link's absolute target (e.g. a port nothing
+        listens on) instead of ../../packages/FILENAME."""
         sha256 = sha256 or os.urandom(32).hex()
         entry = {"filename": filename, "sha256": sha256,
                  "metadata_sha256": None, "path": None,
                  "requires_python": self.requires_python}
+        if url is not None:
+            entry["url"] = url
         proj = normalize(project)
         self.projects.setdefault(proj, {})[filename] = entry
         if write:
@@ -177,8 +181,9 @@ class StaticIndex:
 
     @staticmethod
     def anchor(entry):
-        attrs = ['href="../../packages/%s#sha256=%s"'
-                 % (html.escape(entry["filename"]), entry["sha256"])]
+        target = (html.escape(entry["url"]) if entry.get("url")
+                  else "../../packages/%s" % html.escape(entry["filename"]))
+        attrs = ['href="%s#sha256=%s"' % (target, entry["sha256"])]
         if entry.get("requires_python"):
             attrs.append('data-requires-python="%s"'
                          % html.escape(entry["requires_python"]))
@@ -256,8 +261,15 @@ class NginxError(AssertionError):
     pass
 
 
+def location_for(filename, directives):
+    """An nginx location block (for Nginx's EXTRA) that applies DIRECTIVES
+    to /packages/FILENAME only."""
+    return "        location = /packages/%s {\n            %s\n        }\n" % (
+        filename, directives)
+
+
 LOG_RE = re.compile(r'^(\d{3}) (\S+) "([^"]*)" (\d+) inm="([^"]*)" '
-                    r'ims="([^"]*)"$')
+                    r'ims="([^"]*)"(?: range="([^"]*)")?$')
 
 
 class Nginx:
@@ -266,10 +278,16 @@ class Nginx:
     temporary directory.
 
     .url is the simple index URL. Access-log lines are
-    '<status> <method> "<request uri>" <bytes> inm="..." ims="..."', one per
-    request; entries() parses them, requests() counts them."""
+    '<status> <method> "<request uri>" <bytes> inm="..." ims="..."
+    range="..."', one per request; entries() parses them, requests() counts
+    them.
 
-    def __init__(self, root, port=None, start=True):
+    EXTRA is nginx configuration put inside the server block, after the
+    default locations: e.g. location_for(filename, "return 503;") makes one
+    file answer 503, location_for(filename, "max_ranges 0;") makes nginx
+    ignore Range for it."""
+
+    def __init__(self, root, port=None, start=True, extra=""):
         self.tree = root.root if isinstance(root, StaticIndex) else root
         self.dir = tempfile.mkdtemp(prefix="wm-nginx-")
         self.port = port or harness.free_port()
@@ -278,6 +296,7 @@ class Nginx:
         self.error_log = os.path.join(self.dir, "error.log")
         self.stderr_path = os.path.join(self.dir, "stderr.txt")
         self.proc = None
+        self.extra = extra
         self._write_conf()
         if start:
             self.start()
@@ -300,7 +319,8 @@ error_log %(d)s/error.log info;
 events { worker_connections 512; }
 http {
     log_format wm '$status $request_method "$request_uri" $body_bytes_sent '
-                  'inm="$http_if_none_match" ims="$http_if_modified_since"';
+                  'inm="$http_if_none_match" ims="$http_if_modified_since" '
+                  'range="$http_range"';
     access_log %(d)s/access.log wm;
     client_body_temp_path %(d)s/client_body;
     proxy_temp_path %(d)s/proxy;
@@ -326,9 +346,11 @@ http {
         }
         location / {
         }
+%(extra)s
     }
 }
-""" % {"user": user, "d": d, "port": self.port, "tree": self.tree}
+""" % {"user": user, "d": d, "port": self.port, "tree": self.tree,
+       "extra": self.extra}
         with open(self.conf, "w") as f:
             f.write(conf)
 
@@ -386,8 +408,8 @@ http {
 
     def entries(self, settle=0.2):
         """Every logged request as a dict {status, method, path, bytes,
-        inm, ims}. nginx logs a request when it has finished it, a moment
-        after the client saw the last byte: wait until the log stops
+        inm, ims, range}. nginx logs a request when it has finished it, a
+        moment after the client saw the last byte: wait until the log stops
         growing for SETTLE seconds (at most 3 s)."""
         lines = self._lines()
         deadline = time.monotonic() + 3.0
@@ -406,6 +428,8 @@ http {
                         "path": m.group(3), "bytes": int(m.group(4)),
                         "inm": "" if m.group(5) == "-" else m.group(5),
                         "ims": "" if m.group(6) == "-" else m.group(6),
+                        "range": ("" if m.group(7) in (None, "-")
+                                  else m.group(7)),
                         "line": line})
         return out
 

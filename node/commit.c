@@ -1,0 +1,245 @@
+/*
+ * The commit queue: store writers run a batch per loop turn, first come
+ * first served. A PUT's call is held (the loop's reference) until its
+ * wheel is stored; a download is held for readers of its spool.
+ */
+#include "commit.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "wire.h"
+#include "wheelzip.h"
+
+#define MAX_LISTENERS 4
+
+struct entry {
+    struct entry *next;
+    wm_store_writer *w;
+    wm_download *dl; /* a download: served from its spool meanwhile */
+    wm_call *call;   /* a PUT: answered when it is done */
+};
+
+struct wm_commit {
+    wm_node *node;
+    struct entry *head;
+    struct {
+        wm_stored_fn fn;
+        void *arg;
+    } listeners[MAX_LISTENERS];
+    size_t nlisteners;
+};
+
+int
+wm_commit_new(wm_commit **out, wm_node *node)
+{
+    wm_commit *c = calloc(1, sizeof(*c));
+
+    *out = c;
+    if (c == NULL)
+        return -ENOMEM;
+    c->node = node;
+    return 0;
+}
+
+int
+wm_commit_listen(wm_commit *c, wm_stored_fn fn, void *arg)
+{
+    if (c->nlisteners == MAX_LISTENERS)
+        return -ENOMEM;
+    c->listeners[c->nlisteners].fn = fn;
+    c->listeners[c->nlisteners++].arg = arg;
+    return 0;
+}
+
+/* Queues the wheel in FD under INFO. Returns 0, or the error of
+ * wm_store_writer_new (-EEXIST: stored already). */
+static int
+enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
+        size_t meta_len, const void *chunkmap, wm_download *dl, wm_call *call)
+{
+    struct entry *e, **tail;
+    wm_store_writer *w;
+    int rc;
+
+    info->added = info->last_used = time(NULL);
+    rc = wm_store_writer_new(c->node->store, info, fd, meta, meta_len,
+                             chunkmap, 0, &w);
+    if (rc != 0)
+        return rc;
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        wm_store_writer_destroy(&w);
+        return -ENOMEM;
+    }
+    e->w = w;
+    e->dl = wm_download_ref(dl);
+    e->call = call;
+    for (tail = &c->head; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = e;
+    return 0;
+}
+
+static void
+finish(wm_commit *c, struct entry *e, int rc)
+{
+    const wm_file_info *info = wm_store_writer_info(e->w);
+    char sha[WM_SHA256_HEX];
+
+    if (rc == 0) {
+        wm_info("store: stored %s (%" PRIu64 " bytes, %s)", info->filename,
+                info->size,
+                info->source == WM_SOURCE_PEER       ? "from a peer"
+                : info->source == WM_SOURCE_UPSTREAM ? "from upstream"
+                                                     : "put");
+        for (size_t i = 0; i < c->nlisteners; i++)
+            c->listeners[i].fn(c->listeners[i].arg, info);
+    } else if (rc != -ESHUTDOWN && rc != -EEXIST) {
+        wm_hex_encode(info->sha256, WM_SHA256_LEN, sha);
+        wm_error("store: cannot store %s (sha256 %s): %s", info->filename, sha,
+                 strerror(-rc));
+    }
+    if (e->call != NULL) {
+        e->call->result = rc;
+        if (rc == 0) /* the record as stored, with its chunks_root */
+            e->call->info = *info;
+        wm_call_answer(e->call);
+    }
+    wm_store_writer_destroy(&e->w);
+    wm_download_release(e->dl);
+    free(e);
+}
+
+void
+wm_commit_destroy(wm_commit **cp)
+{
+    wm_commit *c;
+
+    if (cp == NULL || *cp == NULL)
+        return;
+    c = *cp;
+    while (c->head != NULL) {
+        struct entry *e = c->head;
+        c->head = e->next;
+        finish(c, e, -ESHUTDOWN);
+    }
+    free(c);
+    *cp = NULL;
+}
+
+/* Signs this node's claim on its own put: INFO names its bytes. */
+static void
+claim_own(wm_commit *c, wm_file_info *info, const void *chunkmap, size_t len)
+{
+    wm_entry e;
+
+    memset(&e, 0, sizeof(e));
+    memcpy(e.sha256, info->sha256, WM_SHA256_LEN);
+    e.size = info->size;
+    wm_sha256_digest(chunkmap, len, e.chunks_root);
+    snprintf(e.claim.filename, sizeof(e.claim.filename), "%s",
+             info->filename);
+    snprintf(e.claim.requires_python, sizeof(e.claim.requires_python), "%s",
+             info->requires_python);
+    wm_claim_sign(c->node->id, &e);
+    info->has_claim = 1;
+    memcpy(info->claim_publisher, e.claim.publisher, WM_PUBKEY_LEN);
+    memcpy(info->claim_sig, e.claim.sig, WM_SIG_LEN);
+}
+
+int
+wm_commit_put(wm_commit *c, wm_call *call)
+{
+    size_t chunks = (size_t)((call->info.size + WM_CHUNK_SIZE - 1) /
+                             WM_CHUNK_SIZE);
+
+    if (chunks == 0)
+        chunks = 1;
+    if (call->chunkmap == NULL || call->chunkmap_len != chunks * 32)
+        return -EINVAL;
+    call->info.source = WM_SOURCE_PUT;
+    claim_own(c, &call->info, call->chunkmap, call->chunkmap_len);
+    /* The HTTP thread hashed the body and its chunks as they arrived. */
+    return enqueue(c, &call->info, call->fd, call->meta, call->meta_len,
+                   call->chunkmap, NULL, call);
+}
+
+int
+wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
+                   const wm_entry *claimed)
+{
+    char fdpath[64], *meta = NULL;
+    const char *why = NULL;
+    size_t meta_len = 0;
+    wm_wheelname wn;
+    wm_file_info info;
+    int rc;
+
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", dl->fd);
+    if (wm_wheelname_parse(dl->filename, &wn, &why) != 0 ||
+        wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0) {
+        /* The bytes match the hash the client asked for, so it has them;
+         * the node just does not keep a file it cannot vouch for. */
+        wm_warn("store: %s matches its hash but is not kept: %s", dl->filename,
+                why);
+        return -EINVAL;
+    }
+    memset(&info, 0, sizeof(info));
+    snprintf(info.filename, sizeof(info.filename), "%s", wn.filename);
+    snprintf(info.project, sizeof(info.project), "%s", wn.project);
+    memcpy(info.sha256, dl->sha256, WM_SHA256_LEN);
+    info.size = atomic_load(&dl->received);
+    info.source = (uint8_t)atomic_load(&dl->source);
+    wm_sha256_digest(meta, meta_len, info.meta_sha256);
+    info.meta_size = (uint32_t)meta_len;
+    wm_wheelzip_requires_python(meta, meta_len, info.requires_python,
+                                sizeof(info.requires_python));
+    if (claimed != NULL && claimed->has_claim &&
+        strcmp(claimed->claim.filename, info.filename) == 0) {
+        /* Kept as it came: this node never names a wheel it got. */
+        info.has_claim = 1;
+        memcpy(info.claim_publisher, claimed->claim.publisher, WM_PUBKEY_LEN);
+        memcpy(info.claim_sig, claimed->claim.sig, WM_SIG_LEN);
+        snprintf(info.requires_python, sizeof(info.requires_python), "%s",
+                 claimed->claim.requires_python);
+    }
+    rc = enqueue(c, &info, dl->fd, meta, meta_len, chunkmap, dl, NULL);
+    free(meta);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+wm_download *
+wm_commit_find(wm_commit *c, const uint8_t *sha)
+{
+    for (struct entry *e = c->head; e != NULL; e = e->next)
+        if (e->dl != NULL && memcmp(e->dl->sha256, sha, WM_SHA256_LEN) == 0)
+            return e->dl;
+    return NULL;
+}
+
+int
+wm_commit_busy(const wm_commit *c)
+{
+    return c->head != NULL;
+}
+
+void
+wm_commit_step(wm_commit *c)
+{
+    struct entry *e = c->head;
+    int rc;
+
+    if (e == NULL)
+        return;
+    rc = wm_store_writer_step(e->w);
+    if (rc == 1)
+        return;
+    c->head = e->next;
+    finish(c, e, rc);
+}

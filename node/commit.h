@@ -1,0 +1,55 @@
+/*
+ * The queue of wheels waiting to be written into the store, on the node
+ * loop. The loop writes one wheel at a time, a batch of chunks per turn,
+ * so probes and pages are answered while a large wheel goes in; a download
+ * waiting for its turn is still served from its spool. Listeners hear of
+ * every wheel stored.
+ */
+#ifndef WM_COMMIT_H
+#define WM_COMMIT_H
+
+#include "call.h"
+#include "download.h"
+#include "node.h"
+#include "wire.h"
+
+typedef struct wm_commit wm_commit;
+
+/* Creates the queue for NODE. Returns 0 or -ENOMEM. */
+int wm_commit_new(wm_commit **out, wm_node *node);
+
+/* Ends what is queued (PUT calls are answered with -ESHUTDOWN), frees
+ * (NULL is fine), clears the pointer. */
+void wm_commit_destroy(wm_commit **c);
+
+/* Calls FN(ARG, INFO) after every wheel stored. Returns 0 or -ENOMEM. */
+typedef void (*wm_stored_fn)(void *arg, const wm_file_info *info);
+int wm_commit_listen(wm_commit *c, wm_stored_fn fn, void *arg);
+
+/* Queues the wheel of the PUT call CALL (its spool, METADATA, chunk map
+ * and record, hashed by the HTTP thread), with this node's claim on it,
+ * and answers CALL once it is stored or failed.
+ * On an error returned here CALL has not been answered: -EEXIST (that
+ * sha256 is stored), -EBUSY (the filename is stored with other bytes), or
+ * another negative error. */
+int wm_commit_put(wm_commit *c, wm_call *call);
+
+/* Queues the verified download DL: checks the wheel in its spool
+ * (filename, zip, METADATA) and writes it in steps. CHUNKMAP: the chunk
+ * hashes every chunk was checked against, or NULL. CLAIMED: an entry whose
+ * publisher's claim names this file, kept with it; or NULL. Returns 0
+ * (also when stored already) or a negative error, logged. */
+int wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
+                       const wm_entry *claimed);
+
+/* The download of SHA waiting to be written (it can still be served from
+ * its spool), or NULL. No reference is taken. */
+wm_download *wm_commit_find(wm_commit *c, const uint8_t *sha);
+
+/* True while something waits to be written: the loop should not sleep. */
+int wm_commit_busy(const wm_commit *c);
+
+/* Writes one batch of the first queued wheel. */
+void wm_commit_step(wm_commit *c);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * Blobs, downloads and progress notices: the objects the loop hands to
+ * HTTP threads. Every field a reader uses is either immutable after
+ * creation or atomic; a failure's status and reason are written before the
+ * state turns FAILED (a release store), so a reader that sees FAILED (an
+ * acquire load) sees them too.
+ */
+#include "download.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+wm_blob *
+wm_blob_new(const void *data, size_t len)
+{
+    wm_blob *b = malloc(sizeof(*b) + len);
+    uint8_t digest[WM_SHA256_LEN];
+    char hex[33];
+
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->data, data, len);
+    wm_sha256_digest(data, len, digest);
+    wm_hex_encode(digest, 16, hex);
+    snprintf(b->etag, sizeof(b->etag), "\"%s\"", hex);
+    return b;
+}
+
+wm_blob *
+wm_blob_ref(wm_blob *b)
+{
+    if (b != NULL)
+        atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+void
+wm_blob_release(wm_blob *b)
+{
+    if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+int
+wm_spool_open(const char *dir)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/spool-XXXXXX", dir) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
+wm_download *
+wm_download_new(const char *dir, const uint8_t *sha, const char *filename,
+                uint64_t total, int source)
+{
+    wm_download *d = calloc(1, sizeof(*d));
+
+    if (d == NULL)
+        return NULL;
+    d->fd = wm_spool_open(dir);
+    if (d->fd < 0) {
+        free(d);
+        return NULL;
+    }
+    atomic_init(&d->refs, 1);
+    atomic_init(&d->received, 0);
+    atomic_init(&d->total, total);
+    atomic_init(&d->state, WM_DL_RUNNING);
+    atomic_init(&d->source, source);
+    memcpy(d->sha256, sha, WM_SHA256_LEN);
+    snprintf(d->filename, sizeof(d->filename), "%s", filename);
+    return d;
+}
+
+wm_download *
+wm_download_ref(wm_download *d)
+{
+    if (d != NULL)
+        atomic_fetch_add(&d->refs, 1);
+    return d;
+}
+
+void
+wm_download_release(wm_download *d)
+{
+    if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
+    if (d->fd >= 0)
+        close(d->fd);
+    free(d);
+}
+
+uint64_t
+wm_download_available(wm_download *d)
+{
+    uint64_t got = atomic_load(&d->received), total = atomic_load(&d->total);
+
+    if (atomic_load(&d->state) == WM_DL_VERIFIED)
+        return got;
+    /* The last byte of what is stated, too: a source may send more than
+     * it said, and a client must never get a whole body unverified. */
+    if (total != WM_SIZE_UNKNOWN && total < got)
+        got = total;
+    return got > 0 ? got - 1 : 0;
+}
+
+ssize_t
+wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
+                 char *buf, size_t max)
+{
+    for (;;) {
+        int state = atomic_load(&d->state);
+        uint64_t avail = wm_download_available(d);
+
+        /* A size was promised (Content-Length) and the download now says
+         * another: the promise cannot be kept. */
+        if (state == WM_DL_FAILED ||
+            (promised != WM_SIZE_UNKNOWN &&
+             atomic_load(&d->total) != promised))
+            return -1;
+        if (pos < avail) {
+            size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
+            ssize_t got = pread(d->fd, buf, n, (off_t)pos);
+            return got > 0 ? got : -1;
+        }
+        if (state == WM_DL_VERIFIED)
+            return 0;
+        wm_progress_wait(sub, 200);
+    }
+}
+
+int
+wm_download_wait_start(wm_download *d, void *sub, int64_t limit_ms)
+{
+    for (int64_t waited = 0; waited < limit_ms; waited += 100) {
+        int state = atomic_load(&d->state);
+        if (state == WM_DL_FAILED)
+            return 0;
+        if (state == WM_DL_VERIFIED || wm_download_available(d) > 0)
+            return 1;
+        wm_progress_wait(sub, 100);
+    }
+    return 0;
+}
+
+void
+wm_download_fail(wm_download *d, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (atomic_load(&d->state) != WM_DL_RUNNING)
+        return;
+    d->status = status;
+    va_start(ap, fmt);
+    vsnprintf(d->why, sizeof(d->why), fmt, ap);
+    va_end(ap);
+    atomic_store(&d->state, WM_DL_FAILED);
+}
+
+void
+wm_progress_publish(void *pub, const uint8_t *sha)
+{
+    zmq_send(pub, sha, WM_SHA256_LEN, ZMQ_DONTWAIT);
+}
+
+void *
+wm_progress_subscribe(void *zmq, const uint8_t *sha)
+{
+    void *sub = zmq_socket(zmq, ZMQ_SUB);
+    int linger = 0;
+
+    if (sub == NULL)
+        return NULL;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_setsockopt(sub, ZMQ_SUBSCRIBE, sha, WM_SHA256_LEN) != 0 ||
+        zmq_connect(sub, WM_PROGRESS_ENDPOINT) != 0) {
+        zmq_close(sub);
+        return NULL;
+    }
+    return sub;
+}
+
+void
+wm_progress_wait(void *sub, int timeout_ms)
+{
+    zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
+    char drain[WM_SHA256_LEN];
+
+    if (sub == NULL) {
+        usleep((useconds_t)timeout_ms * 1000);
+        return;
+    }
+    if (zmq_poll(&item, 1, timeout_ms) > 0)
+        while (zmq_recv(sub, drain, sizeof(drain), ZMQ_DONTWAIT) >= 0)
+            ; /* any notice means "look again"; take them all */
+}
+
+void
+wm_progress_close(void *sub)
+{
+    if (sub != NULL)
+        zmq_close(sub);
+}

@@ -1,0 +1,646 @@
+/*
+ * SWIM membership with signed statements. The rules that keep one hostile
+ * member from moving another:
+ * - an ALIVE update is taken only with a valid signature of the member it
+ *   is about, and only when its incarnation is newer than the one known;
+ * - SUSPECT and DEAD reports count only at the incarnation known, so a
+ *   report can never push a member's incarnation up (nor to the wrap);
+ * - a node refutes a report about its own current incarnation by signing
+ *   the next one; values at or past WM_WIRE_COUNTER_MAX never decode.
+ */
+#include "membership.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+
+#define PROBE_MS         1000
+#define PROBE_TIMEOUT_MS 500
+#define DEAD_PROBE_MS    5000
+#define FANOUT           3
+#define MAX_QUEUED       32
+#define MAX_RELAYS       16
+#define PIGGYBACK        8 /* updates per probe message, ours included */
+
+struct queued {
+    wm_member_update u;
+    int left;
+};
+
+/* A probe this node makes for another (PING_REQ). */
+struct relay {
+    uint32_t seq_out;
+    wm_member *requester;
+    uint32_t seq_in;
+    int64_t expires;
+};
+
+struct wm_members {
+    const wm_identity *self;
+    uint8_t self_id[WM_ID_LEN];
+    wm_alive self_alive;
+    wm_members_io io;
+    wm_member **members;
+    size_t n, cap;
+    struct queued queue[MAX_QUEUED];
+    size_t nqueued;
+    struct relay relays[MAX_RELAYS];
+    uint32_t seq;
+    size_t cursor;
+    int64_t next_probe, next_dead_probe;
+    uint64_t rng;
+    uint64_t rejected;
+    wm_msg *out;
+};
+
+const char *
+wm_member_state_name(int state)
+{
+    static const char *const names[] = {"alive", "suspect", "dead"};
+
+    return state >= 0 && state <= WM_DEAD ? names[state] : "?";
+}
+
+/* xorshift64*: cheap, and repeatable from a seed (the simulator). */
+static uint64_t
+rnd(wm_members *ms)
+{
+    ms->rng ^= ms->rng >> 12;
+    ms->rng ^= ms->rng << 25;
+    ms->rng ^= ms->rng >> 27;
+    return ms->rng * 2685821657736338717ULL;
+}
+
+static int
+is_self(const wm_members *ms, const uint8_t *id)
+{
+    return memcmp(id, ms->self_id, WM_ID_LEN) == 0;
+}
+
+static void
+sign_self(wm_members *ms)
+{
+    wm_alive_sign(ms->self, &ms->self_alive);
+}
+
+/* Copies S into the array DST of CAP bytes, keeping printable ASCII only
+ * (a node name from the config may hold anything). */
+static void
+copy_printable(char *dst, size_t cap, const char *s)
+{
+    size_t i = 0;
+
+    for (; s != NULL && s[i] != '\0' && i + 1 < cap; i++)
+        dst[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    dst[i] = '\0';
+}
+
+wm_members *
+wm_members_new(const wm_identity *self, const char *addr, const char *name,
+               uint64_t incarnation, const wm_members_io *io, uint64_t seed)
+{
+    wm_members *ms = calloc(1, sizeof(*ms));
+
+    if (ms == NULL || (ms->out = calloc(1, sizeof(wm_msg))) == NULL) {
+        free(ms);
+        return NULL;
+    }
+    ms->self = self;
+    memcpy(ms->self_id, wm_identity_pubkey(self), WM_ID_LEN);
+    ms->io = *io;
+    ms->rng = seed | 1;
+    if (incarnation == 0 || incarnation >= WM_WIRE_COUNTER_MAX)
+        incarnation = 1;
+    ms->self_alive.incarnation = incarnation;
+    snprintf(ms->self_alive.addr, sizeof(ms->self_alive.addr), "%s", addr);
+    copy_printable(ms->self_alive.name, sizeof(ms->self_alive.name), name);
+    sign_self(ms);
+    return ms;
+}
+
+void
+wm_members_destroy(wm_members **msp)
+{
+    wm_members *ms;
+
+    if (msp == NULL || *msp == NULL)
+        return;
+    ms = *msp;
+    for (size_t i = 0; i < ms->n; i++)
+        free(ms->members[i]);
+    free(ms->members);
+    free(ms->out);
+    free(ms);
+    *msp = NULL;
+}
+
+wm_member *
+wm_members_get(const wm_members *ms, const uint8_t *id)
+{
+    /* Linear: a fleet has at most a few hundred members, and a lookup
+     * costs far less than the message that asked for it. */
+    for (size_t i = 0; i < ms->n; i++)
+        if (memcmp(ms->members[i]->id, id, WM_ID_LEN) == 0)
+            return ms->members[i];
+    return NULL;
+}
+
+wm_member *
+wm_members_add(wm_members *ms, const uint8_t *id, int64_t now)
+{
+    wm_member *m = wm_members_get(ms, id);
+
+    if (m != NULL)
+        return m->trusted ? m : NULL;
+    if (is_self(ms, id) || !ms->io.trusted(ms->io.arg, id))
+        return NULL;
+    if (ms->n == ms->cap) {
+        size_t cap = ms->cap ? 2 * ms->cap : 16;
+        wm_member **grown = realloc(ms->members, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        ms->members = grown;
+        ms->cap = cap;
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    memcpy(m->id, id, WM_ID_LEN);
+    wm_hex_encode(id, WM_ID_LEN, m->hex);
+    m->state = WM_ALIVE;
+    m->trusted = 1;
+    m->last_heard = m->state_since = now;
+    ms->members[ms->n++] = m;
+    return m;
+}
+
+size_t
+wm_members_count(const wm_members *ms)
+{
+    return ms->n;
+}
+
+wm_member *
+wm_members_at(const wm_members *ms, size_t i)
+{
+    return ms->members[i];
+}
+
+int
+wm_member_usable(const wm_member *m)
+{
+    return m != NULL && m->trusted && m->state != WM_DEAD && m->connected;
+}
+
+uint64_t
+wm_members_incarnation(const wm_members *ms)
+{
+    return ms->self_alive.incarnation;
+}
+
+uint64_t
+wm_members_rejected(const wm_members *ms)
+{
+    return ms->rejected;
+}
+
+/* --- dissemination */
+
+static size_t
+retransmits(const wm_members *ms)
+{
+    size_t n = ms->n + 1, r = 1;
+
+    while (n >= 10) { /* ceil(log10(N + 1)) */
+        n /= 10;
+        r++;
+    }
+    return 4 * r;
+}
+
+/* Queues what this node knows of M (or of itself, when M is NULL) to
+ * ride on the next probes. */
+static void
+enqueue(wm_members *ms, const wm_member *m)
+{
+    const uint8_t *id = m != NULL ? m->id : ms->self_id;
+    struct queued *q = NULL;
+
+    if (m != NULL && m->state == WM_ALIVE && !m->has_alive)
+        return; /* nothing signed to pass on */
+    for (size_t i = 0; i < ms->nqueued; i++)
+        if (memcmp(ms->queue[i].u.id, id, WM_ID_LEN) == 0)
+            q = &ms->queue[i];
+    if (q == NULL) {
+        if (ms->nqueued == MAX_QUEUED) { /* drop the oldest */
+            memmove(ms->queue, ms->queue + 1,
+                    (MAX_QUEUED - 1) * sizeof(*ms->queue));
+            ms->nqueued--;
+        }
+        q = &ms->queue[ms->nqueued++];
+    }
+    memset(q, 0, sizeof(*q));
+    memcpy(q->u.id, id, WM_ID_LEN);
+    if (m == NULL) {
+        q->u.state = WM_ALIVE;
+        q->u.incarnation = ms->self_alive.incarnation;
+        q->u.alive = ms->self_alive;
+    } else {
+        q->u.state = (uint8_t)m->state;
+        q->u.incarnation = m->incarnation;
+        if (m->state == WM_ALIVE)
+            q->u.alive = m->alive;
+    }
+    q->left = (int)retransmits(ms);
+}
+
+/* Fills M's updates: this node's statement first, then queued changes. */
+static void
+piggyback(wm_members *ms, wm_msg *m)
+{
+    wm_member_update *self = &m->updates[0];
+
+    memset(self, 0, sizeof(*self));
+    memcpy(self->id, ms->self_id, WM_ID_LEN);
+    self->state = WM_ALIVE;
+    self->incarnation = ms->self_alive.incarnation;
+    self->alive = ms->self_alive;
+    m->nupdates = 1;
+    for (size_t i = 0; i < ms->nqueued && m->nupdates < PIGGYBACK;) {
+        m->updates[m->nupdates++] = ms->queue[i].u;
+        if (--ms->queue[i].left <= 0)
+            ms->queue[i] = ms->queue[--ms->nqueued];
+        else
+            i++;
+    }
+}
+
+static void
+set_state(wm_members *ms, wm_member *m, int state, int64_t now)
+{
+    if (m->state == state)
+        return;
+    wm_info("cluster: %.16s (%s) at %s is %s", m->hex,
+            m->has_alive && m->alive.name[0] ? m->alive.name : "?",
+            m->has_alive ? m->alive.addr : "?", wm_member_state_name(state));
+    m->state = state;
+    m->state_since = now;
+    enqueue(ms, m);
+    if (ms->io.changed != NULL)
+        ms->io.changed(ms->io.arg, m);
+}
+
+void
+wm_members_heard(wm_members *ms, wm_member *m, int64_t now)
+{
+    m->last_heard = now;
+    if (m->state != WM_ALIVE && m->trusted)
+        set_state(ms, m, WM_ALIVE, now);
+}
+
+/* Someone says this node is suspect or dead at INC. */
+static void
+refute(wm_members *ms, uint64_t inc)
+{
+    if (inc != ms->self_alive.incarnation ||
+        inc + 1 >= WM_WIRE_COUNTER_MAX)
+        return;
+    ms->self_alive.incarnation = inc + 1;
+    sign_self(ms);
+    if (ms->io.incarnation != NULL)
+        ms->io.incarnation(ms->io.arg, inc + 1);
+    enqueue(ms, NULL);
+}
+
+static void
+take_alive(wm_members *ms, wm_member *m, const wm_member_update *u,
+           int64_t now)
+{
+    int moved = !m->has_alive || strcmp(m->alive.addr, u->alive.addr) != 0;
+
+    m->alive = u->alive;
+    m->has_alive = 1;
+    if (u->incarnation > m->incarnation || m->state == WM_ALIVE) {
+        m->incarnation = u->incarnation;
+        if (m->state != WM_ALIVE)
+            set_state(ms, m, WM_ALIVE, now);
+        else
+            enqueue(ms, m);
+    }
+    if (moved && ms->io.connect != NULL)
+        ms->io.connect(ms->io.arg, m);
+}
+
+static void
+apply(wm_members *ms, const wm_member_update *u, int64_t now)
+{
+    wm_member *m;
+
+    if (is_self(ms, u->id)) {
+        if (u->state != WM_ALIVE)
+            refute(ms, u->incarnation);
+        return;
+    }
+    m = wm_members_get(ms, u->id);
+    if (m != NULL && !m->trusted)
+        return;
+    if (u->state == WM_ALIVE) {
+        int newer = m == NULL || !m->has_alive ||
+                    u->incarnation > m->incarnation;
+        if (!newer)
+            return;
+        if (!wm_alive_valid(u->id, &u->alive)) {
+            ms->rejected++;
+            return;
+        }
+        if (m == NULL) {
+            m = wm_members_add(ms, u->id, now);
+            if (m == NULL)
+                return; /* untrusted: ignored */
+            m->incarnation = u->incarnation;
+            wm_info("cluster: learned of %.16s (%s) at %s", m->hex,
+                    u->alive.name[0] ? u->alive.name : "?", u->alive.addr);
+        }
+        take_alive(ms, m, u, now);
+        return;
+    }
+    /* A report: it counts at the incarnation the member last signed. */
+    if (m == NULL || u->incarnation != m->incarnation)
+        return;
+    if (u->state > m->state)
+        set_state(ms, m, u->state, now);
+}
+
+static void
+apply_all(wm_members *ms, const wm_msg *msg, int64_t now)
+{
+    for (size_t i = 0; i < msg->nupdates; i++)
+        apply(ms, &msg->updates[i], now);
+}
+
+/* --- probes */
+
+static void
+send_ping(wm_members *ms, wm_member *to, int type, uint32_t seq,
+          const uint8_t *target)
+{
+    wm_msg *msg = ms->out;
+
+    memset(msg, 0, offsetof(wm_msg, digest));
+    msg->type = (uint8_t)type;
+    msg->seq = seq;
+    if (target != NULL)
+        memcpy(msg->target, target, WM_ID_LEN);
+    piggyback(ms, msg);
+    ms->io.send(ms->io.arg, to, msg);
+}
+
+void
+wm_members_ping(wm_members *ms, wm_msg *m)
+{
+    memset(m, 0, offsetof(wm_msg, digest));
+    m->type = WM_MSG_PING;
+    m->seq = ++ms->seq;
+    piggyback(ms, m);
+}
+
+void
+wm_members_introduce(wm_members *ms, wm_member *to)
+{
+    wm_msg *msg = ms->out;
+    size_t i = 0;
+
+    do {
+        memset(msg, 0, offsetof(wm_msg, digest));
+        msg->type = WM_MSG_PING;
+        msg->seq = ++ms->seq;
+        piggyback(ms, msg);
+        msg->nupdates = 1; /* ours only; then everyone we know */
+        for (; i < ms->n && msg->nupdates < WM_WIRE_MAX_UPDATES; i++) {
+            const wm_member *m = ms->members[i];
+            wm_member_update *u = &msg->updates[msg->nupdates];
+            if (m == to || !m->trusted || !m->has_alive)
+                continue;
+            memset(u, 0, sizeof(*u));
+            memcpy(u->id, m->id, WM_ID_LEN);
+            u->state = WM_ALIVE;
+            u->incarnation = m->alive.incarnation;
+            u->alive = m->alive;
+            msg->nupdates++;
+        }
+        ms->io.send(ms->io.arg, to, msg);
+    } while (i < ms->n);
+}
+
+size_t
+wm_members_pick(wm_members *ms, const wm_member *except, wm_member **out,
+                size_t want)
+{
+    size_t n = 0, tries = 0;
+
+    while (n < want && ms->n > 0 && tries++ < 4 * ms->n + 4) {
+        wm_member *m = ms->members[rnd(ms) % ms->n];
+        int dup = 0;
+        if (!wm_member_usable(m) || m == except || m->state != WM_ALIVE)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            dup |= out[i] == m;
+        if (!dup)
+            out[n++] = m;
+    }
+    return n;
+}
+
+static void
+probe_next(wm_members *ms, int64_t now)
+{
+    for (size_t tries = 0; tries < ms->n; tries++) {
+        wm_member *m = ms->members[ms->cursor++ % ms->n];
+        if (!wm_member_usable(m) || m->probing)
+            continue;
+        m->probe_seq = ++ms->seq;
+        m->probe_sent = now;
+        m->probing = 1;
+        m->indirect_sent = 0;
+        send_ping(ms, m, WM_MSG_PING, m->probe_seq, NULL);
+        return;
+    }
+}
+
+static int64_t
+suspicion_ms(const wm_members *ms)
+{
+    size_t n = ms->n + 1;
+    int64_t k = 1;
+
+    while (n >= 10) { /* max(1, log10 N) */
+        n /= 10;
+        k++;
+    }
+    return 4 * k * PROBE_MS;
+}
+
+static void
+check_probes(wm_members *ms, int64_t now)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        wm_member *m = ms->members[i];
+        if (m->probing && !m->indirect_sent &&
+            now - m->probe_sent >= PROBE_TIMEOUT_MS) {
+            wm_member *via[FANOUT];
+            size_t k = wm_members_pick(ms, m, via, FANOUT);
+            for (size_t j = 0; j < k; j++)
+                send_ping(ms, via[j], WM_MSG_PING_REQ, m->probe_seq, m->id);
+            m->indirect_sent = 1;
+        }
+        if (m->probing && now - m->probe_sent >= 2 * PROBE_MS) {
+            m->probing = 0;
+            m->failures++;
+            if (m->state == WM_ALIVE)
+                set_state(ms, m, WM_SUSPECT, now);
+        }
+        if (m->state == WM_SUSPECT &&
+            now - m->state_since >= suspicion_ms(ms))
+            set_state(ms, m, WM_DEAD, now);
+    }
+}
+
+int64_t
+wm_members_tick(wm_members *ms, int64_t now)
+{
+    if (now >= ms->next_probe) {
+        ms->next_probe = now + PROBE_MS;
+        probe_next(ms, now);
+    }
+    check_probes(ms, now);
+    /* Dead members are asked now and then, so one that comes back is
+     * seen. */
+    if (now >= ms->next_dead_probe) {
+        ms->next_dead_probe = now + DEAD_PROBE_MS;
+        for (size_t i = 0; i < ms->n; i++) {
+            wm_member *m = ms->members[i];
+            if (m->trusted && m->state == WM_DEAD && m->connected)
+                send_ping(ms, m, WM_MSG_PING, ++ms->seq, NULL);
+        }
+    }
+    return ms->next_probe < now + PROBE_TIMEOUT_MS / 5
+               ? ms->next_probe
+               : now + PROBE_TIMEOUT_MS / 5;
+}
+
+static void
+on_ping_req(wm_members *ms, wm_member *from, const wm_msg *msg, int64_t now)
+{
+    wm_member *target = wm_members_get(ms, msg->target);
+    struct relay *r = NULL;
+
+    if (!wm_member_usable(target) || from == NULL)
+        return;
+    for (size_t i = 0; i < MAX_RELAYS; i++)
+        if (ms->relays[i].requester == NULL || ms->relays[i].expires < now)
+            r = &ms->relays[i];
+    if (r == NULL)
+        return;
+    r->seq_out = ++ms->seq;
+    r->requester = from;
+    r->seq_in = msg->seq;
+    r->expires = now + PROBE_MS;
+    send_ping(ms, target, WM_MSG_PING, r->seq_out, NULL);
+}
+
+static void
+on_ack(wm_members *ms, wm_member *from, const wm_msg *msg, int64_t now)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        wm_member *m = ms->members[i];
+        if (m->probing && m->probe_seq == msg->seq &&
+            (m == from || m->indirect_sent)) {
+            m->probing = 0;
+            wm_members_heard(ms, m, now);
+        }
+    }
+    for (size_t i = 0; i < MAX_RELAYS; i++) {
+        struct relay *r = &ms->relays[i];
+        if (r->requester != NULL && r->seq_out == msg->seq &&
+            r->expires >= now) {
+            send_ping(ms, r->requester, WM_MSG_ACK, r->seq_in, NULL);
+            r->requester = NULL;
+        }
+    }
+}
+
+int
+wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
+                   int64_t now, wm_msg *reply)
+{
+    apply_all(ms, msg, now);
+    switch (msg->type) {
+    case WM_MSG_PING:
+        memset(reply, 0, offsetof(wm_msg, digest));
+        reply->type = WM_MSG_ACK;
+        reply->seq = msg->seq;
+        piggyback(ms, reply);
+        return 1;
+    case WM_MSG_ACK:
+        on_ack(ms, from, msg, now);
+        return 0;
+    case WM_MSG_PING_REQ:
+        on_ping_req(ms, from, msg, now);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+wm_member *
+wm_members_designee(const wm_members *ms, const uint8_t *sha)
+{
+    uint8_t buf[WM_ID_LEN + 32], best[32], score[32];
+    wm_member *who = NULL;
+
+    memcpy(buf, ms->self_id, WM_ID_LEN);
+    memcpy(buf + WM_ID_LEN, sha, 32);
+    wm_sha256_digest(buf, sizeof(buf), best);
+    for (size_t i = 0; i < ms->n; i++) {
+        wm_member *m = ms->members[i];
+        if (!wm_member_usable(m) || m->state != WM_ALIVE)
+            continue;
+        memcpy(buf, m->id, WM_ID_LEN);
+        wm_sha256_digest(buf, sizeof(buf), score);
+        if (memcmp(score, best, 32) > 0) {
+            memcpy(best, score, 32);
+            who = m;
+        }
+    }
+    return who;
+}
+
+void
+wm_members_retrust(wm_members *ms, int64_t now)
+{
+    for (size_t i = 0; i < ms->n; i++) {
+        wm_member *m = ms->members[i];
+        int trusted = ms->io.trusted(ms->io.arg, m->id);
+        if (trusted == m->trusted)
+            continue;
+        m->trusted = trusted;
+        if (!trusted) {
+            wm_info("cluster: %.16s is no longer trusted", m->hex);
+            m->state = WM_DEAD;
+            m->state_since = now;
+            m->probing = 0;
+            for (size_t k = 0; k < MAX_RELAYS; k++)
+                if (ms->relays[k].requester == m)
+                    ms->relays[k].requester = NULL;
+        } else {
+            m->state = WM_ALIVE; /* trusted again: probes will tell */
+            m->state_since = m->last_heard = now;
+        }
+        if (ms->io.changed != NULL)
+            ms->io.changed(ms->io.arg, m);
+    }
+}

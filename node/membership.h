@@ -1,0 +1,121 @@
+/*
+ * Cluster membership, SWIM-style: a probe a second, indirect probes
+ * through three others, suspect, then dead; changes ride on probe traffic.
+ * A member's address, name and incarnation are its own statement, signed
+ * by it: nobody else can move it. Others may only report that a member
+ * seems suspect or dead at the incarnation it last signed, and the member
+ * refutes that by signing a higher one.
+ *
+ * Pure state: no sockets and no clock. Messages go out through the io
+ * functions; the caller passes the time in.
+ */
+#ifndef WM_MEMBERSHIP_H
+#define WM_MEMBERSHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "wire.h"
+
+/* A member as this node sees it. Other modules read it and may bump the
+ * counters; membership writes the rest (and the transport CONNECTED). */
+typedef struct wm_member {
+    uint8_t id[WM_ID_LEN];
+    char hex[WM_PUBKEY_HEX];
+    int state; /* enum wm_member_state */
+    uint64_t incarnation;
+    wm_alive alive; /* its latest signed statement, if HAS_ALIVE */
+    int has_alive;
+    int trusted;   /* cleared when its key leaves trusted_keys */
+    int connected; /* the transport has a socket to its address */
+    int64_t last_heard, state_since;
+    /* the current probe */
+    uint32_t probe_seq;
+    int64_t probe_sent;
+    int probing, indirect_sent;
+    int64_t digest_sent; /* last full digest sent in answer to it */
+    /* counters */
+    uint64_t bytes_in, bytes_out, failures, bad_chunks;
+} wm_member;
+
+typedef struct wm_members_io {
+    void *arg;
+    /* Sends M to member TO (best effort). */
+    void (*send)(void *arg, wm_member *to, const wm_msg *m);
+    /* TO's address is new or changed: (re)connect to it. */
+    void (*connect)(void *arg, wm_member *to);
+    /* M's state changed. */
+    void (*changed)(void *arg, wm_member *m);
+    /* True when ID's key is trusted. */
+    int (*trusted)(void *arg, const uint8_t *id);
+    /* This node's incarnation changed: keep it across restarts. */
+    void (*incarnation)(void *arg, uint64_t inc);
+} wm_members_io;
+
+typedef struct wm_members wm_members;
+
+/* Membership for node SELF, reachable at ADDR, called NAME, starting at
+ * INCARNATION (one more than the last run's). SEED seeds its random
+ * choices. NULL when out of memory. */
+wm_members *wm_members_new(const wm_identity *self, const char *addr,
+                           const char *name, uint64_t incarnation,
+                           const wm_members_io *io, uint64_t seed);
+void wm_members_destroy(wm_members **ms);
+
+/* The member ID, or NULL. */
+wm_member *wm_members_get(const wm_members *ms, const uint8_t *id);
+
+/* The member ID, added (alive, no address yet) when new and trusted; NULL
+ * when untrusted, ID is this node, or out of memory. */
+wm_member *wm_members_add(wm_members *ms, const uint8_t *id, int64_t now);
+
+size_t wm_members_count(const wm_members *ms);
+wm_member *wm_members_at(const wm_members *ms, size_t i);
+
+/* True when M may be asked for anything: trusted, not dead, connected. */
+int wm_member_usable(const wm_member *m);
+
+/* M just spoke to us: direct evidence that it is alive. */
+void wm_members_heard(wm_members *ms, wm_member *m, int64_t now);
+
+/* Handles a PING, ACK or PING_REQ from FROM (NULL: from a seed not yet
+ * identified). For a PING, fills REPLY with the ACK to send back and
+ * returns 1; else returns 0. */
+int wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
+                       int64_t now, wm_msg *reply);
+
+/* Fills M (a PING) with this node's statement and queued changes, as the
+ * first message to a seed. */
+void wm_members_ping(wm_members *ms, wm_msg *m);
+
+/* Sends TO every member this node knows, so a node that joins through one
+ * seed learns the whole cluster in one round trip. */
+void wm_members_introduce(wm_members *ms, wm_member *to);
+
+/* Probes, timeouts, suspicion and dead re-probes due at NOW. Returns the
+ * time of the next one. */
+int64_t wm_members_tick(wm_members *ms, int64_t now);
+
+/* Up to WANT random alive, usable members other than EXCEPT into OUT. */
+size_t wm_members_pick(wm_members *ms, const wm_member *except,
+                       wm_member **out, size_t want);
+
+/* The member that fetches SHA from upstream for everyone: the highest
+ * sha256(id || sha) among the live members and this node. NULL: this
+ * one. */
+wm_member *wm_members_designee(const wm_members *ms, const uint8_t *sha);
+
+/* Asks io->trusted about every member again (after a reload): one that
+ * is no longer trusted is dead to this node and ignored from now on. */
+void wm_members_retrust(wm_members *ms, int64_t now);
+
+/* This node's current incarnation, and updates refused (bad signatures,
+ * forged statements). */
+uint64_t wm_members_incarnation(const wm_members *ms);
+uint64_t wm_members_rejected(const wm_members *ms);
+
+/* "alive", "suspect", "dead". */
+const char *wm_member_state_name(int state);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * Chunked fetches from peers. Per fetch: a state per chunk (to ask, asked
+ * of whom and when, done), the holders with their windows, the chunk map
+ * once a holder sent one that hashes to the signed root, and the in-order
+ * prefix: chunks that follow it are hashed into the whole-file hash (from
+ * the bytes in hand when the chunk is next, else read back from the
+ * spool) and made readable.
+ */
+#include "peerfetch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hash.h"
+#include "log.h"
+
+#define WINDOW           8
+#define MAX_HOLDERS      8
+#define CHUNK_TIMEOUT_MS 5000
+#define LATER_RETRY_MS   100
+#define MAP_TIMEOUT_MS   3000
+
+enum { TO_ASK = 0, ASKED = 1, DONE = 2 };
+
+struct holder {
+    wm_member *m;
+    int dropped;
+    int bad; /* sent bytes that fail their hashes */
+    int inflight;
+    int64_t last_reply;  /* a busy holder answers, late; a gone one not */
+    int64_t not_before;  /* after a LATER */
+    int64_t later_since; /* first LATER since its last chunk; 0: none */
+};
+
+struct wm_pfetch {
+    wm_pfetch *next;
+    wm_peerfetch *pf;
+    wm_download *dl;
+    wm_pf_fn done;
+    void *arg;
+    uint64_t size;    /* WM_SIZE_UNKNOWN for a designee fetch */
+    uint64_t cap;
+    uint32_t last;    /* index of the last chunk once known, else UINT32_MAX */
+    uint32_t end;     /* no chunk at or after this (an upper bound) */
+    uint8_t root[32];
+    uint8_t (*map)[32]; /* chunk hashes, NULL until MAPDATA (or designee) */
+    int designee;
+    wm_member *map_from;
+    int64_t map_sent;
+    uint8_t *state;
+    wm_member **asked_of;
+    int64_t *asked_at;
+    size_t cap_chunks;
+    uint32_t prefix; /* chunks hashed in order */
+    wm_sha256 *hash;
+    struct holder holders[MAX_HOLDERS];
+    size_t nholders;
+};
+
+struct wm_peerfetch {
+    wm_transport *t;
+    void *pub;
+    int64_t later_budget_ms;
+    wm_pfetch *list;
+    wm_msg *out;
+    uint64_t ndone, nfailed;
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static wm_pfetch *
+find(const wm_peerfetch *pf, const uint8_t *sha)
+{
+    for (wm_pfetch *f = pf->list; f != NULL; f = f->next)
+        if (memcmp(f->dl->sha256, sha, 32) == 0)
+            return f;
+    return NULL;
+}
+
+static int
+grow(wm_pfetch *f, size_t n)
+{
+    size_t cap = f->cap_chunks;
+    void *p;
+
+    if (n <= cap)
+        return 0;
+    while (cap < n)
+        cap = cap ? 2 * cap : 64;
+    if ((p = realloc(f->state, cap)) == NULL)
+        return -1;
+    f->state = p;
+    if ((p = realloc(f->asked_of, cap * sizeof(*f->asked_of))) == NULL)
+        return -1;
+    f->asked_of = p;
+    if ((p = realloc(f->asked_at, cap * sizeof(*f->asked_at))) == NULL)
+        return -1;
+    f->asked_at = p;
+    memset(f->state + f->cap_chunks, TO_ASK, cap - f->cap_chunks);
+    f->cap_chunks = cap;
+    return 0;
+}
+
+static void
+fetch_free(wm_pfetch *f)
+{
+    wm_download_release(f->dl);
+    wm_sha256_destroy(&f->hash);
+    free(f->map);
+    free(f->state);
+    free(f->asked_of);
+    free(f->asked_at);
+    free(f);
+}
+
+static void
+unlink_fetch(wm_peerfetch *pf, wm_pfetch *f)
+{
+    for (wm_pfetch **p = &pf->list; *p != NULL; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            return;
+        }
+    }
+}
+
+/* Ends F: its completion runs, then F is freed. */
+static void
+finish(wm_pfetch *f, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+finish(wm_pfetch *f, int rc, const char *fmt, ...)
+{
+    wm_peerfetch *pf = f->pf;
+    char why[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    unlink_fetch(pf, f);
+    if (rc == 0)
+        pf->ndone++;
+    else
+        pf->nfailed++;
+    f->done(f->arg, f, rc, why);
+    fetch_free(f);
+}
+
+static struct holder *
+holder_of(wm_pfetch *f, const wm_member *m)
+{
+    for (size_t i = 0; i < f->nholders; i++)
+        if (f->holders[i].m == m)
+            return &f->holders[i];
+    return NULL;
+}
+
+static void
+mark_bad(wm_pfetch *f, const wm_member *m)
+{
+    struct holder *h = holder_of(f, m);
+
+    if (h != NULL)
+        h->bad = 1;
+}
+
+static void
+drop(wm_pfetch *f, wm_member *m, const char *why)
+{
+    struct holder *h = holder_of(f, m);
+
+    if (h == NULL || h->dropped)
+        return;
+    h->dropped = 1;
+    h->inflight = 0;
+    m->failures++;
+    for (size_t i = 0; i < f->cap_chunks; i++)
+        if (f->state[i] == ASKED && f->asked_of[i] == m)
+            f->state[i] = TO_ASK;
+    if (f->map_from == m)
+        f->map_from = NULL;
+    wm_warn("cluster: %s: dropped %.16s for this fetch: %s", f->dl->filename,
+            m->hex, why);
+}
+
+static uint64_t
+chunk_len(const wm_pfetch *f, uint32_t idx)
+{
+    uint64_t off = (uint64_t)idx * WM_CHUNK_SIZE;
+
+    if (f->size == WM_SIZE_UNKNOWN)
+        return WM_CHUNK_SIZE;
+    return f->size - off < WM_CHUNK_SIZE ? f->size - off : WM_CHUNK_SIZE;
+}
+
+/* Moves the prefix over the chunks that now follow it, hashing them (from
+ * CHUNK, the bytes of chunk IDX just received, when it is next), and lets
+ * readers have them. Returns 1 when the wheel is complete, 0 when not
+ * yet, -1 on a read error. */
+static int
+advance(wm_pfetch *f, uint32_t idx, const void *chunk)
+{
+    static uint8_t buf[WM_CHUNK_SIZE]; /* loop thread only */
+    int moved = 0;
+
+    while (f->prefix < f->cap_chunks && f->state[f->prefix] == DONE &&
+           (f->last == UINT32_MAX || f->prefix <= f->last)) {
+        uint64_t len = chunk_len(f, f->prefix);
+        const void *data = chunk;
+        if (f->prefix != idx || chunk == NULL) {
+            if (pread(f->dl->fd, buf, len, (off_t)f->prefix * WM_CHUNK_SIZE) !=
+                (ssize_t)len)
+                return -1;
+            data = buf;
+        }
+        wm_sha256_update(f->hash, data, len);
+        f->prefix++;
+        moved = 1;
+    }
+    if (moved) {
+        uint64_t bytes = (uint64_t)f->prefix * WM_CHUNK_SIZE;
+        if (f->size != WM_SIZE_UNKNOWN && bytes > f->size)
+            bytes = f->size;
+        atomic_store(&f->dl->received, bytes);
+        wm_progress_publish(f->pf->pub, f->dl->sha256);
+    }
+    return f->last != UINT32_MAX && f->prefix > f->last;
+}
+
+/* Every chunk is in: the whole file must hash to the sha256 asked for. */
+static void
+complete(wm_pfetch *f)
+{
+    uint8_t digest[32];
+    char want[WM_SHA256_HEX], got[WM_SHA256_HEX];
+
+    wm_sha256_final(f->hash, digest);
+    wm_sha256_destroy(&f->hash); /* nothing to take over from now */
+    if (memcmp(digest, f->dl->sha256, 32) == 0) {
+        atomic_store(&f->dl->total, f->size);
+        atomic_store(&f->dl->received, f->size);
+        wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers",
+                f->dl->filename, f->size);
+        finish(f, 0, "ok");
+        return;
+    }
+    wm_hex_encode(f->dl->sha256, 32, want);
+    wm_hex_encode(digest, 32, got);
+    wm_error("cluster: %s: sha256 mismatch from peers: want %s, got %s",
+             f->dl->filename, want, got);
+    for (size_t i = 0; i < f->nholders; i++) {
+        f->holders[i].m->bad_chunks++;
+        f->holders[i].bad = 1;
+    }
+    finish(f, -EBADMSG, "the bytes from peers fail their sha256");
+}
+
+static void
+send_fetch(wm_pfetch *f, struct holder *h, uint32_t idx, int64_t now)
+{
+    wm_msg *m = f->pf->out;
+
+    memset(m, 0, sizeof(*m) - sizeof(m->filename));
+    m->type = WM_MSG_FETCH;
+    memcpy(m->sha256, f->dl->sha256, 32);
+    m->idx = idx;
+    m->flags = f->designee ? WM_FETCH_UPSTREAM : 0;
+    snprintf(m->filename, sizeof(m->filename), "%s", f->dl->filename);
+    if (wm_transport_send(f->pf->t, h->m, m, NULL, 0) != 0)
+        return;
+    f->state[idx] = ASKED;
+    f->asked_of[idx] = h->m;
+    f->asked_at[idx] = now;
+    h->inflight++;
+}
+
+static void
+ask_map(wm_pfetch *f, int64_t now)
+{
+    wm_msg *m = f->pf->out;
+
+    if (f->map_from != NULL && now - f->map_sent > MAP_TIMEOUT_MS)
+        drop(f, f->map_from, "no chunk map in time");
+    if (f->map_from != NULL)
+        return;
+    for (size_t i = 0; i < f->nholders; i++) {
+        if (f->holders[i].dropped)
+            continue;
+        memset(m, 0, sizeof(*m) - sizeof(m->filename));
+        m->type = WM_MSG_MAP;
+        memcpy(m->sha256, f->dl->sha256, 32);
+        wm_transport_send(f->pf->t, f->holders[i].m, m, NULL, 0);
+        f->map_from = f->holders[i].m;
+        f->map_sent = now;
+        return;
+    }
+}
+
+/* Keeps every holder's window full; drops holders that stall or keep
+ * answering "later". Returns 0, or -1 when F ended. */
+static int
+fill(wm_pfetch *f, int64_t now)
+{
+    size_t live = 0;
+    uint32_t next = f->prefix;
+
+    /* A chunk not answered in time is asked again (of whoever has room);
+     * its holder is dropped only when it has answered nothing at all for
+     * as long: slow because busy is not gone. */
+    for (size_t i = 0; i < f->cap_chunks; i++) {
+        struct holder *h;
+        if (f->state[i] != ASKED || now - f->asked_at[i] <= CHUNK_TIMEOUT_MS)
+            continue;
+        h = holder_of(f, f->asked_of[i]);
+        if (h == NULL || now - h->last_reply > CHUNK_TIMEOUT_MS) {
+            drop(f, f->asked_of[i], "no answer in time");
+            continue;
+        }
+        f->state[i] = TO_ASK;
+        if (h->inflight > 0)
+            h->inflight--;
+    }
+    for (size_t i = 0; i < f->nholders; i++) {
+        struct holder *h = &f->holders[i];
+        if (!h->dropped && !wm_member_usable(h->m))
+            drop(f, h->m, "not alive");
+        if (!h->dropped && h->later_since != 0 &&
+            now - h->later_since > f->pf->later_budget_ms)
+            drop(f, h->m, "kept answering \"later\"");
+        live += !h->dropped;
+    }
+    if (live == 0) {
+        finish(f, -ENOENT, "no peer could serve it");
+        return -1;
+    }
+    if (!f->designee && f->map == NULL) {
+        ask_map(f, now);
+        return 0;
+    }
+    for (size_t i = 0; i < f->nholders; i++) {
+        struct holder *h = &f->holders[i];
+        if (h->dropped || now < h->not_before)
+            continue;
+        while (h->inflight < WINDOW) {
+            uint32_t end = f->last != UINT32_MAX
+                               ? f->last + 1
+                               : f->prefix + (uint32_t)(WINDOW * f->nholders);
+            if (end > f->end)
+                end = f->end;
+            while (next < end && next < f->cap_chunks &&
+                   f->state[next] != TO_ASK)
+                next++;
+            if (next >= end)
+                break;
+            if (next >= f->cap_chunks && grow(f, (size_t)next + 1) != 0)
+                break;
+            if (f->state[next] != TO_ASK)
+                continue;
+            send_fetch(f, h, next, now);
+            if (f->state[next] == TO_ASK)
+                break; /* could not send */
+        }
+    }
+    return 0;
+}
+
+wm_pfetch *
+wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
+                   const wm_pf_holder *holders, size_t n, uint64_t size,
+                   uint64_t cap, int designee, uint64_t resume, wm_sha256 *hash,
+                   wm_pf_fn done, void *arg)
+{
+    wm_pfetch *f = calloc(1, sizeof(*f));
+    size_t usable = 0;
+
+    for (size_t i = 0; i < n && i < MAX_HOLDERS; i++)
+        usable += wm_member_usable(holders[i].m);
+    if (f == NULL || usable == 0 || resume % WM_CHUNK_SIZE != 0 ||
+        (resume > 0) != (hash != NULL) ||
+        (size != WM_SIZE_UNKNOWN && resume >= size) || resume >= cap)
+        goto fail;
+    f->pf = pf;
+    f->dl = wm_download_ref(dl);
+    f->done = done;
+    f->arg = arg;
+    f->size = size;
+    f->cap = cap;
+    f->designee = designee;
+    f->last = f->end = UINT32_MAX;
+    memcpy(f->root, holders[0].root, 32);
+    if (size != WM_SIZE_UNKNOWN) {
+        uint64_t chunks = (size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
+        if (size == 0 || size > cap || chunks > UINT32_MAX)
+            goto fail;
+        f->last = (uint32_t)chunks - 1;
+    } else {
+        uint64_t chunks = (cap + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
+        /* Nothing past the cap is ever asked for. */
+        f->end = chunks + 1 < UINT32_MAX ? (uint32_t)chunks + 1 : UINT32_MAX;
+    }
+    f->hash = hash != NULL ? hash : wm_sha256_new();
+    hash = NULL;
+    f->prefix = (uint32_t)(resume / WM_CHUNK_SIZE);
+    if (f->hash == NULL ||
+        grow(f, f->last != UINT32_MAX ? f->last + 1 : (size_t)f->prefix + 64))
+        goto fail;
+    memset(f->state, DONE, f->prefix); /* readers have had them */
+    for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++) {
+        f->holders[f->nholders].last_reply = now_ms();
+        f->holders[f->nholders++].m = holders[i].m;
+    }
+    f->next = pf->list;
+    pf->list = f;
+    fill(f, now_ms()); /* a usable holder: it cannot end here */
+    return f;
+fail:
+    wm_sha256_destroy(&hash);
+    if (f != NULL)
+        fetch_free(f);
+    return NULL;
+}
+
+void
+wm_peerfetch_cancel(wm_peerfetch *pf, wm_pfetch *f)
+{
+    if (f == NULL)
+        return;
+    unlink_fetch(pf, f);
+    fetch_free(f);
+}
+
+uint64_t
+wm_pfetch_prefix(const wm_pfetch *f)
+{
+    uint64_t bytes = (uint64_t)f->prefix * WM_CHUNK_SIZE;
+
+    return f->size != WM_SIZE_UNKNOWN && bytes > f->size ? f->size : bytes;
+}
+
+wm_sha256 *
+wm_pfetch_take_hash(wm_pfetch *f)
+{
+    wm_sha256 *h = f->hash;
+
+    f->hash = NULL;
+    return h;
+}
+
+const void *
+wm_pfetch_map(const wm_pfetch *f)
+{
+    return f->map;
+}
+
+int
+wm_pfetch_was_bad(const wm_pfetch *f, const wm_member *m)
+{
+    for (size_t i = 0; i < f->nholders; i++)
+        if (f->holders[i].m == m)
+            return f->holders[i].bad;
+    return 0;
+}
+
+const uint8_t *
+wm_pfetch_root(const wm_pfetch *f)
+{
+    return f->root;
+}
+
+void
+wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
+                        const wm_msg *m, const void *bulk, size_t len)
+{
+    wm_pfetch *f = find(pf, m->sha256);
+    uint8_t digest[32];
+
+    if (f == NULL || f->map != NULL || f->map_from != from->m)
+        return;
+    if (m->status != WM_CHUNK_OK) {
+        drop(f, from->m, "has no chunk map");
+        return;
+    }
+    wm_sha256_digest(bulk, len, digest);
+    if (len != ((size_t)f->last + 1) * 32 || memcmp(digest, f->root, 32) != 0) {
+        from->m->bad_chunks++;
+        mark_bad(f, from->m);
+        drop(f, from->m, "sent a chunk map that fails its signed hash");
+        return;
+    }
+    f->map = malloc(len);
+    if (f->map != NULL)
+        memcpy(f->map, bulk, len);
+    fill(f, now_ms());
+}
+
+/* A designee's chunk IDX of LEN bytes: its size shows only at the end. A
+ * short chunk is the last one; an empty one says the wheel ends before it
+ * (replies to later chunks may overtake the last one's). Returns 1 when
+ * the chunk is data to keep, 0 when it only told where the end is, -1
+ * when it is bad. */
+static int
+designee_chunk(wm_pfetch *f, uint32_t idx, size_t *lenp)
+{
+    size_t len = *lenp;
+
+    if (len > WM_CHUNK_SIZE || (len == 0 && idx == 0))
+        return -1;
+    if ((uint64_t)idx * WM_CHUNK_SIZE + len > f->cap)
+        return -2;
+    if (len == 0) {
+        if (idx < f->end)
+            f->end = idx;
+        for (size_t i = idx; i < f->cap_chunks; i++)
+            if (f->state[i] == TO_ASK)
+                f->state[i] = DONE; /* nothing to ask there */
+        f->state[idx] = DONE;
+        if (f->state[idx - 1] != DONE || f->end != idx)
+            return 0;
+        /* chunk idx-1 was full: the size is a whole number of chunks */
+        f->size = (uint64_t)idx * WM_CHUNK_SIZE;
+        f->last = idx - 1;
+    } else if (len < WM_CHUNK_SIZE) {
+        f->size = (uint64_t)idx * WM_CHUNK_SIZE + len;
+        f->last = idx;
+    } else if (f->end != UINT32_MAX && idx + 1 == f->end) {
+        f->size = (uint64_t)f->end * WM_CHUNK_SIZE; /* full, and last */
+        f->last = idx;
+    }
+    if (f->size != WM_SIZE_UNKNOWN) {
+        atomic_store(&f->dl->total, f->size);
+        for (size_t i = (size_t)f->last + 1; i < f->cap_chunks; i++)
+            if (f->state[i] == TO_ASK)
+                f->state[i] = DONE; /* past the end: nothing to ask */
+    }
+    return len > 0;
+}
+
+void
+wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
+                      const void *bulk, size_t len)
+{
+    wm_pfetch *f = find(pf, m->sha256);
+    struct holder *h;
+    uint32_t idx = m->idx;
+    uint8_t digest[32];
+    int rc;
+
+    if (f == NULL || idx >= f->cap_chunks || f->state[idx] != ASKED ||
+        f->asked_of[idx] != from->m)
+        return; /* late or unasked: ignore */
+    h = holder_of(f, from->m);
+    if (h != NULL && h->inflight > 0)
+        h->inflight--;
+    if (h != NULL)
+        h->last_reply = now_ms();
+    f->state[idx] = TO_ASK;
+    if (m->status == WM_CHUNK_LATER) {
+        int64_t now = now_ms();
+        if (h != NULL) {
+            h->not_before = now + LATER_RETRY_MS;
+            if (h->later_since == 0)
+                h->later_since = now;
+        }
+        return;
+    }
+    if (m->status == WM_CHUNK_BUSY) {
+        drop(f, from->m, "busy");
+        fill(f, now_ms());
+        return;
+    }
+    if (m->status != WM_CHUNK_OK) {
+        drop(f, from->m, "does not have it");
+        fill(f, now_ms());
+        return;
+    }
+    if (h != NULL)
+        h->later_since = 0;
+    if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
+        if (len > 0)
+            goto bad;
+        f->state[idx] = DONE; /* "nothing here": past the end, as we know */
+        fill(f, now_ms());
+        return;
+    }
+    if (f->designee && f->size == WM_SIZE_UNKNOWN) {
+        rc = designee_chunk(f, idx, &len);
+        if (rc == -2) {
+            from->m->bad_chunks++;
+            mark_bad(f, from->m);
+            drop(f, from->m, "sent more than the wheel's size can be");
+            finish(f, -EMSGSIZE, "a peer sent more than %" PRIu64 " bytes",
+                   f->cap);
+            return;
+        }
+        if (rc < 0)
+            goto bad;
+        if (rc == 0) {
+            fill(f, now_ms());
+            return;
+        }
+    } else {
+        /* A designee's chunks are bound by the whole-file hash only; a
+         * holder's also by the chunk map its entry signed. */
+        if (len != chunk_len(f, idx))
+            goto bad;
+        if (f->map != NULL) {
+            wm_sha256_digest(bulk, len, digest);
+            if (memcmp(digest, f->map[idx], 32) != 0)
+                goto bad;
+        }
+    }
+    if (pwrite(f->dl->fd, bulk, len, (off_t)idx * WM_CHUNK_SIZE) !=
+        (ssize_t)len) {
+        finish(f, -EIO, "cannot write the spool file (disk full?)");
+        return;
+    }
+    f->state[idx] = DONE;
+    rc = advance(f, idx, bulk);
+    if (rc < 0)
+        finish(f, -EIO, "cannot read the spool file");
+    else if (rc > 0)
+        complete(f);
+    else
+        fill(f, now_ms());
+    return;
+bad:
+    from->m->bad_chunks++;
+    mark_bad(f, from->m);
+    drop(f, from->m, "sent a bad chunk");
+    fill(f, now_ms());
+}
+
+void
+wm_peerfetch_tick(wm_peerfetch *pf, int64_t now)
+{
+    for (wm_pfetch *f = pf->list, *next; f != NULL; f = next) {
+        next = f->next;
+        fill(f, now);
+    }
+}
+
+void
+wm_peerfetch_counters(const wm_peerfetch *pf, uint64_t *done,
+                      uint64_t *failed)
+{
+    *done = pf->ndone;
+    *failed = pf->nfailed;
+}
+
+wm_peerfetch *
+wm_peerfetch_new(wm_transport *t, void *pub, int64_t later_budget_ms)
+{
+    wm_peerfetch *pf = calloc(1, sizeof(*pf));
+
+    if (pf == NULL || (pf->out = calloc(1, sizeof(wm_msg))) == NULL) {
+        free(pf);
+        return NULL;
+    }
+    pf->t = t;
+    pf->pub = pub;
+    pf->later_budget_ms = later_budget_ms;
+    return pf;
+}
+
+void
+wm_peerfetch_destroy(wm_peerfetch **pfp)
+{
+    wm_peerfetch *pf;
+
+    if (pfp == NULL || *pfp == NULL)
+        return;
+    pf = *pfp;
+    while (pf->list != NULL) {
+        wm_pfetch *f = pf->list;
+        pf->list = f->next;
+        fetch_free(f);
+    }
+    free(pf->out);
+    free(pf);
+    *pfp = NULL;
+}

@@ -1,0 +1,81 @@
+/*
+ * The cluster's sockets, on the node loop: a ZAP handler that admits only
+ * trusted CURVE keys, one ROUTER bound on cluster.listen that peers'
+ * requests arrive on, one DEALER per member for this node's requests and
+ * the answers to them, and seed sockets that find out which trusted key
+ * answers at each seed address. Every message is decoded (wire.h) before
+ * the handler sees it; its sender is the key the ZAP handler admitted,
+ * never anything the peer says.
+ */
+#ifndef WM_TRANSPORT_H
+#define WM_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "membership.h"
+#include "node.h"
+#include "trust.h"
+#include "wire.h"
+
+typedef struct wm_transport wm_transport;
+
+/* Where a message came from and how to answer it. */
+typedef struct wm_from {
+    wm_member *m; /* the sender */
+    void *sock;
+    uint8_t rid[256]; /* routing id on the ROUTER; empty on a DEALER */
+    size_t ridlen;
+} wm_from;
+
+/* Called for every well-formed message, with its bulk frame (CHUNK and
+ * MAPDATA only; else NULL, 0). */
+typedef void (*wm_recv_fn)(void *arg, const wm_from *f, const wm_msg *m,
+                           const void *bulk, size_t blen);
+
+/* Binds the ZAP handler, then the ROUTER on cluster.listen, for NODE;
+ * members come from MS and are checked against T. Returns 0, or a
+ * negative error with *WHY set. */
+int wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *t,
+                     wm_members *ms, wm_recv_fn recv, void *arg,
+                     const char **why);
+void wm_transport_destroy(wm_transport **t);
+
+/* (Re)connects a DEALER to M's signed address, or to ADDR when not NULL
+ * (a seed's). */
+void wm_transport_connect(wm_transport *t, wm_member *m, const char *addr);
+
+/* Closes M's DEALER (it is no longer trusted). */
+void wm_transport_disconnect(wm_transport *t, wm_member *m);
+
+/* Starts trying every seed address with every trusted key (again after a
+ * reload). */
+void wm_transport_seeds(wm_transport *t);
+
+/* Sends M (and BULK) to member TO, or as an answer to F. Never blocks: a
+ * full queue drops the message, which every exchange survives. Returns 0
+ * or -1. */
+int wm_transport_send(wm_transport *t, wm_member *to, const wm_msg *m,
+                      const void *bulk, size_t blen);
+int wm_transport_reply(wm_transport *t, const wm_from *f, const wm_msg *m,
+                       const void *bulk, size_t blen);
+
+/* The address this node gives peers. */
+const char *wm_transport_advertise(const wm_transport *t);
+
+/* Messages refused (malformed, wrong frames, untrusted keys) and bytes. */
+void wm_transport_counters(const wm_transport *t, uint64_t *rejected,
+                           uint64_t *bytes_in, uint64_t *bytes_out);
+
+/* The loop's part. */
+size_t wm_transport_poll(void *t, zmq_pollitem_t *items, size_t max,
+                         long *timeout_ms);
+void wm_transport_dispatch(void *t, const zmq_pollitem_t *items, size_t n);
+
+/* The advertised address from CFG: cluster.advertise, else cluster.listen
+ * with a wildcard host replaced by this host's first address. */
+void wm_transport_derive_advertise(const wm_config *cfg, char *out,
+                                   size_t outsz);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * Unit tests for node/membership, without sockets or a clock: the io
+ * functions record what would be sent, and time is passed in. Signed
+ * statements (only a member moves its own address), reports that count
+ * only at the incarnation a member signed, refutation that never wraps,
+ * the probe cycle (suspect, dead, alive again), the designee, and trust
+ * taken back.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hash.h"
+#include "log.h"
+#include "membership.h"
+
+#define NKEYS 4
+
+static wm_identity *keys[NKEYS]; /* 0 is the node under test */
+static int trusted[NKEYS];
+static int sent, connects, changes;
+static uint64_t saved_incarnation;
+static wm_msg last;
+
+static int
+key_index(const uint8_t *id)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (memcmp(wm_identity_pubkey(keys[i]), id, WM_ID_LEN) == 0)
+            return i;
+    return -1;
+}
+
+static void
+io_send(void *arg, wm_member *to, const wm_msg *m)
+{
+    sent++;
+    last = *m;
+}
+
+static void
+io_connect(void *arg, wm_member *m)
+{
+    connects++;
+    m->connected = 1;
+}
+
+static void
+io_changed(void *arg, wm_member *m)
+{
+    changes++;
+}
+
+static int
+io_trusted(void *arg, const uint8_t *id)
+{
+    int k = key_index(id);
+
+    return k >= 0 && trusted[k];
+}
+
+static void
+io_incarnation(void *arg, uint64_t inc)
+{
+    saved_incarnation = inc;
+}
+
+static wm_members *
+new_members(uint64_t incarnation)
+{
+    wm_members_io io = {NULL, io_send, io_connect, io_changed, io_trusted,
+                        io_incarnation};
+
+    for (int i = 0; i < NKEYS; i++)
+        trusted[i] = 1;
+    sent = connects = changes = 0;
+    return wm_members_new(keys[0], "tcp://10.0.0.1:7391", "self",
+                          incarnation, &io, 42);
+}
+
+/* A message carrying member K's own statement at INC, address ADDR,
+ * signed by SIGNER (K itself, or a forger). */
+static void
+alive_update(wm_msg *m, int k, uint64_t inc, const char *addr, int signer)
+{
+    wm_member_update *u;
+
+    memset(m, 0, sizeof(*m));
+    m->type = WM_MSG_PING;
+    m->seq = 1;
+    m->nupdates = 1;
+    u = &m->updates[0];
+    memcpy(u->id, wm_identity_pubkey(keys[k]), WM_ID_LEN);
+    u->state = WM_ALIVE;
+    u->incarnation = inc;
+    u->alive.incarnation = inc;
+    snprintf(u->alive.addr, sizeof(u->alive.addr), "%s", addr);
+    snprintf(u->alive.name, sizeof(u->alive.name), "agent-%d", k);
+    wm_alive_sign(keys[signer], &u->alive);
+}
+
+static void
+report(wm_msg *m, int k, int state, uint64_t inc)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = WM_MSG_ACK;
+    m->nupdates = 1;
+    memcpy(m->updates[0].id, wm_identity_pubkey(keys[k]), WM_ID_LEN);
+    m->updates[0].state = (uint8_t)state;
+    m->updates[0].incarnation = inc;
+}
+
+static wm_member *
+member(wm_members *ms, int k)
+{
+    return wm_members_get(ms, wm_identity_pubkey(keys[k]));
+}
+
+static void
+test_only_a_member_moves_itself(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    wm_member *b;
+
+    alive_update(&m, 1, 5, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    b = member(ms, 1);
+    assert_non_null(b);
+    assert_string_equal(b->alive.addr, "tcp://10.0.0.2:7391");
+    assert_string_equal(b->alive.name, "agent-1");
+    assert_int_equal(b->incarnation, 5);
+    assert_int_equal(connects, 1);
+
+    /* C forges B's statement with a higher incarnation: refused. */
+    alive_update(&m, 1, WM_WIRE_COUNTER_MAX - 1, "tcp://10.9.9.9:1", 2);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_string_equal(b->alive.addr, "tcp://10.0.0.2:7391");
+    assert_int_equal(b->incarnation, 5);
+    assert_int_equal(wm_members_rejected(ms), 1);
+    assert_int_equal(connects, 1);
+
+    /* An older statement of B's own changes nothing either. */
+    alive_update(&m, 1, 4, "tcp://10.0.0.3:7391", 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_string_equal(b->alive.addr, "tcp://10.0.0.2:7391");
+
+    /* B moves itself with a newer one. */
+    alive_update(&m, 1, 6, "tcp://10.0.0.3:7391", 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_string_equal(b->alive.addr, "tcp://10.0.0.3:7391");
+    assert_int_equal(connects, 2);
+
+    /* An untrusted key's statement adds nobody. */
+    trusted[3] = 0;
+    alive_update(&m, 3, 1, "tcp://10.0.0.4:7391", 3);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_null(member(ms, 3));
+    wm_members_destroy(&ms);
+}
+
+static void
+test_reports_count_at_the_signed_incarnation(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    wm_member *b;
+
+    alive_update(&m, 1, 5, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    b = member(ms, 1);
+    /* A report about an incarnation B never signed does nothing. */
+    report(&m, 1, WM_DEAD, 6);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_int_equal(b->state, WM_ALIVE);
+    assert_int_equal(b->incarnation, 5);
+    /* At the signed one it counts; alive at the same does not undo it. */
+    report(&m, 1, WM_SUSPECT, 5);
+    wm_members_receive(ms, NULL, &m, 10, &reply);
+    assert_int_equal(b->state, WM_SUSPECT);
+    alive_update(&m, 1, 5, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, 20, &reply);
+    assert_int_equal(b->state, WM_SUSPECT);
+    /* B's refutation, one higher, does. */
+    alive_update(&m, 1, 6, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, 30, &reply);
+    assert_int_equal(b->state, WM_ALIVE);
+    assert_int_equal(b->incarnation, 6);
+    wm_members_destroy(&ms);
+}
+
+static void
+test_refutation_never_wraps(void **state)
+{
+    static wm_msg m, reply;
+    wm_members *ms = new_members(7);
+
+    /* A report about our own current incarnation: signed one higher. */
+    report(&m, 0, WM_SUSPECT, 7);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_int_equal(wm_members_incarnation(ms), 8);
+    assert_int_equal(saved_incarnation, 8);
+    /* ... and the statement we send says so, validly signed. */
+    assert_int_equal(wm_members_receive(ms, NULL, &m, 0, &reply), 0);
+    wm_members_ping(ms, &reply);
+    assert_int_equal(reply.updates[0].incarnation, 8);
+    assert_true(wm_alive_valid(wm_identity_pubkey(keys[0]),
+                               &reply.updates[0].alive));
+    /* Reports about other incarnations are not refuted. */
+    report(&m, 0, WM_DEAD, 100);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_int_equal(wm_members_incarnation(ms), 8);
+    wm_members_destroy(&ms);
+
+    /* At the top of the range: one step to the last value, then none. */
+    ms = new_members(WM_WIRE_COUNTER_MAX - 2);
+    report(&m, 0, WM_SUSPECT, WM_WIRE_COUNTER_MAX - 2);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_int_equal(wm_members_incarnation(ms), WM_WIRE_COUNTER_MAX - 1);
+    report(&m, 0, WM_SUSPECT, WM_WIRE_COUNTER_MAX - 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    assert_int_equal(wm_members_incarnation(ms), WM_WIRE_COUNTER_MAX - 1);
+    wm_members_destroy(&ms);
+
+    /* A start at or past the maximum starts again at 1. */
+    ms = new_members(WM_WIRE_COUNTER_MAX);
+    assert_int_equal(wm_members_incarnation(ms), 1);
+    wm_members_destroy(&ms);
+}
+
+static void
+test_probe_cycle(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    wm_member *b;
+    int64_t now = 0;
+
+    alive_update(&m, 1, 1, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, now, &reply);
+    b = member(ms, 1);
+    assert_true(wm_member_usable(b));
+    /* A PING is answered with an ACK of the same seq. */
+    wm_members_ping(ms, &m);
+    assert_int_equal(wm_members_receive(ms, b, &m, now, &reply), 1);
+    assert_int_equal(reply.type, WM_MSG_ACK);
+    assert_int_equal(reply.seq, m.seq);
+    /* Probed, never answers: suspect after two probe periods, then dead
+     * after the suspicion timeout. */
+    sent = 0;
+    wm_members_tick(ms, now);
+    assert_true(sent >= 1);
+    assert_int_equal(last.type, WM_MSG_PING);
+    for (now = 0; now <= 2000; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(b->state, WM_SUSPECT);
+    for (; now <= 2000 + 4000 + 100; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(b->state, WM_DEAD);
+    assert_false(wm_member_usable(b));
+    /* Direct word from it: alive again. */
+    wm_members_heard(ms, b, now);
+    assert_int_equal(b->state, WM_ALIVE);
+    wm_members_destroy(&ms);
+}
+
+static void
+test_designee_and_trust(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    uint8_t sha[32], buf[64], best[32], score[32];
+    int want = 0;
+
+    for (int k = 1; k < NKEYS; k++) {
+        char addr[64];
+        snprintf(addr, sizeof(addr), "tcp://10.0.0.%d:7391", k + 1);
+        alive_update(&m, k, 1, addr, k);
+        wm_members_receive(ms, NULL, &m, 0, &reply);
+    }
+    memset(sha, 0x5a, sizeof(sha));
+    /* The highest sha256(id || sha) wins; NULL when it is this node. */
+    memset(best, 0, sizeof(best));
+    for (int k = 0; k < NKEYS; k++) {
+        memcpy(buf, wm_identity_pubkey(keys[k]), 32);
+        memcpy(buf + 32, sha, 32);
+        wm_sha256_digest(buf, sizeof(buf), score);
+        if (memcmp(score, best, 32) > 0) {
+            memcpy(best, score, 32);
+            want = k;
+        }
+    }
+    if (want == 0)
+        assert_null(wm_members_designee(ms, sha));
+    else
+        assert_ptr_equal(wm_members_designee(ms, sha), member(ms, want));
+    /* A key taken out of trust: dead to us, never picked again. */
+    trusted[want == 0 ? 1 : want] = 0;
+    wm_members_retrust(ms, 100);
+    assert_false(wm_member_usable(member(ms, want == 0 ? 1 : want)));
+    if (want != 0)
+        assert_ptr_not_equal(wm_members_designee(ms, sha), member(ms, want));
+    for (int i = 0; i < 50; i++) {
+        wm_member *out[3];
+        size_t n = wm_members_pick(ms, NULL, out, 3);
+        for (size_t k = 0; k < n; k++)
+            assert_true(out[k]->trusted);
+    }
+    wm_members_destroy(&ms);
+}
+
+static int
+setup(void **state)
+{
+    if (wm_identity_init() != 0)
+        return -1;
+    wm_log_set_level(WM_LOG_ERROR);
+    for (int i = 0; i < NKEYS; i++)
+        if ((keys[i] = wm_identity_generate()) == NULL)
+            return -1;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    for (int i = 0; i < NKEYS; i++)
+        wm_identity_destroy(&keys[i]);
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_only_a_member_moves_itself),
+        cmocka_unit_test(test_reports_count_at_the_signed_incarnation),
+        cmocka_unit_test(test_refutation_never_wraps),
+        cmocka_unit_test(test_probe_cycle),
+        cmocka_unit_test(test_designee_and_trust),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
