@@ -9,13 +9,13 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RECORD_VERSION 3
 #define CHUNKS_PER_TXN 8 /* 8 MiB per commit: the loop stays responsive */
 
 struct wm_store {
@@ -27,6 +27,10 @@ struct wm_store {
     MDB_dbi meta;      /* sha256 -> METADATA */
     MDB_dbi chunkmap;  /* sha256 -> sha256 of each chunk */
     MDB_dbi tables[3]; /* enum wm_table */
+    /* What the file records add up to, kept as writes commit; any thread
+     * may read them. */
+    _Atomic uint64_t held_files, held_bytes;
+    uint64_t swept; /* orphan chunks deleted at open */
 };
 
 struct wm_store_view {
@@ -53,121 +57,35 @@ mdb_to_errno(int rc)
 
 /* --- record encoding: fixed little-endian layout, every length checked */
 
-static uint8_t *
-put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
-}
-
-static uint64_t
-get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-/* Version 3: the claim and Requires-Python. Version 2 records (a node
- * signature where the claim is now) are read as records without a claim. */
-#define RECORD_V2_FIXED                                                        \
-    (1 + 1 + 2 + 2 + 8 + 8 + 8 + WM_PUBKEY_LEN + WM_SIG_LEN + WM_SHA256_LEN +  \
-     4 + WM_SHA256_LEN)
-#define RECORD_FIXED                                                           \
-    (1 + 1 + 2 + 2 + 1 + 8 + 8 + 8 + 1 + WM_PUBKEY_LEN + WM_SIG_LEN +          \
-     WM_SHA256_LEN + 4 + WM_SHA256_LEN)
-#define RECORD_MAX                                                             \
-    (RECORD_FIXED + WM_WHEELNAME_MAX + WM_PROJECT_MAX + WM_PYVER_MAX)
-
-static size_t
-record_encode(const wm_file_info *f, uint8_t out[RECORD_MAX])
-{
-    size_t flen = strlen(f->filename), plen = strlen(f->project);
-    size_t rlen = strnlen(f->requires_python, WM_PYVER_MAX);
-    uint8_t *p = out;
-
-    *p++ = RECORD_VERSION;
-    *p++ = f->source;
-    p = put_le(p, flen, 2);
-    p = put_le(p, plen, 2);
-    p = put_le(p, rlen, 1);
-    p = put_le(p, f->size, 8);
-    p = put_le(p, (uint64_t)f->added, 8);
-    p = put_le(p, (uint64_t)f->last_used, 8);
-    *p++ = f->has_claim ? 1 : 0;
-    memcpy(p, f->claim_publisher, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
-    memcpy(p, f->claim_sig, WM_SIG_LEN), p += WM_SIG_LEN;
-    memcpy(p, f->meta_sha256, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    p = put_le(p, f->meta_size, 4);
-    memcpy(p, f->chunks_root, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    memcpy(p, f->filename, flen), p += flen;
-    memcpy(p, f->project, plen), p += plen;
-    memcpy(p, f->requires_python, rlen), p += rlen;
-    return (size_t)(p - out);
-}
-
-static int
-record_decode_v2(const uint8_t *p, size_t size, wm_file_info *f)
-{
-    size_t flen = get_le(p + 2, 2), plen = get_le(p + 4, 2);
-
-    if (size < RECORD_V2_FIXED || flen > WM_WHEELNAME_MAX ||
-        plen > WM_PROJECT_MAX || size != RECORD_V2_FIXED + flen + plen)
-        return -EBADMSG;
-    f->source = p[1];
-    p += 6;
-    f->size = get_le(p, 8), p += 8;
-    f->added = (int64_t)get_le(p, 8), p += 8;
-    f->last_used = (int64_t)get_le(p, 8), p += 8;
-    p += WM_PUBKEY_LEN + WM_SIG_LEN; /* the old node signature */
-    memcpy(f->meta_sha256, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    f->meta_size = (uint32_t)get_le(p, 4), p += 4;
-    memcpy(f->chunks_root, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    memcpy(f->filename, p, flen), p += flen;
-    memcpy(f->project, p, plen);
-    return 0;
-}
-
-static int
-record_decode(const uint8_t sha[WM_SHA256_LEN], const MDB_val *v,
-              wm_file_info *f)
-{
-    const uint8_t *p = v->mv_data;
-    size_t flen, plen, rlen;
-
-    memset(f, 0, sizeof(*f));
-    memcpy(f->sha256, sha, WM_SHA256_LEN);
-    if (v->mv_size >= 1 && p[0] == 2)
-        return record_decode_v2(p, v->mv_size, f);
-    if (v->mv_size < RECORD_FIXED || p[0] != RECORD_VERSION)
-        return -EBADMSG;
-    flen = get_le(p + 2, 2);
-    plen = get_le(p + 4, 2);
-    rlen = p[6];
-    if (flen > WM_WHEELNAME_MAX || plen > WM_PROJECT_MAX ||
-        rlen > WM_PYVER_MAX || p[31] > 1 ||
-        v->mv_size != RECORD_FIXED + flen + plen + rlen)
-        return -EBADMSG;
-    f->source = p[1];
-    p += 7;
-    f->size = get_le(p, 8), p += 8;
-    f->added = (int64_t)get_le(p, 8), p += 8;
-    f->last_used = (int64_t)get_le(p, 8), p += 8;
-    f->has_claim = *p++;
-    memcpy(f->claim_publisher, p, WM_PUBKEY_LEN), p += WM_PUBKEY_LEN;
-    memcpy(f->claim_sig, p, WM_SIG_LEN), p += WM_SIG_LEN;
-    memcpy(f->meta_sha256, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    f->meta_size = (uint32_t)get_le(p, 4), p += 4;
-    memcpy(f->chunks_root, p, WM_SHA256_LEN), p += WM_SHA256_LEN;
-    memcpy(f->filename, p, flen), p += flen;
-    memcpy(f->project, p, plen), p += plen;
-    memcpy(f->requires_python, p, rlen);
-    return 0;
-}
-
 /* --- open, sweep, close */
+
+/* Sums the file records into the running totals. */
+static int
+count_held(wm_store *s)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    wm_file_info info;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && (rc = mdb_cursor_open(txn, s->files, &cur)) == 0) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != WM_SHA256_LEN ||
+                wm_file_record_decode(k.mv_data, v.mv_data, v.mv_size,
+                                      &info) != 0)
+                continue;
+            s->held_files++;
+            s->held_bytes += info.size;
+        }
+        mdb_cursor_close(cur);
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+}
 
 static void
 chunk_key(uint8_t key[WM_SHA256_LEN + 4], const uint8_t *sha, uint32_t idx)
@@ -274,8 +192,13 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
     if (rc != 0)
         goto err;
     rc = sweep_orphans(s);
+    *why = "cannot sweep orphan chunks";
+    if (rc >= 0) {
+        s->swept = (uint64_t)rc;
+        rc = count_held(s);
+        *why = "cannot read the store's file records";
+    }
     if (rc < 0) {
-        *why = "cannot sweep orphan chunks";
         mdb_env_close(s->env);
         free(s);
         return rc;
@@ -289,6 +212,12 @@ err:
         mdb_env_close(s->env);
     free(s);
     return mdb_to_errno(rc);
+}
+
+uint64_t
+wm_store_swept(const wm_store *s)
+{
+    return s->swept;
 }
 
 void
@@ -321,15 +250,26 @@ drop_chunks(wm_store *s, const uint8_t *sha, uint32_t count)
     mdb_txn_commit(txn);
 }
 
+/* Puts KV in TXN. */
+static int
+put_kv_in(wm_store *s, MDB_txn *txn, const wm_store_kv *kv)
+{
+    MDB_val k = {kv->klen, (void *)kv->key}, v = {kv->vlen, (void *)kv->val};
+
+    if (kv->klen == 0 || kv->klen > 511)
+        return -EINVAL;
+    return mdb_to_errno(mdb_put(txn, s->tables[kv->table], &k, &v, 0));
+}
+
 /* Adds the record, project and name entries and METADATA in TXN. */
 static int
 put_record(wm_store *s, MDB_txn *txn, const wm_file_info *info,
            const void *meta, size_t meta_len)
 {
-    uint8_t rec[RECORD_MAX], pkey[WM_PROJECT_MAX + 1 + WM_WHEELNAME_MAX];
+    uint8_t rec[WM_FILE_RECORD_MAX], pkey[WM_PROJECT_MAX + 1 + WM_WHEELNAME_MAX];
     size_t plen = strlen(info->project), flen = strlen(info->filename);
     MDB_val sk = {WM_SHA256_LEN, (void *)info->sha256};
-    MDB_val rv = {record_encode(info, rec), rec};
+    MDB_val rv = {wm_file_record_encode(info, rec), rec};
     MDB_val pk = {plen + 1 + flen, pkey};
     MDB_val nk = {flen, (void *)info->filename};
     MDB_val mv = {meta_len, (void *)meta};
@@ -372,6 +312,8 @@ struct wm_store_writer {
     wm_sha256 *hash;               /* NULL: the caller verified the bytes */
     uint32_t nchunks, next;        /* chunks in all, next to write */
     int done;
+    wm_store_journal_fn journal; /* a record for the last transaction */
+    void *journal_arg;
 };
 
 int
@@ -449,7 +391,19 @@ writer_finish(wm_store_writer *w, MDB_txn *txn)
     rc = mdb_to_errno(mdb_put(txn, w->s->chunkmap, &k, &v, 0));
     if (rc == 0)
         rc = put_record(w->s, txn, info, w->meta, w->meta_len);
+    if (rc == 0 && w->journal != NULL) {
+        wm_store_kv kv;
+        int j = w->journal(w->journal_arg, info, &kv);
+        rc = j == 1 ? put_kv_in(w->s, txn, &kv) : j;
+    }
     return rc;
+}
+
+void
+wm_store_writer_journal(wm_store_writer *w, wm_store_journal_fn fn, void *arg)
+{
+    w->journal = fn;
+    w->journal_arg = arg;
 }
 
 int
@@ -502,7 +456,11 @@ wm_store_writer_step(wm_store_writer *w)
         return rc;
     w->next = end;
     w->done = end == w->nchunks;
-    return w->done ? 0 : 1;
+    if (!w->done)
+        return 1;
+    w->s->held_files++;
+    w->s->held_bytes += w->info.size;
+    return 0;
 }
 
 void
@@ -604,11 +562,9 @@ int
 wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
                       size_t klen, const void *val, size_t vlen)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    wm_store_kv kv = {t, key, klen, val, vlen};
 
-    if (klen == 0 || klen > 511)
-        return -EINVAL;
-    return mdb_to_errno(mdb_put(b->txn, b->s->tables[t], &k, &v, 0));
+    return put_kv_in(b->s, b->txn, &kv);
 }
 
 int
@@ -738,7 +694,7 @@ wm_store_get(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
 
     if (rc != 0)
         return mdb_to_errno(rc);
-    return record_decode(sha, &d, info);
+    return wm_file_record_decode(sha, d.mv_data, d.mv_size, info);
 }
 
 int
@@ -872,4 +828,124 @@ wm_store_stats(wm_store_view *v, uint64_t *files, uint64_t *bytes)
     *files = acc[0];
     *bytes = acc[1];
     return rc;
+}
+
+void
+wm_store_usage(wm_store *s, uint64_t *files, uint64_t *bytes)
+{
+    *files = s->held_files;
+    *bytes = s->held_bytes;
+}
+
+/* --- what leaves the store */
+
+/* Deletes every trace of the wheel of INFO in TXN. */
+static int
+delete_wheel(wm_store *s, MDB_txn *txn, const wm_file_info *info)
+{
+    uint8_t key[WM_SHA256_LEN + 4], pkey[WM_PROJECT_MAX + 1 + WM_WHEELNAME_MAX];
+    size_t plen = strlen(info->project), flen = strlen(info->filename);
+    uint64_t n = (info->size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
+    MDB_val sk = {WM_SHA256_LEN, (void *)info->sha256};
+    MDB_val pk = {plen + 1 + flen, pkey};
+    MDB_val nk = {flen, (void *)info->filename};
+    MDB_dbi by_sha[] = {s->files, s->meta, s->chunkmap};
+    int rc;
+
+    memcpy(pkey, info->project, plen + 1);
+    memcpy(pkey + plen + 1, info->filename, flen);
+    for (size_t i = 0; i < sizeof(by_sha) / sizeof(by_sha[0]); i++) {
+        rc = mdb_del(txn, by_sha[i], &sk, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return mdb_to_errno(rc);
+    }
+    if (((rc = mdb_del(txn, s->projects, &pk, NULL)) != 0 &&
+         rc != MDB_NOTFOUND) ||
+        ((rc = mdb_del(txn, s->names, &nk, NULL)) != 0 && rc != MDB_NOTFOUND))
+        return mdb_to_errno(rc);
+    for (uint64_t i = 0; i < n; i++) {
+        MDB_val k = {sizeof(key), key};
+        chunk_key(key, info->sha256, (uint32_t)i);
+        rc = mdb_del(txn, s->chunks, &k, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return mdb_to_errno(rc);
+    }
+    return 0;
+}
+
+int
+wm_store_remove(wm_store *s, const uint8_t sha[WM_SHA256_LEN],
+                const wm_store_kv *also)
+{
+    MDB_val sk = {WM_SHA256_LEN, (void *)sha}, d;
+    wm_file_info info;
+    MDB_txn *txn;
+    int rc;
+
+    rc = mdb_to_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    rc = mdb_to_errno(mdb_get(txn, s->files, &sk, &d));
+    if (rc == 0)
+        rc = wm_file_record_decode(sha, d.mv_data, d.mv_size, &info);
+    if (rc == 0)
+        rc = delete_wheel(s, txn, &info);
+    if (rc == 0 && also != NULL)
+        rc = put_kv_in(s, txn, also);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_to_errno(mdb_txn_commit(txn));
+    if (rc != 0)
+        return rc;
+    s->held_files--;
+    s->held_bytes -= info.size;
+    return 0;
+}
+
+/* Sets the last use of the wheel whose sha256 starts with PREFIX (8 bytes,
+ * big-endian) to WHEN, if later. A prefix shared by two wheels touches
+ * the first: use times are approximate anyway. */
+static int
+touch_one(wm_store *s, MDB_cursor *cur, uint64_t prefix, int64_t when)
+{
+    uint8_t want[8], rec[WM_FILE_RECORD_MAX];
+    MDB_val k = {sizeof(want), want}, d;
+    wm_file_info info;
+    int rc;
+
+    for (int i = 0; i < 8; i++)
+        want[i] = (uint8_t)(prefix >> (56 - 8 * i));
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    if (rc != 0 || k.mv_size != WM_SHA256_LEN || memcmp(k.mv_data, want, 8))
+        return 0; /* gone since */
+    if (wm_file_record_decode(k.mv_data, d.mv_data, d.mv_size, &info) != 0 ||
+        info.last_used >= when)
+        return 0;
+    info.last_used = when;
+    d.mv_size = wm_file_record_encode(&info, rec);
+    d.mv_data = rec;
+    return mdb_to_errno(mdb_cursor_put(cur, &k, &d, MDB_CURRENT));
+}
+
+int
+wm_store_touch(wm_store *s, const uint64_t *prefixes, const int64_t *whens,
+               size_t n)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc;
+
+    rc = mdb_to_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    rc = mdb_to_errno(mdb_cursor_open(txn, s->files, &cur));
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = touch_one(s, cur, prefixes[i], whens[i]);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_to_errno(mdb_txn_commit(txn));
 }

@@ -17,38 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hash.h"
-#include "identity.h"
-#include "wheelname.h"
+#include "filerecord.h"
 
 #define WM_CHUNK_SIZE (1u << 20)
-
-enum wm_source {
-    WM_SOURCE_PUT = 1,
-    WM_SOURCE_PEER = 2,
-    WM_SOURCE_UPSTREAM = 3
-};
-
-#define WM_PYVER_MAX 128 /* Requires-Python */
-
-typedef struct wm_file_info {
-    char filename[WM_WHEELNAME_MAX + 1];
-    char project[WM_PROJECT_MAX + 1];
-    uint8_t sha256[WM_SHA256_LEN];
-    uint64_t size;
-    int64_t added; /* unix seconds */
-    int64_t last_used;
-    uint8_t source; /* enum wm_source */
-    uint8_t meta_sha256[WM_SHA256_LEN];
-    uint32_t meta_size;                 /* 0: no metadata stored */
-    uint8_t chunks_root[WM_SHA256_LEN]; /* sha256 of the chunk hash list */
-    char requires_python[WM_PYVER_MAX + 1]; /* "" when none is known */
-    /* A publisher's claim that names this file, kept as it came: the
-     * publisher's key and its signature (see wm_claim_signed_bytes). */
-    uint8_t has_claim;
-    uint8_t claim_publisher[WM_PUBKEY_LEN];
-    uint8_t claim_sig[WM_SIG_LEN];
-} wm_file_info;
 
 typedef struct wm_store wm_store;
 typedef struct wm_store_view wm_store_view;
@@ -59,6 +30,10 @@ typedef struct wm_store_view wm_store_view;
  * reason. */
 int wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
                   const char **why);
+
+/* How many orphan chunks wm_store_open deleted: what a write interrupted
+ * by a crash had left (0 after a clean stop). */
+uint64_t wm_store_swept(const wm_store *s);
 
 /* Closes the store (NULL is fine) and clears the pointer. Every view must
  * be closed first. */
@@ -118,6 +93,42 @@ enum wm_table {
     WM_TABLE_STATE, /* name -> value (generation, incarnation, ...) */
 };
 
+/* A record of a small table, written in the same transaction as the
+ * store change it reports (this node's holdings log entry). */
+typedef struct wm_store_kv {
+    enum wm_table table;
+    const void *key;
+    size_t klen; /* 1..511 */
+    const void *val;
+    size_t vlen;
+} wm_store_kv;
+
+/* FN(ARG, INFO, OUT) runs as W writes its last batch, with the record as
+ * stored (chunks_root set): it fills *OUT, to write in the same
+ * transaction as the record, and returns 1; or returns 0 (nothing to
+ * write) or a negative error (the batch fails). */
+typedef int (*wm_store_journal_fn)(void *arg, const wm_file_info *info,
+                                   wm_store_kv *out);
+void wm_store_writer_journal(wm_store_writer *w, wm_store_journal_fn fn,
+                             void *arg);
+
+/* Deletes the wheel SHA (record, chunks, chunk map, METADATA, project and
+ * name entries) and puts ALSO (NULL: nothing), in one transaction. Views
+ * opened before keep reading the wheel until they close. Writer thread
+ * only. Returns 0, -ENOENT, or another negative error (nothing changed). */
+int wm_store_remove(wm_store *s, const uint8_t sha[WM_SHA256_LEN],
+                    const wm_store_kv *also);
+
+/* Sets the last use of wheels, each named by the first 8 bytes of its
+ * sha256 (PREFIXES, big-endian), to WHENS (later times only), in one
+ * transaction. Writer thread only. Returns 0 or a negative error. */
+int wm_store_touch(wm_store *s, const uint64_t *prefixes, const int64_t *whens,
+                   size_t n);
+
+/* The files stored and their total size, kept as writes commit: O(1),
+ * any thread. */
+void wm_store_usage(wm_store *s, uint64_t *files, uint64_t *bytes);
+
 /* Puts KEY -> VAL into table T, replacing what was there. Writer thread
  * only. Returns 0, -EINVAL for an empty or over-long (> 511) key, or
  * another negative error. */
@@ -176,6 +187,7 @@ void wm_store_view_close(wm_store_view **v);
 /* Reads the record of SHA into INFO. Returns 0 or -ENOENT. */
 int wm_store_get(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
                  wm_file_info *info);
+
 
 /* Points *DATA at chunk IDX of SHA inside the map (valid until the view
  * closes) and sets *LEN. Returns 0 or -ENOENT. */

@@ -107,6 +107,8 @@ wm_call_fail(wm_call *c, unsigned status, const char *fmt, ...)
     va_list ap;
 
     c->status = status;
+    if (c->result == 0) /* a failed call never reads as done */
+        c->result = -ECANCELED;
     va_start(ap, fmt);
     vsnprintf(c->why, sizeof(c->why), fmt, ap);
     va_end(ap);

@@ -28,6 +28,7 @@ enum wm_op {
     WM_OP_FILES,   /* /api/files JSON (project may be "") */
     WM_OP_STATUS,  /* /api/status JSON */
     WM_OP_METRICS, /* /metrics text */
+    WM_OP_PRUNE,   /* drop wheels by PRUNE (and PROJECT) */
     WM_OP_COUNT
 };
 
@@ -43,10 +44,15 @@ struct wm_call {
     size_t meta_len;
     void *chunkmap; /* PUT: the sha256 of each chunk (owned) */
     size_t chunkmap_len;
-    char project[WM_PROJECT_MAX + 1]; /* PAGE, LINKS, FILES */
+    char project[WM_PROJECT_MAX + 1]; /* PAGE, LINKS, FILES, PRUNE */
     int json;                         /* PAGE: 0 HTML, 1 JSON */
     uint8_t sha256[WM_SHA256_LEN];    /* FETCH, META */
     char filename[WM_WHEELNAME_MAX + 1];
+    struct {
+        int all;
+        uint32_t older_than_days; /* 0: any age */
+        uint64_t to_size;         /* 0: no size target */
+    } prune;
     /* --- the results, written by the loop before it replies: 0 or a
      * negative error (PUT: as wm_store_put_fd; FETCH/META: -EEXIST when
      * the store has it now), an HTTP status and reason for failures, and
@@ -90,7 +96,8 @@ void wm_call_drain(void *router);
 /* Loop side: sends C's reply, then drops the loop's reference. */
 void wm_call_answer(wm_call *c);
 
-/* Loop side: sets STATUS and the reason, then answers. */
+/* Loop side: sets STATUS and the reason (and RESULT to -ECANCELED unless
+ * it holds an error already), then answers. */
 void wm_call_fail(wm_call *c, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -81,8 +81,9 @@ wm_catalog_changed(void *arg, const char *project)
 }
 
 void
-wm_catalog_stored(void *arg, const wm_file_info *info)
+wm_catalog_stored(void *arg, const wm_file_info *info, const wm_entry *logged)
 {
+    (void)logged;
     wm_catalog_changed(arg, info->project);
 }
 

@@ -51,6 +51,7 @@ void wm_catalog_changed(void *cat, const char *project);
 /* Listeners: the page cache's (a page fetch ended) and the commit
  * queue's (a wheel was stored). */
 void wm_catalog_page_done(void *cat, const char *project, int changed);
-void wm_catalog_stored(void *cat, const wm_file_info *info);
+void wm_catalog_stored(void *cat, const wm_file_info *info,
+                       const wm_entry *logged);
 
 #endif

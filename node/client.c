@@ -645,3 +645,133 @@ wm_cmd_keygen(int argc, char **argv)
     printf("%s\n", hex);
     return 0;
 }
+
+/* --- prune */
+
+static void
+prune_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wheelmesh prune [--node URL] (--all | --project NAME |\n"
+            "                        --older-than DAYS | --to SIZE)\n"
+            "\n"
+            "Drops wheels from the node's store now, least recently used\n"
+            "first; peers stop listing it as their holder within seconds.\n"
+            "A wheel nobody else can give back (a put not on any upstream,\n"
+            "held by no other live member) is kept and counted.\n"
+            "  --all               every wheel\n"
+            "  --project NAME      the wheels of one project\n"
+            "  --older-than DAYS   wheels unused for DAYS days\n"
+            "  --to SIZE           down to SIZE bytes held (e.g. 5GiB)\n"
+            "  --node URL          the node (default " WM_DEFAULT_NODE ")\n"
+            "  -h, --help          show this help\n"
+            "Only from an address in the node's http.allow_put_from.\n");
+}
+
+static const struct option prune_opts[] = {
+    {"node", required_argument, NULL, 'n'},
+    {"all", no_argument, NULL, 'a'},
+    {"project", required_argument, NULL, 'p'},
+    {"older-than", required_argument, NULL, 'o'},
+    {"to", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* DELETEs BASE/api/cache?QUERY and prints what the node did. */
+static int
+prune_run(const char *base, const char *key, const char *value)
+{
+    CURL *curl = curl_easy_init();
+    char url[2048];
+    char *escaped;
+    wm_buf reply;
+    long status = 0;
+    CURLcode rc;
+    int ret = 1;
+
+    if (curl == NULL)
+        return 1;
+    escaped = curl_easy_escape(curl, value, 0);
+    snprintf(url, sizeof(url), "%s/api/cache?%s=%s", base, key, escaped);
+    curl_free(escaped);
+    wm_buf_init(&reply, REPLY_MAX);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "wheelmesh prune: cannot reach %s: %s\n", base,
+                curl_easy_strerror(rc));
+    } else if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status),
+               status != 200) {
+        fprintf(stderr, "wheelmesh prune: %ld %s\n", status,
+                first_line(&reply));
+    } else {
+        cJSON *j = cJSON_Parse(reply.data != NULL ? reply.data : "");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "evicted");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bytes");
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(j,
+                                                          "kept_last_copies");
+        if (cJSON_IsNumber(n) && cJSON_IsNumber(b) && cJSON_IsNumber(k)) {
+            printf("pruned %.0f wheels (%.0f bytes); %.0f kept as the last "
+                   "copy\n",
+                   n->valuedouble, b->valuedouble, k->valuedouble);
+            ret = 0;
+        } else {
+            fprintf(stderr, "wheelmesh prune: the node's answer is not what "
+                            "this version expects\n");
+        }
+        cJSON_Delete(j);
+    }
+    wm_buf_free(&reply);
+    curl_easy_cleanup(curl);
+    return ret;
+}
+
+int
+wm_cmd_prune(int argc, char **argv)
+{
+    const char *node = WM_DEFAULT_NODE, *key = NULL, *value = NULL;
+    char base[1024];
+    int ch, given = 0, ret;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", prune_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            node = optarg;
+            break;
+        case 'a':
+            key = "all", value = "1", given++;
+            break;
+        case 'p':
+            key = "project", value = optarg, given++;
+            break;
+        case 'o':
+            key = "older_than", value = optarg, given++;
+            break;
+        case 't':
+            key = "to", value = optarg, given++;
+            break;
+        case 'h':
+            prune_usage(stdout);
+            return 0;
+        default:
+            prune_usage(stderr);
+            return 2;
+        }
+    }
+    if (given != 1 || optind != argc) {
+        fprintf(stderr, "wheelmesh prune: give exactly one of --all, "
+                        "--project, --older-than, --to\n");
+        return 2;
+    }
+    base_url(node, base, sizeof(base));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    ret = prune_run(base, key, value);
+    curl_global_cleanup();
+    return ret;
+}

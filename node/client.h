@@ -1,6 +1,6 @@
 /*
- * The commands that talk to a running node over HTTP (put, ls, status) and
- * keygen. Each takes the subcommand's argv and returns the exit code:
+ * The commands that talk to a running node over HTTP (put, ls, status,
+ * prune) and keygen. Each takes the subcommand's argv and returns the exit code:
  * 0 success, 1 failure (one clear line on stderr), 2 usage error.
  */
 #ifndef WM_CLIENT_H
@@ -12,5 +12,6 @@ int wm_cmd_put(int argc, char **argv);
 int wm_cmd_ls(int argc, char **argv);
 int wm_cmd_status(int argc, char **argv);
 int wm_cmd_keygen(int argc, char **argv);
+int wm_cmd_prune(int argc, char **argv);
 
 #endif

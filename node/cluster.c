@@ -115,18 +115,28 @@ push(wm_cluster *c, const wm_member *except, const wm_entry *list, size_t n)
     }
 }
 
-void
-wm_cluster_stored(void *arg, const wm_file_info *info)
+/* Tells peers and the catalog of E, an entry of this node's own log about
+ * a wheel of PROJECT. */
+static void
+spread_local(wm_cluster *c, const wm_entry *e, const char *project)
 {
-    wm_cluster *c = arg;
-    wm_entry e;
-
-    if (wm_index_add_local(c->index, info, &e) != 1)
-        return;
-    if (e.has_claim)
-        listing_changed(c, info->project);
+    if (e->has_claim || e->op == WM_OP_REMOVE)
+        listing_changed(c, project);
     if (c->enabled)
-        push(c, NULL, &e, 1);
+        push(c, NULL, e, 1);
+}
+
+void
+wm_cluster_stored(void *arg, const wm_file_info *info, const wm_entry *logged)
+{
+    if (logged != NULL)
+        spread_local(arg, logged, info->project);
+}
+
+void
+wm_cluster_removed(void *arg, const wm_entry *e, const char *project)
+{
+    spread_local(arg, e, project);
 }
 
 /* --- anti-entropy */
@@ -319,21 +329,39 @@ io_incarnation(void *arg, uint64_t inc)
 static int
 log_local(const wm_file_info *info, void *arg)
 {
-    wm_cluster_stored(arg, info);
+    wm_cluster *c = arg;
+    wm_entry e;
+
+    if (wm_index_add_local(c->index, info, &e) == 1)
+        spread_local(c, &e, info->project);
     return 0;
 }
 
-/* Makes sure this node's own log lists every wheel its store holds
- * (wheels stored before the cluster existed, or before a crash). */
+/* Makes the log say what the store holds, no more, no less: a data dir
+ * from before the two were written together may differ. */
 static void
 log_store(wm_cluster *c)
 {
+    uint8_t (*shas)[32];
     wm_store_view *v;
+    wm_file_info info;
+    wm_entry e;
+    size_t n;
 
     if (wm_store_view_open(c->node->store, &v) != 0)
         return;
     wm_store_each_file(v, NULL, log_local, c);
+    n = wm_index_local_shas(c->index, NULL, 0);
+    shas = calloc(n + 1, 32);
+    if (shas != NULL)
+        n = wm_index_local_shas(c->index, shas, n);
+    for (size_t i = 0; shas != NULL && i < n; i++)
+        if (wm_store_get(v, shas[i], &info) == -ENOENT &&
+            wm_index_remove_local(c->index, shas[i], &e) == 1)
+            wm_info("cluster: the log said this node holds a wheel its "
+                    "store lacks: removed");
     wm_store_view_close(&v);
+    free(shas);
 }
 
 static int

@@ -47,8 +47,12 @@ wm_index *wm_cluster_index(wm_cluster *c);
 wm_members *wm_cluster_members(wm_cluster *c);
 wm_peerfetch *wm_cluster_peerfetch(wm_cluster *c);
 
-/* A commit listener: a wheel was stored; the index logs and spreads it. */
-void wm_cluster_stored(void *c, const wm_file_info *info);
+/* A commit listener: a wheel was stored; its log entry is spread. */
+void wm_cluster_stored(void *c, const wm_file_info *info,
+                       const wm_entry *logged);
+
+/* A wheel of PROJECT left the store; E, its remove entry, is spread. */
+void wm_cluster_removed(void *c, const wm_entry *e, const char *project);
 
 /* After the trust was reloaded (SIGHUP): members whose key is gone are
  * dropped, seeds are tried again. */

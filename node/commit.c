@@ -1,7 +1,9 @@
 /*
  * The commit queue: store writers run a batch per loop turn, first come
  * first served. A PUT's call is held (the loop's reference) until its
- * wheel is stored; a download is held for readers of its spool.
+ * wheel is stored; a download is held for readers of its spool. The add
+ * entry of this node's holdings log goes into the transaction of the
+ * record, so the log never says more or less than the store.
  */
 #include "commit.h"
 
@@ -27,16 +29,24 @@ struct entry {
 
 struct wm_commit {
     wm_node *node;
+    wm_index *index;
     struct entry *head;
+    /* The log entry of the wheel being finished, and its LMDB record. */
+    wm_entry entry;
+    int logged;
+    uint8_t key[WM_INDEX_KEY_LEN];
+    wm_buf val;
     struct {
         wm_stored_fn fn;
         void *arg;
     } listeners[MAX_LISTENERS];
     size_t nlisteners;
+    void (*full)(void *arg); /* the store had no room */
+    void *full_arg;
 };
 
 int
-wm_commit_new(wm_commit **out, wm_node *node)
+wm_commit_new(wm_commit **out, wm_node *node, wm_index *index)
 {
     wm_commit *c = calloc(1, sizeof(*c));
 
@@ -44,7 +54,35 @@ wm_commit_new(wm_commit **out, wm_node *node)
     if (c == NULL)
         return -ENOMEM;
     c->node = node;
+    c->index = index;
+    wm_buf_init(&c->val, WM_WIRE_FRAME_MAX);
     return 0;
+}
+
+/* The store's journal: the add entry, prepared but not yet taken. */
+static int
+journal(void *arg, const wm_file_info *info, wm_store_kv *out)
+{
+    wm_commit *c = arg;
+    int rc = wm_index_prepare_local(c->index, info, NULL, &c->entry);
+
+    c->logged = 0;
+    if (rc != 1)
+        return rc < 0 ? -EIO : 0;
+    wm_buf_free(&c->val);
+    if (wm_index_record(c->index, &c->entry, c->key, &c->val) != 0)
+        return -EIO;
+    *out = (wm_store_kv){WM_TABLE_LOG, c->key, sizeof(c->key), c->val.data,
+                         c->val.len};
+    c->logged = 1;
+    return 1;
+}
+
+void
+wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg)
+{
+    c->full = fn;
+    c->full_arg = arg;
 }
 
 int
@@ -67,7 +105,7 @@ enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
     wm_store_writer *w;
     int rc;
 
-    info->added = info->last_used = time(NULL);
+    info->added = info->last_used = wm_usage_now();
     rc = wm_store_writer_new(c->node->store, info, fd, meta, meta_len,
                              chunkmap, 0, &w);
     if (rc != 0)
@@ -77,6 +115,7 @@ enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
         wm_store_writer_destroy(&w);
         return -ENOMEM;
     }
+    wm_store_writer_journal(w, journal, c);
     e->w = w;
     e->dl = wm_download_ref(dl);
     e->call = call;
@@ -90,8 +129,12 @@ static void
 finish(wm_commit *c, struct entry *e, int rc)
 {
     const wm_file_info *info = wm_store_writer_info(e->w);
+    const wm_entry *logged = NULL;
     char sha[WM_SHA256_HEX];
 
+    if (rc == 0 && c->logged && wm_index_take_local(c->index, &c->entry) == 0)
+        logged = &c->entry;
+    c->logged = 0;
     if (rc == 0) {
         wm_info("store: stored %s (%" PRIu64 " bytes, %s)", info->filename,
                 info->size,
@@ -99,7 +142,14 @@ finish(wm_commit *c, struct entry *e, int rc)
                 : info->source == WM_SOURCE_UPSTREAM ? "from upstream"
                                                      : "put");
         for (size_t i = 0; i < c->nlisteners; i++)
-            c->listeners[i].fn(c->listeners[i].arg, info);
+            c->listeners[i].fn(c->listeners[i].arg, info, logged);
+    } else if (rc == -ENOSPC) {
+        atomic_fetch_add(&c->node->counters.store_full, 1);
+        wm_warn("store: no room for %s (%" PRIu64 " bytes): served, not "
+                "kept; the collector makes room",
+                info->filename, info->size);
+        if (c->full != NULL)
+            c->full(c->full_arg);
     } else if (rc != -ESHUTDOWN && rc != -EEXIST) {
         wm_hex_encode(info->sha256, WM_SHA256_LEN, sha);
         wm_error("store: cannot store %s (sha256 %s): %s", info->filename, sha,
@@ -129,6 +179,7 @@ wm_commit_destroy(wm_commit **cp)
         c->head = e->next;
         finish(c, e, -ESHUTDOWN);
     }
+    wm_buf_free(&c->val);
     free(c);
     *cp = NULL;
 }

@@ -3,28 +3,38 @@
  * loop. The loop writes one wheel at a time, a batch of chunks per turn,
  * so probes and pages are answered while a large wheel goes in; a download
  * waiting for its turn is still served from its spool. Listeners hear of
- * every wheel stored.
+ * every wheel stored, with the entry this node's holdings log took for it
+ * in the same transaction.
  */
 #ifndef WM_COMMIT_H
 #define WM_COMMIT_H
 
 #include "call.h"
 #include "download.h"
+#include "index.h"
 #include "node.h"
 #include "wire.h"
 
 typedef struct wm_commit wm_commit;
 
-/* Creates the queue for NODE. Returns 0 or -ENOMEM. */
-int wm_commit_new(wm_commit **out, wm_node *node);
+/* Creates the queue for NODE, whose own log INDEX keeps. Returns 0 or
+ * -ENOMEM. */
+int wm_commit_new(wm_commit **out, wm_node *node, wm_index *index);
 
 /* Ends what is queued (PUT calls are answered with -ESHUTDOWN), frees
  * (NULL is fine), clears the pointer. */
 void wm_commit_destroy(wm_commit **c);
 
-/* Calls FN(ARG, INFO) after every wheel stored. Returns 0 or -ENOMEM. */
-typedef void (*wm_stored_fn)(void *arg, const wm_file_info *info);
+/* Calls FN(ARG, INFO, LOGGED) after every wheel stored; LOGGED is the add
+ * entry of this node's log (to spread), or NULL when the log said so
+ * already. Returns 0 or -ENOMEM. */
+typedef void (*wm_stored_fn)(void *arg, const wm_file_info *info,
+                             const wm_entry *logged);
 int wm_commit_listen(wm_commit *c, wm_stored_fn fn, void *arg);
+
+/* Calls FN(ARG) when a wheel could not be stored for want of room (it was
+ * served from its spool all the same). */
+void wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg);
 
 /* Queues the wheel of the PUT call CALL (its spool, METADATA, chunk map
  * and record, hashed by the HTTP thread), with this node's claim on it,

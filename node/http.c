@@ -1,9 +1,8 @@
 /*
  * The HTTP front. libmicrohttpd runs a thread per connection; a handler
  * only reads LMDB through a store view and hands writes to the node loop.
- * Wheels are answered with an iovec response that points into the LMDB map,
- * so the bytes go from the page cache to the socket without a copy; the
- * view (a read transaction) stays open until MHD frees the response.
+ * Wheels are read from the LMDB map by a reader that holds no read
+ * transaction longer than a second (see wheelread.h).
  */
 #include "http.h"
 
@@ -17,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -28,6 +28,7 @@
 #include "guard.h"
 #include "pages.h"
 #include "upload.h"
+#include "wheelread.h"
 #include "wheelname.h"
 
 #define CT_JSON  "application/vnd.pypi.simple.v1+json"
@@ -353,51 +354,6 @@ serve_links(wm_http *h, struct MHD_Connection *c, const char *path)
 
 /* --- wheels */
 
-static void
-close_view(void *cls)
-{
-    wm_store_view *v = cls;
-    wm_store_view_close(&v);
-}
-
-/* Builds an iovec response over bytes [FIRST, LAST] of the stored wheel,
- * taking ownership of V (closed when MHD frees the response). Returns NULL
- * (V closed) on failure. */
-static struct MHD_Response *
-wheel_response(wm_store_view *v, const wm_file_info *f, uint64_t first,
-               uint64_t last)
-{
-    uint32_t c0 = (uint32_t)(first / WM_CHUNK_SIZE);
-    uint32_t c1 = (uint32_t)(last / WM_CHUNK_SIZE);
-    struct MHD_IoVec *iov = calloc(c1 - c0 + 1, sizeof(*iov));
-    struct MHD_Response *r = NULL;
-
-    if (iov == NULL)
-        goto out;
-    for (uint32_t i = c0; i <= c1; i++) {
-        uint64_t base = (uint64_t)i * WM_CHUNK_SIZE;
-        uint64_t lo = first > base ? first - base : 0;
-        uint64_t hi = last + 1 - base;
-        const void *data;
-        size_t len;
-
-        if (wm_store_chunk(v, f->sha256, i, &data, &len) != 0)
-            goto out;
-        if (hi > len)
-            hi = len;
-        if (lo >= hi) /* a chunk shorter than the record says */
-            goto out;
-        iov[i - c0].iov_base = (const char *)data + lo;
-        iov[i - c0].iov_len = (size_t)(hi - lo);
-    }
-    r = MHD_create_response_from_iovec(iov, c1 - c0 + 1, close_view, v);
-out:
-    free(iov);
-    if (r == NULL)
-        wm_store_view_close(&v);
-    return r;
-}
-
 /* Sends the METADATA of local file F from the map; takes V. */
 static enum MHD_Result
 serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
@@ -405,7 +361,6 @@ serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
 {
     char hex[WM_SHA256_HEX], etag[72];
     struct MHD_Response *r;
-    struct MHD_IoVec one;
     const void *meta;
     size_t mlen;
 
@@ -413,13 +368,12 @@ serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
         wm_store_view_close(&v);
         return reply_error(c, MHD_HTTP_NOT_FOUND, "no metadata stored");
     }
-    one.iov_base = meta;
-    one.iov_len = mlen;
-    r = MHD_create_response_from_iovec(&one, 1, close_view, v);
-    if (r == NULL) {
-        wm_store_view_close(&v);
+    /* A copy: a slow client holds no read transaction. */
+    r = MHD_create_response_from_buffer(mlen, (void *)meta,
+                                        MHD_RESPMEM_MUST_COPY);
+    wm_store_view_close(&v);
+    if (r == NULL)
         return MHD_NO;
-    }
     wm_hex_encode(f->meta_sha256, WM_SHA256_LEN, hex);
     snprintf(etag, sizeof(etag), "\"%s\"", hex);
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
@@ -463,7 +417,8 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
         }
         return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
     }
-    r = wheel_response(v, f, first, last);
+    wm_usage_note(h->node->usage, f->sha256);
+    r = wm_wheel_response(h->node->store, v, f, first, last);
     if (r == NULL)
         return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                            "stored file is damaged");
@@ -772,6 +727,69 @@ put_end(wm_http *h, struct MHD_Connection *c, wm_upload *u)
     return ret;
 }
 
+/* --- DELETE /api/cache */
+
+/* Reads the one filter of a prune: all=1, project=P, older_than=DAYS or
+ * to=SIZE. Returns NULL, or why the query is bad. */
+static const char *
+prune_filter(struct MHD_Connection *c, wm_call *call)
+{
+    const char *all = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                  "all");
+    const char *project = MHD_lookup_connection_value(
+        c, MHD_GET_ARGUMENT_KIND, "project");
+    const char *days = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                   "older_than");
+    const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                                 "to");
+    unsigned long d;
+    char *end;
+
+    if ((all != NULL) + (project != NULL) + (days != NULL) + (to != NULL) !=
+        1)
+        return "give one of all=1, project=NAME, older_than=DAYS, to=SIZE";
+    if (all != NULL) {
+        if (strcmp(all, "1") != 0)
+            return "all: expected 1";
+        call->prune.all = 1;
+    } else if (project != NULL) {
+        if (wm_project_normalize(project, call->project,
+                                 sizeof(call->project)) != 0)
+            return "bad project name";
+    } else if (days != NULL) {
+        errno = 0;
+        d = strtoul(days, &end, 10);
+        if (errno != 0 || end == days || *end != '\0' || d == 0 || d > 36500)
+            return "older_than: expected a number of days from 1 to 36500";
+        call->prune.older_than_days = (uint32_t)d;
+    } else if (wm_config_parse_size(to, &call->prune.to_size) != 0 ||
+               call->prune.to_size == 0) {
+        return "to: expected a size such as 10GiB (more than 0)";
+    }
+    return NULL;
+}
+
+static enum MHD_Result
+serve_prune(wm_http *h, struct MHD_Connection *c)
+{
+    wm_call *call;
+    const char *why;
+
+    if (!client_allowed(h, c))
+        return reply_error(c, MHD_HTTP_FORBIDDEN,
+                           "prune is not allowed from this address "
+                           "(http.allow_put_from)");
+    call = wm_call_new(WM_OP_PRUNE);
+    if (call == NULL)
+        return MHD_NO;
+    why = prune_filter(c, call);
+    if (why != NULL) {
+        wm_call_release(call);
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    return reply_call(h, c, call, "application/json", 0);
+}
+
 /* --- dispatch */
 
 static enum MHD_Result
@@ -863,6 +881,11 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         if (!is_read(method))
             return method_not_allowed(c, "GET, HEAD, PUT");
         return serve_file(h, c, rest);
+    }
+    if (strcmp(url, "/api/cache") == 0) {
+        if (strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
+            return method_not_allowed(c, "DELETE");
+        return serve_prune(h, c);
     }
     if (!is_read(method))
         return method_not_allowed(c, "GET, HEAD");

@@ -269,14 +269,10 @@ to_entry(const struct origin *o, const struct logent *l, wm_entry *e)
     }
 }
 
-static void
-persist(wm_index *ix, const wm_entry *e)
+int
+wm_index_record(wm_index *ix, const wm_entry *e, uint8_t key[WM_INDEX_KEY_LEN],
+                wm_buf *val)
 {
-    uint8_t key[WM_ID_LEN + 16];
-    wm_buf b;
-
-    if (ix->store == NULL)
-        return;
     memcpy(key, e->origin, WM_ID_LEN);
     for (int i = 0; i < 8; i++) {
         key[WM_ID_LEN + i] = (uint8_t)(e->generation >> (56 - 8 * i));
@@ -286,8 +282,19 @@ persist(wm_index *ix, const wm_entry *e)
     ix->scratch->type = WM_MSG_ENTRIES;
     ix->scratch->entries[0] = *e;
     ix->scratch->nentries = 1;
+    return wm_msg_encode(ix->scratch, val) == 0 && !val->failed ? 0 : -1;
+}
+
+static void
+persist(wm_index *ix, const wm_entry *e)
+{
+    uint8_t key[WM_INDEX_KEY_LEN];
+    wm_buf b;
+
+    if (ix->store == NULL)
+        return;
     wm_buf_init(&b, WM_WIRE_FRAME_MAX);
-    if (wm_msg_encode(ix->scratch, &b) != 0 || b.failed ||
+    if (wm_index_record(ix, e, key, &b) != 0 ||
         wm_store_put_kv(ix->store, WM_TABLE_LOG, key, sizeof(key), b.data,
                         b.len) != 0)
         wm_warn("cluster: cannot keep an index entry");
@@ -349,10 +356,13 @@ wm_index_accept(wm_index *ix, const wm_entry *e, int persist)
 
 /* --- this node's own log */
 
-static int
-append_local(wm_index *ix, wm_entry *e)
+int
+wm_index_prepare_local(wm_index *ix, const wm_file_info *info,
+                       const uint8_t *sha, wm_entry *out)
 {
     struct origin *o = origin_get(ix, ix->self_id);
+    const uint8_t *which = info != NULL ? info->sha256 : sha;
+    int held;
 
     if (o == NULL)
         return -1;
@@ -360,53 +370,93 @@ append_local(wm_index *ix, wm_entry *e)
         origin_clear(ix, o);
         o->gen = ix->gen;
     }
-    e->generation = ix->gen;
-    e->seq = o->max_seq + 1;
-    if (e->has_claim && !wm_claim_valid(e)) {
-        e->has_claim = 0; /* a kept claim that does not fit: hold, unnamed */
-        memset(&e->claim, 0, sizeof(e->claim));
+    held = wm_map_get(o->held, which, 32) != NULL;
+    if ((info != NULL) == held)
+        return 0; /* it says so already */
+    memset(out, 0, sizeof(*out));
+    out->op = info != NULL ? WM_OP_ADD : WM_OP_REMOVE;
+    memcpy(out->sha256, which, 32);
+    if (info != NULL) {
+        out->size = info->size;
+        memcpy(out->chunks_root, info->chunks_root, 32);
+        if (info->has_claim) {
+            out->has_claim = 1;
+            memcpy(out->claim.publisher, info->claim_publisher, WM_ID_LEN);
+            snprintf(out->claim.filename, sizeof(out->claim.filename), "%s",
+                     info->filename);
+            snprintf(out->claim.requires_python,
+                     sizeof(out->claim.requires_python), "%s",
+                     info->requires_python);
+            memcpy(out->claim.sig, info->claim_sig, WM_SIG_BYTES);
+            if (!wm_claim_valid(out)) {
+                /* a kept claim that does not fit: hold, unnamed */
+                out->has_claim = 0;
+                memset(&out->claim, 0, sizeof(out->claim));
+            }
+        }
     }
-    wm_entry_sign(ix->self, e);
-    return wm_index_accept(ix, e, 1) == 1 ? 1 : -1;
+    out->generation = ix->gen;
+    out->seq = o->max_seq + 1;
+    wm_entry_sign(ix->self, out);
+    return 1;
+}
+
+int
+wm_index_take_local(wm_index *ix, const wm_entry *e)
+{
+    return take(ix, e, 0, 0) == 1 ? 0 : -1;
+}
+
+/* Prepares, keeps on its own, takes. */
+static int
+append_local(wm_index *ix, const wm_file_info *info, const uint8_t *sha,
+             wm_entry *out)
+{
+    int rc = wm_index_prepare_local(ix, info, sha, out);
+
+    if (rc != 1)
+        return rc;
+    persist(ix, out);
+    return wm_index_take_local(ix, out) == 0 ? 1 : -1;
 }
 
 int
 wm_index_add_local(wm_index *ix, const wm_file_info *info, wm_entry *out)
 {
-    struct origin *o = wm_map_get(ix->origins, ix->self_id, WM_ID_LEN);
-
-    if (o != NULL && o->gen == ix->gen &&
-        wm_map_get(o->held, info->sha256, 32) != NULL)
-        return 0;
-    memset(out, 0, sizeof(*out));
-    out->op = WM_OP_ADD;
-    memcpy(out->sha256, info->sha256, 32);
-    out->size = info->size;
-    memcpy(out->chunks_root, info->chunks_root, 32);
-    if (info->has_claim) {
-        out->has_claim = 1;
-        memcpy(out->claim.publisher, info->claim_publisher, WM_ID_LEN);
-        snprintf(out->claim.filename, sizeof(out->claim.filename), "%s",
-                 info->filename);
-        snprintf(out->claim.requires_python,
-                 sizeof(out->claim.requires_python), "%s",
-                 info->requires_python);
-        memcpy(out->claim.sig, info->claim_sig, WM_SIG_BYTES);
-    }
-    return append_local(ix, out);
+    return append_local(ix, info, NULL, out);
 }
 
 int
 wm_index_remove_local(wm_index *ix, const uint8_t *sha, wm_entry *out)
 {
-    struct origin *o = wm_map_get(ix->origins, ix->self_id, WM_ID_LEN);
+    return append_local(ix, NULL, sha, out);
+}
 
-    if (o == NULL || o->gen != ix->gen || wm_map_get(o->held, sha, 32) == NULL)
+size_t
+wm_index_local_shas(const wm_index *ix, uint8_t (*out)[32], size_t max)
+{
+    const struct origin *o = wm_map_get(ix->origins, ix->self_id, WM_ID_LEN);
+    const void *sha;
+    void *cur = NULL;
+    size_t n = 0;
+
+    if (o == NULL || o->gen != ix->gen)
         return 0;
-    memset(out, 0, sizeof(*out));
-    out->op = WM_OP_REMOVE;
-    memcpy(out->sha256, sha, 32);
-    return append_local(ix, out);
+    while (wm_map_next(o->held, &cur, &sha, NULL) != NULL) {
+        if (n < max)
+            memcpy(out[n], sha, 32);
+        n++;
+    }
+    return n;
+}
+
+int
+wm_index_holds_local(const wm_index *ix, const uint8_t *sha)
+{
+    const struct origin *o = wm_map_get(ix->origins, ix->self_id, WM_ID_LEN);
+
+    return o != NULL && o->gen == ix->gen &&
+           wm_map_get(o->held, sha, 32) != NULL;
 }
 
 /* --- lookups */

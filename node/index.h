@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "identity.h"
 #include "store.h"
 #include "wire.h"
@@ -48,10 +49,34 @@ void wm_index_load(wm_index *ix);
 int wm_index_accept(wm_index *ix, const wm_entry *e, int persist);
 
 /* Appends to this node's own log: an add of INFO (with its claim, as
- * stored), or a remove of SHA. Returns 1 and fills OUT (to spread) when
- * the log changed, 0 when it says so already, -1 on failure. */
+ * stored), or a remove of SHA, kept in LMDB on its own. Returns 1 and
+ * fills OUT (to spread) when the log changed, 0 when it says so already,
+ * -1 on failure. */
 int wm_index_add_local(wm_index *ix, const wm_file_info *info, wm_entry *out);
 int wm_index_remove_local(wm_index *ix, const uint8_t *sha, wm_entry *out);
+
+/* The same in two steps, for a caller that keeps the entry in the same
+ * LMDB transaction as the store change it reports: prepare the next entry
+ * (an add of INFO, or a remove of SHA when INFO is NULL) into OUT, signed,
+ * nothing taken yet (1; 0 when the log says so already; -1); write its
+ * record (wm_index_record); then take it (0 or -1). Nothing else may
+ * append to the log in between. */
+int wm_index_prepare_local(wm_index *ix, const wm_file_info *info,
+                           const uint8_t *sha, wm_entry *out);
+int wm_index_take_local(wm_index *ix, const wm_entry *e);
+
+/* The LMDB record of E in table WM_TABLE_LOG: its key, and its value
+ * appended to VAL. Returns 0 or -1. */
+#define WM_INDEX_KEY_LEN (WM_ID_LEN + 16)
+int wm_index_record(wm_index *ix, const wm_entry *e,
+                    uint8_t key[WM_INDEX_KEY_LEN], wm_buf *val);
+
+/* The sha256s this node's own log says it holds, into OUT (room for
+ * MAX). Returns how many there are (only MAX are written). */
+size_t wm_index_local_shas(const wm_index *ix, uint8_t (*out)[32], size_t max);
+
+/* True when this node's own log says it holds SHA. */
+int wm_index_holds_local(const wm_index *ix, const uint8_t *sha);
 
 /* Every origin but this node that holds SHA, into OUT (room for MAX).
  * Returns how many (it may be more than MAX: only MAX are written). */

@@ -20,6 +20,7 @@ usage(FILE *out)
             "  put      publish wheels into the local node\n"
             "  ls       list the wheels the cluster holds\n"
             "  status   show the node, its cache and its hits\n"
+            "  prune    drop wheels from the node's store now\n"
             "  keygen   write a node identity and print its public key\n"
             "\n"
             "Every command takes --help. Exit codes: 0 success, 1 failure,\n"
@@ -35,6 +36,7 @@ main(int argc, char **argv)
     } commands[] = {
         {"node", wm_node_main},    {"put", wm_cmd_put},       {"ls", wm_cmd_ls},
         {"status", wm_cmd_status}, {"keygen", wm_cmd_keygen},
+        {"prune", wm_cmd_prune},
     };
 
     if (argc < 2) {

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "identity.h"
 #include "store.h"
+#include "usage.h"
 
 /* Counters read by /metrics and /api/status; any thread may bump them. */
 typedef struct wm_counters {
@@ -32,12 +33,14 @@ typedef struct wm_counters {
     atomic_uint_fast64_t fetch_failures; /* fetches every source failed */
     atomic_uint_fast64_t negative_hits;  /* answered from a recent failure */
     atomic_uint_fast64_t listing_conflicts; /* claims dropped from pages */
+    atomic_uint_fast64_t store_full; /* wheels served but not kept: no room */
 } wm_counters;
 
 typedef struct wm_node {
     const wm_config *cfg;
     wm_store *store;
     wm_identity *id;
+    wm_usage *usage; /* which wheels were read lately */
     char id_hex[WM_PUBKEY_HEX];
     void *zmq; /* ZeroMQ context */
     time_t started;

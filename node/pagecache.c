@@ -93,15 +93,8 @@ drop_page(struct entry *e)
  * the raw body. Records of other versions are not read: the page is
  * fetched again. */
 
-struct record {
-    int64_t fetched_at;
-    const char *strs[5]; /* index, ctype, base, etag, lm */
-    const char *body;
-    size_t body_len;
-};
-
 static void
-persist(wm_pagecache *pc, const struct entry *e, const struct record *r)
+persist(wm_pagecache *pc, const struct entry *e, const wm_page_record *r)
 {
     wm_buf b;
     char *data;
@@ -125,12 +118,11 @@ persist(wm_pagecache *pc, const struct entry *e, const struct record *r)
     free(data);
 }
 
-/* Reads a record; its strings are copied into BUFS. Returns 0 or
- * -EBADMSG. */
-static int
-decode(const uint8_t *p, size_t len, struct record *r,
-       char bufs[5][WM_URL_MAX + 17])
+int
+wm_pagecache_record_decode(const void *data, size_t len, wm_page_record *r,
+                           char bufs[5][WM_PAGE_RECORD_STR])
 {
+    const uint8_t *p = data;
     size_t off = 2 + sizeof(r->fetched_at);
 
     if (len < off || memcmp(p, RECORD_MAGIC, 2) != 0)
@@ -160,9 +152,9 @@ decode(const uint8_t *p, size_t len, struct record *r,
 static void
 load(wm_pagecache *pc, struct entry *e)
 {
-    static char bufs[5][WM_URL_MAX + 17]; /* loop thread only */
+    static char bufs[5][WM_PAGE_RECORD_STR]; /* loop thread only */
     const wm_config *cfg = pc->node->cfg;
-    struct record r;
+    wm_page_record r;
     wm_store_view *v;
     const void *data;
     const char *why;
@@ -171,8 +163,9 @@ load(wm_pagecache *pc, struct entry *e)
     if (wm_store_view_open(pc->node->store, &v) != 0)
         return;
     if (wm_store_page(v, e->name, &data, &len) == 0 &&
-        decode(data, len, &r, bufs) == 0 && r.strs[0] != NULL &&
-        r.strs[2] != NULL && wm_route_allows(cfg, e->name, r.strs[0]) &&
+        wm_pagecache_record_decode(data, len, &r, bufs) == 0 &&
+        r.strs[0] != NULL && r.strs[2] != NULL &&
+        wm_route_allows(cfg, e->name, r.strs[0]) &&
         wm_simplepage_parse(r.body, r.body_len,
                             r.strs[1] != NULL ? r.strs[1] : "", r.strs[2],
                             &e->page, &why) == 0) {
@@ -326,11 +319,11 @@ take_page(struct entry *e, const wm_xfer_result *r, time_t now,
                             r->content_type != NULL ? r->content_type : "",
                             base, &page, why) != 0)
         return -1;
-    struct record rec = {now,
-                         {index_url, r->content_type, base, r->etag,
-                          r->last_modified},
-                         r->body,
-                         r->len};
+    wm_page_record rec = {
+        now,
+        {index_url, r->content_type, base, r->etag, r->last_modified},
+        r->body,
+        r->len};
     drop_page(e);
     e->page = page;
     e->has_page = 1;

@@ -56,4 +56,24 @@ const wm_upfile *wm_pagecache_file(wm_pagecache *pc, const char *project,
 const wm_upfile *wm_pagecache_named(wm_pagecache *pc, const char *project,
                                     const char *filename);
 
+/* A page as the cache keeps it in LMDB (WM_TABLE_PAGES, key: the project):
+ * when it was fetched, five strings (index URL, content type, base URL,
+ * ETag, Last-Modified; NULL when empty) and the raw body. */
+typedef struct wm_page_record {
+    int64_t fetched_at;
+    const char *strs[5]; /* index, ctype, base, etag, lm */
+    const char *body;
+    size_t body_len;
+} wm_page_record;
+
+#define WM_PAGE_RECORD_STR (WM_URL_MAX + 17) /* room for each string */
+
+/* Decodes DATA (LEN bytes), a page record the cache kept, into *R: its
+ * strings are copied, NUL-terminated, into BUFS (one each) and its body
+ * points into DATA, so *R is valid while both are. Reads nothing outside
+ * DATA. Returns 0, or -EBADMSG when the record is malformed or of another
+ * version. For tests and fuzzing; no cache is needed. */
+int wm_pagecache_record_decode(const void *data, size_t len, wm_page_record *r,
+                               char bufs[5][WM_PAGE_RECORD_STR]);
+
 #endif

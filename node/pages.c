@@ -351,6 +351,7 @@ wm_page_files_json(const wm_api_file *files, size_t n, size_t *len)
         cJSON_AddStringToObject(file, "source",
                                 f->source ? source_name((uint8_t)f->source)
                                           : "peer");
+        cJSON_AddBoolToObject(file, "local", f->source != 0);
         if (f->named_by != NULL) {
             wm_hex_encode(f->named_by, WM_PUBKEY_LEN, id);
             cJSON_AddStringToObject(file, "publisher", id);
@@ -378,7 +379,7 @@ counter(atomic_uint_fast64_t *c)
 }
 
 char *
-wm_page_status(wm_node *node, wm_store_view *v,
+wm_page_status(wm_node *node,
                void (*more)(void *arg, cJSON *root), void *arg, size_t *len)
 {
     wm_counters *c = &node->counters;
@@ -387,7 +388,7 @@ wm_page_status(wm_node *node, wm_store_view *v,
 
     if (root == NULL)
         return NULL;
-    wm_store_stats(v, &files, &bytes);
+    wm_store_usage(node->store, &files, &bytes);
     o = cJSON_AddObjectToObject(root, "node");
     if (o == NULL)
         goto fail;
@@ -403,6 +404,13 @@ wm_page_status(wm_node *node, wm_store_view *v,
     cJSON_AddNumberToObject(o, "files", (double)files);
     cJSON_AddNumberToObject(o, "bytes", (double)bytes);
     cJSON_AddNumberToObject(o, "max_size", (double)node->cfg->max_size);
+    cJSON_AddNumberToObject(o, "fill_percent",
+                            node->cfg->max_size > 0
+                                ? 100.0 * (double)bytes /
+                                      (double)node->cfg->max_size
+                                : 0.0);
+    cJSON_AddNumberToObject(o, "not_kept_no_room",
+                            (double)counter(&c->store_full));
     o = cJSON_AddObjectToObject(root, "hits");
     if (o == NULL)
         goto fail;
@@ -452,14 +460,14 @@ metric(wm_buf *b, const char *name, const char *type, const char *help,
 }
 
 char *
-wm_page_metrics(wm_node *node, wm_store_view *v,
+wm_page_metrics(wm_node *node,
                 void (*more)(void *arg, wm_buf *b), void *arg, size_t *len)
 {
     wm_counters *c = &node->counters;
     uint64_t files = 0, bytes = 0;
     wm_buf b;
 
-    wm_store_stats(v, &files, &bytes);
+    wm_store_usage(node->store, &files, &bytes);
     wm_buf_init(&b, PAGE_MAX);
     metric(&b, "wheelmesh_cache_files", "gauge", "Wheels in the local store.",
            files);
@@ -467,6 +475,16 @@ wm_page_metrics(wm_node *node, wm_store_view *v,
            "Bytes of wheels in the local store.", bytes);
     metric(&b, "wheelmesh_cache_max_bytes", "gauge",
            "The configured cache.max_size.", node->cfg->max_size);
+    wm_buf_printf(&b,
+                  "# HELP wheelmesh_cache_fill_ratio Bytes held over "
+                  "cache.max_size.\n# TYPE wheelmesh_cache_fill_ratio gauge\n"
+                  "wheelmesh_cache_fill_ratio %.4f\n",
+                  node->cfg->max_size > 0
+                      ? (double)bytes / (double)node->cfg->max_size
+                      : 0.0);
+    metric(&b, "wheelmesh_cache_not_kept_total", "counter",
+           "Wheels served but not stored: the store had no room.",
+           counter(&c->store_full));
     wm_buf_adds(&b, "# HELP wheelmesh_hits_total Wheel requests served, by "
                     "where the bytes came from.\n"
                     "# TYPE wheelmesh_hits_total counter\n");

@@ -42,12 +42,12 @@ char *wm_page_files_json(const wm_api_file *files, size_t n, size_t *len);
 /* JSON for `wheelmesh status` (/api/status); MORE adds the cluster's
  * sections. */
 struct cJSON;
-char *wm_page_status(wm_node *node, wm_store_view *v,
+char *wm_page_status(wm_node *node,
                      void (*more)(void *arg, struct cJSON *root), void *arg,
                      size_t *len);
 
 /* Prometheus text exposition (/metrics); MORE adds the cluster's lines. */
-char *wm_page_metrics(wm_node *node, wm_store_view *v,
+char *wm_page_metrics(wm_node *node,
                       void (*more)(void *arg, wm_buf *b), void *arg,
                       size_t *len);
 

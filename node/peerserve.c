@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -89,6 +90,8 @@ serve_stored(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     if (wm_store_view_open(ps->node->store, &v) != 0)
         return -ENOENT;
     if (wm_store_get(v, sha, &info) == 0) {
+        if (idx == 0) /* a peer's fetch is a use too */
+            wm_usage_note(ps->node->usage, sha);
         if (wm_store_chunk(v, sha, idx, &data, &len) == 0)
             reply_chunk(ps, from, sha, idx, WM_CHUNK_OK, data, len);
         else /* past the end: the end marker for unknown sizes */

@@ -29,6 +29,7 @@
 
 #include "catalog.h"
 #include "cluster.h"
+#include "collector.h"
 #include "commit.h"
 #include "fetch.h"
 #include "http.h"
@@ -272,6 +273,8 @@ load_config(wm_config *cfg, const struct node_opts *o)
 
 /* --- the running node */
 
+#define USAGE_SLOTS (1u << 16) /* wheels whose use a minute can note */
+
 struct parts {
     wm_node node;
     wm_config cfg;
@@ -283,6 +286,7 @@ struct parts {
     wm_cluster *cluster;
     wm_fetch *fetch;
     wm_catalog *catalog;
+    wm_collector *collector;
     wm_http *http;
 };
 
@@ -305,13 +309,37 @@ commit_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
 static void
 status_more(void *arg, cJSON *root)
 {
-    wm_cluster_status(arg, root);
+    struct parts *p = arg;
+
+    wm_collector_status(p->collector, root);
+    wm_cluster_status(p->cluster, root);
 }
 
 static void
 metrics_more(void *arg, wm_buf *b)
 {
-    wm_cluster_metrics(arg, b);
+    struct parts *p = arg;
+
+    wm_collector_metrics(p->collector, b);
+    wm_cluster_metrics(p->cluster, b);
+}
+
+/* A PUT makes a wheel only this node holds: refused when the store is
+ * full of such wheels, else the catalog decides. */
+static void
+on_put(void *arg, wm_call *c)
+{
+    struct parts *p = arg;
+
+    if (!wm_collector_room(p->collector, c->info.size)) {
+        wm_call_fail(c, 507,
+                     "the cache is full of wheels no upstream or peer can "
+                     "give back (cache.max_size %" PRIu64 " bytes): prune "
+                     "some or raise it",
+                     p->cfg.max_size);
+        return;
+    }
+    wm_catalog_put_call(p->catalog, c);
 }
 
 /* /api/status and /metrics. */
@@ -319,18 +347,12 @@ static void
 on_report(void *arg, wm_call *c)
 {
     struct parts *p = arg;
-    wm_store_view *v;
     char *body;
     size_t len = 0;
 
-    if (wm_store_view_open(p->node.store, &v) != 0) {
-        wm_call_fail(c, 503, "store busy");
-        return;
-    }
     body = c->op == WM_OP_STATUS
-               ? wm_page_status(&p->node, v, status_more, p->cluster, &len)
-               : wm_page_metrics(&p->node, v, metrics_more, p->cluster, &len);
-    wm_store_view_close(&v);
+               ? wm_page_status(&p->node, status_more, p, &len)
+               : wm_page_metrics(&p->node, metrics_more, p, &len);
     c->blob = body != NULL ? wm_blob_new(body, len) : NULL;
     free(body);
     if (c->blob == NULL)
@@ -413,15 +435,23 @@ start(struct parts *p, void **pub)
         return -1;
     }
     *pub = wm_loop_pub(p->loop);
-    if (wm_upstream_new(&p->up, node, *pub) != 0 ||
-        wm_pagecache_new(&p->pages, node, p->up) != 0 ||
-        wm_commit_new(&p->commit, node) != 0) {
+    node->usage = wm_usage_new(USAGE_SLOTS);
+    if (wm_usage_clock_init() != 0)
+        wm_warn("node: WHEELMESH_TEST_CLOCK_OFFSET_S moves this node's "
+                "clock by %lld s (a test build)",
+                (long long)wm_usage_clock_offset());
+    if (node->usage == NULL || wm_upstream_new(&p->up, node, *pub) != 0 ||
+        wm_pagecache_new(&p->pages, node, p->up) != 0) {
         wm_error("node: out of memory");
         return -1;
     }
     rc = wm_cluster_new(&p->cluster, node, p->trust, *pub, &why);
     if (rc != 0) {
         wm_error("node: cluster: %s", why);
+        return -1;
+    }
+    if (wm_commit_new(&p->commit, node, wm_cluster_index(p->cluster)) != 0) {
+        wm_error("node: out of memory");
         return -1;
     }
     wm_fetch_parts fp = {node,
@@ -435,8 +465,15 @@ start(struct parts *p, void **pub)
     wm_catalog_parts cp = {node, p->commit, p->pages, p->trust,
                            wm_cluster_index(p->cluster),
                            wm_cluster_members(p->cluster)};
+    wm_collector_parts gp = {node,
+                             p->pages,
+                             wm_cluster_index(p->cluster),
+                             wm_cluster_members(p->cluster),
+                             wm_cluster_removed,
+                             p->cluster};
     if (wm_fetch_new(&p->fetch, &fp) != 0 ||
         wm_catalog_new(&p->catalog, &cp) != 0 ||
+        wm_collector_new(&p->collector, &gp) != 0 ||
         wm_cluster_serve(p->cluster, p->fetch) != 0) {
         wm_error("node: out of memory");
         return -1;
@@ -444,22 +481,28 @@ start(struct parts *p, void **pub)
     wm_cluster_listen(p->cluster, wm_catalog_changed, p->catalog);
     if (wm_commit_listen(p->commit, wm_catalog_stored, p->catalog) != 0 ||
         wm_commit_listen(p->commit, wm_cluster_stored, p->cluster) != 0 ||
+        wm_commit_listen(p->commit, wm_collector_stored, p->collector) != 0 ||
         wm_pagecache_listen(p->pages, wm_fetch_page_done, p->fetch) != 0 ||
         wm_pagecache_listen(p->pages, wm_catalog_page_done, p->catalog) != 0 ||
         wm_loop_add(p->loop, wm_upstream_poll, wm_upstream_dispatch, p->up) !=
             0 ||
         wm_loop_add(p->loop, wm_cluster_poll, wm_cluster_dispatch,
                     p->cluster) != 0 ||
-        wm_loop_add(p->loop, commit_poll, commit_dispatch, p->commit) != 0) {
+        wm_loop_add(p->loop, commit_poll, commit_dispatch, p->commit) != 0 ||
+        wm_loop_add(p->loop, wm_collector_poll, wm_collector_dispatch,
+                    p->collector) != 0) {
         wm_error("node: out of memory");
         return -1;
     }
-    wm_loop_handle(p->loop, WM_OP_PUT, wm_catalog_put_call, p->catalog);
+    wm_loop_handle(p->loop, WM_OP_PUT, on_put, p);
     wm_loop_handle(p->loop, WM_OP_PAGE, wm_catalog_page_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_LINKS, wm_catalog_links_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_FILES, wm_catalog_files_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_FETCH, wm_fetch_call, p->fetch);
     wm_loop_handle(p->loop, WM_OP_META, wm_fetch_meta_call, p->fetch);
+    wm_commit_on_full(p->commit, wm_collector_full, p->collector);
+    wm_loop_handle(p->loop, WM_OP_PRUNE, wm_collector_prune_call,
+                   p->collector);
     wm_loop_handle(p->loop, WM_OP_STATUS, on_report, p);
     wm_loop_handle(p->loop, WM_OP_METRICS, on_report, p);
     wm_loop_on_hup(p->loop, on_hup, p);
@@ -480,6 +523,7 @@ stop(struct parts *p)
 {
     wm_fetch_destroy(&p->fetch);
     wm_catalog_destroy(&p->catalog);
+    wm_collector_destroy(&p->collector);
     wm_commit_destroy(&p->commit);
     wm_loop_close_calls(p->loop);
     if (p->node.zmq != NULL)
@@ -493,6 +537,7 @@ stop(struct parts *p)
         zmq_ctx_term(p->node.zmq);
     wm_trust_destroy(&p->trust);
     wm_store_destroy(&p->node.store);
+    wm_usage_destroy(&p->node.usage);
     wm_identity_destroy(&p->node.id);
 }
 
@@ -622,6 +667,9 @@ wm_node_main(int argc, char **argv)
                  strerror(-rc));
         goto out;
     }
+    if (wm_store_swept(node->store) > 0)
+        wm_info("store: swept %" PRIu64 " orphan chunks of an interrupted "
+                "write", wm_store_swept(node->store));
     if (start(p, &pub) != 0)
         goto out;
     if (o.pidfile != NULL && (rc = write_pidfile(o.pidfile)) != 0) {

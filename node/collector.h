@@ -1,0 +1,83 @@
+/*
+ * The collector, on the node loop: keeps the store inside cache.max_size
+ * and drops wheels unused for cache.expire_after_days, least recently used
+ * first, a few wheels a loop turn so pages and probes are answered
+ * meanwhile; `wheelmesh prune` asks it for the same by hand. It never
+ * drops the last copy of a wheel nobody can give back: one no upstream
+ * page lists and no other live member holds is kept (and counted). Each
+ * wheel leaves the store in one transaction with the remove entry of this
+ * node's holdings log, so the log and the store never disagree.
+ */
+#ifndef WM_COLLECTOR_H
+#define WM_COLLECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "call.h"
+#include "index.h"
+#include "membership.h"
+#include "node.h"
+#include "pagecache.h"
+
+typedef struct wm_collector wm_collector;
+
+typedef struct wm_collector_parts {
+    wm_node *node; /* its store, config and usage table */
+    wm_pagecache *pages;
+    wm_index *index;
+    wm_members *members; /* NULL when the node runs alone */
+    /* A wheel of PROJECT left the store; E is its remove entry (taken). */
+    void (*removed)(void *arg, const wm_entry *e, const char *project);
+    void *arg;
+} wm_collector_parts;
+
+/* What the collector has done, for status and metrics. */
+typedef struct wm_collector_stats {
+    uint64_t evicted[3]; /* by reason: size, expiry, prune */
+    uint64_t bytes_freed;
+    uint64_t last_copies; /* kept because nobody else can give them back */
+    uint64_t last_copy_bytes;
+    uint64_t passes;
+    double busy_s; /* time spent collecting */
+} wm_collector_stats;
+
+/* Returns 0 or -ENOMEM. */
+int wm_collector_new(wm_collector **out, const wm_collector_parts *parts);
+
+/* Answers waiting prune calls, frees (NULL is fine), clears the pointer. */
+void wm_collector_destroy(wm_collector **c);
+
+/* A commit listener: the store grew; past the high-water mark the
+ * collector starts. */
+void wm_collector_stored(void *c, const wm_file_info *info,
+                         const wm_entry *logged);
+
+/* The store had no room for a wheel: collect now. */
+void wm_collector_full(void *c);
+
+/* Is there room for a new wheel of SIZE bytes that only this node will
+ * hold? Not when the store's last copies and it would pass
+ * cache.max_size. Otherwise true, and the collector starts making room
+ * when the store is over its cap. */
+int wm_collector_room(wm_collector *c, uint64_t size);
+
+/* WM_OP_PRUNE: drops what the call's filter selects (every wheel, a
+ * project's, those unused for DAYS, or down to SIZE bytes), last copies
+ * excepted; answers with JSON counts once done. */
+void wm_collector_prune_call(void *c, wm_call *call);
+
+void wm_collector_stats_get(const wm_collector *c, wm_collector_stats *s);
+
+/* The collector's part of /api/status ("collector") and of /metrics. */
+struct cJSON;
+void wm_collector_status(const wm_collector *c, struct cJSON *root);
+void wm_collector_metrics(const wm_collector *c, wm_buf *b);
+
+/* The loop's part: a timer, and steps while there is work. */
+size_t wm_collector_poll(void *c, zmq_pollitem_t *items, size_t max,
+                         long *timeout_ms);
+void wm_collector_dispatch(void *c, const zmq_pollitem_t *items, size_t n);
+
+#endif
