@@ -140,12 +140,19 @@ rank_of(wm_collector *c, const wm_file_info *info)
     return others ? 2 : 3;
 }
 
+/* Does the pass of FILTER see every wheel? */
+static int
+sees_all(const wm_call *filter)
+{
+    return filter == NULL || filter->prune.all || filter->prune.to_size > 0;
+}
+
 static int
 selected(const struct pass *ps, const wm_file_info *info)
 {
     const wm_call *f = ps->filter;
 
-    if (f == NULL || f->prune.all || f->prune.to_size > 0)
+    if (sees_all(f))
         return 1;
     if (f->project[0] != '\0')
         return strcmp(f->project, info->project) == 0;
@@ -239,7 +246,7 @@ plan(wm_collector *c, enum reason reason, const wm_call *filter,
         held = held > k->size ? held - k->size : 0;
     }
     free(ps.v);
-    if (filter == NULL) { /* a pass over every wheel */
+    if (sees_all(filter)) {
         c->stats.last_copies = c->kept;
         c->stats.last_copy_bytes = c->kept_bytes;
     }

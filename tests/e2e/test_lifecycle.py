@@ -358,3 +358,87 @@ class FullMap(LifecycleCase):
         st = self.node.status()
         self.assertEqual(st["cache"]["files"], 1)
         self.assertEqual(st["cache"]["bytes"], small[2])
+
+
+class ThreeNodes(unittest.TestCase):
+    """A, B and C in one cluster on one upstream; A's cap is small."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = cu.make_keys(cls, "ABC")
+        cls.up = Upstream(cls.tmp)
+        cls.addClassCleanup(cls.up.cleanup)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        ports = {n: h.free_port() for n in "ABC"}
+        seeds = {"A": [], "B": ["A"], "C": ["A"]}
+        cls.nodes = {}
+        for n in "ABC":
+            cfg = {"http": {"allow_put_from": ["127.0.0.0/8"]}}
+            if n == "A":
+                cfg["cache"] = {"max_size": 4 * MiB}
+            node = cu.ClusterNode(
+                keys[n], trusted=trusted, config=cfg,
+                seeds=[cu.addr(ports[s]) for s in seeds[n]],
+                cluster_port=ports[n], upstream=cls.up.nginx.url, label=n)
+            cls.addClassCleanup(node.cleanup)
+            cls.nodes[n] = node
+        cls.A, cls.B, cls.C = (cls.nodes[n] for n in "ABC")
+        w = cu.Waiter(cls.nodes.values())
+        for x in cls.nodes.values():
+            others = [y for y in cls.nodes.values() if y is not x]
+            w(lambda x=x, others=others: all(
+                x.member_state(y.id) == "alive" for y in others),
+              "%s to see the two others alive" % x.label, timeout=15)
+
+    def holders(self, node, project):
+        """The ids NODE says hold PROJECT's wheel (itself included)."""
+        for f in node.files(project):
+            if f["project"] == project:
+                return set(f["holders"]) | ({node.id} if f["local"] else set())
+        return set()
+
+    def fetch(self, node, project):
+        name, sha, size = self.up.files[project]
+        got = node.download(cu.file_path(sha, name))
+        self.assertEqual(got[0::2], (200, sha), cu.tails(self.nodes.values()))
+
+    def test_evicted_holder_leaves_the_index(self):
+        """A drops a wheel B also holds: C stops naming A as its holder
+        within 5 s, and pip on C still installs it."""
+        self.up.add("lc-shared", 1 * MiB)
+        for n in (self.A, self.B):
+            self.fetch(n, "lc-shared")
+        w = cu.Waiter(self.nodes.values())
+        # (The member the cluster designates fetches it from upstream and
+        # may hold it too.)
+        w(lambda: {self.A.id, self.B.id} <= self.holders(self.C, "lc-shared"),
+          "C to see A and B hold it")
+        # Past its cap A evicts: more wheels through A.
+        for i in range(6):
+            self.up.add("lc-push%d" % i, 1 * MiB)
+            self.fetch(self.A, "lc-push%d" % i)
+        w(lambda: self.A.id not in self.holders(self.C, "lc-shared"),
+          "C to drop A as a holder of the evicted wheel", timeout=5)
+        self.assertLessEqual(self.A.status()["cache"]["bytes"], 4 * MiB)
+        v = h.venv(os.path.join(self.tmp, "venv"))
+        r = v.run_pip("download", "--no-deps", "-d",
+                      os.path.join(self.tmp, "dl"), "--index-url",
+                      self.C.url + "/simple/", "lc-shared")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_last_copy_is_kept(self):
+        """A wheel put on A, at its cap, that nobody else holds stays on A
+        and is counted; peers still name A as its holder."""
+        put = make_wheel(self.tmp, "lc-only-a", "1.0", size=300 * 1000)
+        self.assertEqual(self.A.put(put)[0], 201)
+        r = h.run([h.BIN, "prune", "--node", self.A.url, "--all"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"[1-9]\d* kept as the last copy")
+        self.assertIn("lc-only-a", {f["project"] for f in self.A.files()
+                                    if f["local"]})
+        self.assertGreaterEqual(self.A.status()["collector"]["last_copies"],
+                                1)
+        w = cu.Waiter(self.nodes.values())
+        w(lambda: self.A.id in self.holders(self.C, "lc-only-a"),
+          "C to name A as the holder of A's put")
