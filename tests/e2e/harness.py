@@ -40,6 +40,48 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
 
 
+# -- time limits and skips ---------------------------------------------------
+#
+# Every absolute time a test asserts is a limit the product promises ("starts
+# within 1 s", "stops within 1 s", "a clear answer within upstream.timeout_s
+# + 10 s"), never a measurement: how fast things go is for tests/bench.
+# Under AddressSanitizer on two busy cores everything takes a few times
+# longer, so every such limit goes through limit(), which multiplies it by
+# WM_TIME_SCALE (default 1; .ci/run sets 3 for its ASan+UBSan pass).
+
+def _time_scale():
+    raw = os.environ.get("WM_TIME_SCALE", "") or "1"
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = 0.0
+    if not scale >= 1.0:
+        raise RuntimeError("WM_TIME_SCALE must be a number >= 1 (got %r)"
+                           % raw)
+    return scale
+
+
+TIME_SCALE = _time_scale()
+
+
+def limit(seconds):
+    """SECONDS, a time limit a test asserts, scaled by WM_TIME_SCALE."""
+    return seconds * TIME_SCALE
+
+
+def skip(reason):
+    """Skip the calling test (or, from setUpClass, its class) because of
+    REASON. Every skip in the e2e suite goes through here: when the
+    environment variable CI is set (.ci/run sets CI=1) it is a failure
+    instead, since CI runs as root with every tool installed, and a test
+    that cannot run there is coverage lost without anybody seeing it."""
+    if os.environ.get("CI"):
+        raise AssertionError("this test would be skipped (%s), and CI=%s is "
+                             "set: in CI every test must run"
+                             % (reason, os.environ["CI"]))
+    raise unittest.SkipTest(reason)
+
+
 def require_binary():
     """Raise a readable error when WHEELMESH_BIN does not name a program."""
     if not BIN or not os.access(BIN, os.X_OK):
@@ -222,7 +264,8 @@ class Node:
         return self
 
     def wait_ready(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
+        """Wait up to limit(TIMEOUT) for /healthz; sets .ready_after."""
+        deadline = time.monotonic() + limit(timeout)
         last = None
         while time.monotonic() < deadline:
             rc = self.proc.poll()
@@ -239,22 +282,22 @@ class Node:
                 last = repr(e)
             time.sleep(0.05)
         raise NodeError("node not ready after %.0f s (last: %s)\n%s"
-                        % (timeout, last, self.tail()))
+                        % (limit(timeout), last, self.tail()))
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Signal the node and wait; asserts a clean exit (status 0).
-        Returns the seconds it took to exit."""
+        """Signal the node and wait up to limit(TIMEOUT); asserts a clean
+        exit (status 0). Returns the seconds it took to exit."""
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
         t0 = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout)
+            rc = self.proc.wait(limit(timeout))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise NodeError("node did not exit within %.0f s of %s\n%s"
-                            % (timeout, sig.name, self.tail()))
+                            % (limit(timeout), sig.name, self.tail()))
         took = time.monotonic() - t0
         if rc != 0:
             raise NodeError("node exited with %d after %s (want 0)\n%s"

@@ -224,14 +224,14 @@ class NodeProcessTest(unittest.TestCase):
     def test_starts_within_1s(self):
         node = h.Node()
         self.addCleanup(node.cleanup)
-        self.assertLess(node.ready_after, 1.0, "first start (new identity, "
-                        "new store)\n" + node.tail())
+        self.assertLess(node.ready_after, h.limit(1.0), "first start (new "
+                        "identity, new store)\n" + node.tail())
         tmp = h.tmpdir(type(self))
         for i in range(5):
             node.put_ok(make_wheel(tmp, "startup%d" % i, "1.0",
                                    size=2 << 20))
         node.restart()
-        self.assertLess(node.ready_after, 1.0, "restart with data\n"
+        self.assertLess(node.ready_after, h.limit(1.0), "restart with data\n"
                         + node.tail())
 
     def test_daemon_without_pidfile_is_a_usage_error(self):
@@ -249,7 +249,7 @@ class NodeProcessTest(unittest.TestCase):
                 node = h.Node()
                 self.addCleanup(node.cleanup)
                 took = node.stop(sig)
-                self.assertLess(took, 1.0, node.tail())
+                self.assertLess(took, h.limit(1.0), node.tail())
 
     def test_sigterm_with_clients_connected(self):
         node = h.Node()
@@ -268,7 +268,7 @@ class NodeProcessTest(unittest.TestCase):
         slow.recv(1024)
         try:
             took = node.stop()
-            self.assertLess(took, 1.0, node.tail())
+            self.assertLess(took, h.limit(1.0), node.tail())
         finally:
             idle.close()
             slow.close()
@@ -374,14 +374,15 @@ class NodeProcessTest(unittest.TestCase):
                                 stdout=out, stderr=out,
                                 stdin=subprocess.DEVNULL)
         try:
-            rc = proc.wait(10)
+            rc = proc.wait(h.limit(10))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            self.fail("--daemon did not return within 10 s\n" + node.tail())
+            self.fail("--daemon did not return within %.0f s\n%s"
+                      % (h.limit(10), node.tail()))
         out.seek(0)
         self.assertEqual(rc, 0, out.read() + node.tail())
-        self.assertLess(time.monotonic() - t0, 5)
+        self.assertLess(time.monotonic() - t0, h.limit(5))
         with open(pidfile) as f:
             pid = int(f.read().strip())
 
@@ -400,11 +401,12 @@ class NodeProcessTest(unittest.TestCase):
         self.assertEqual((status, body.strip()), (200, b"ok"))
         t0 = time.monotonic()
         os.kill(pid, signal.SIGTERM)
-        while time.monotonic() - t0 < 5 and alive(pid):
+        while time.monotonic() - t0 < h.limit(5) and alive(pid):
             time.sleep(0.02)
         took = time.monotonic() - t0
-        self.assertFalse(alive(pid), "daemon still alive 5 s after SIGTERM")
-        self.assertLess(took, 1.0)
+        self.assertFalse(alive(pid), "daemon still alive %.0f s after SIGTERM"
+                         % h.limit(5))
+        self.assertLess(took, h.limit(1.0))
         with self.assertRaises(OSError):
             node.get("/healthz", timeout=2)
 

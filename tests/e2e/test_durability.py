@@ -6,7 +6,10 @@
 - kill -9 in the middle of a 200 MB upload, or right after its last byte
   was sent while the node is committing, leaves no partial wheel: after the
   restart the file is either absent everywhere (listings, status, download)
-  or complete and byte-identical; the same PUT then succeeds.
+  or complete and byte-identical; the same PUT then succeeds. A kill once
+  the commit has written batches of chunks, but not the record, is made
+  sure of (the test watches the store grow), and the restarted node must
+  say it swept those orphan chunks.
 - A client that hangs up mid-upload leaves nothing behind either.
 
 The 200 MB wheel is generated once for the module.
@@ -15,6 +18,7 @@ The 200 MB wheel is generated once for the module.
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -27,6 +31,11 @@ from makewheel import make_wheel, read_metadata
 
 BIG_SIZE = 200 * 1000 * 1000
 BIG = {}
+# The store commits 8 chunks (8 MiB) a transaction and writes the pages of
+# one only after the last is committed: 16 MiB more on disk is the first
+# batch committed and the second being written.
+COMMITTED = 16 << 20
+SWEPT = re.compile(r"store: swept (\d+) orphan chunks")
 
 
 def setUpModule():
@@ -218,11 +227,16 @@ class CrashDuringPutTest(unittest.TestCase):
                         "crashed upload" % (grown >> 20))
         self.put_big_again((201,))
 
-    def kill_after_last_byte(self, delay):
+    def swept(self):
+        """The orphan chunks the node said it swept when it last started
+        (0 when it said nothing)."""
+        m = SWEPT.search(self.node.stderr_text())
+        return int(m.group(1)) if m else 0
+
+    def test_kill_9_right_after_the_last_byte(self):
         conn = self.start_put()
         try:
             self.send_part(conn, BIG["size"])
-            time.sleep(delay)
             self.node.kill()  # while the node verifies and commits
         finally:
             conn.close()
@@ -234,17 +248,47 @@ class CrashDuringPutTest(unittest.TestCase):
             self.assert_big_complete()
             self.put_big_again((200,))
         else:
-            sys.stderr.write("(killed before the commit) ")
+            sys.stderr.write("(killed before the commit, %d orphan chunks "
+                             "swept) " % self.swept())
             self.assert_big_absent()
             self.put_big_again((201,))
 
-    def test_kill_9_right_after_the_last_byte(self):
-        self.kill_after_last_byte(0)
-
     def test_kill_9_while_committing(self):
-        # the node here needs ~1.4 s after the last byte to verify and
-        # commit 200 MB; half a second in lands in the middle of it
-        self.kill_after_last_byte(0.5)
+        """Killed once the commit has stored its first batch of chunks
+        (the store grew by COMMITTED) and long before its last, which holds
+        the record: the restart sweeps the orphan chunks and says so."""
+        base = disk_usage(self.node.data)
+        grown = 0
+        conn = self.start_put()
+        try:
+            self.send_part(conn, BIG["size"])
+            deadline = time.monotonic() + h.limit(30)
+            while grown < COMMITTED and time.monotonic() < deadline:
+                time.sleep(0.005)
+                grown = disk_usage(self.node.data) - base
+            self.node.kill()
+        finally:
+            conn.close()
+        self.assertGreaterEqual(grown, COMMITTED, "the store grew by only %d "
+                                "KiB in %.0f s after the last byte: no commit "
+                                "to interrupt\n%s" % (grown >> 10, h.limit(30),
+                                                      self.node.tail()))
+        self.node.start()
+        names = [f["filename"] for f in self.node.files()]
+        self.assertNotIn(BIG["name"], names, "the 200 MB commit finished "
+                         "between the store growing by %d MiB and the kill: "
+                         "the crash did not land mid-commit" % (grown >> 20))
+        swept = self.swept()
+        sys.stderr.write("(killed %d MiB into the commit, %d orphan chunks "
+                         "swept) " % (grown >> 20, swept))
+        # at least the first batch of 8
+        self.assertGreaterEqual(swept, 8, self.node.tail()
+                                + "\nthe store had grown by %d MiB of chunks "
+                                "when the node was killed mid-commit; after "
+                                "the restart it reports %d orphan chunks "
+                                "swept" % (grown >> 20, swept))
+        self.assert_big_absent()
+        self.put_big_again((201,))
 
     def test_client_hangs_up_mid_body(self):
         conn = self.start_put()

@@ -40,7 +40,7 @@ import fault_util as fu
 from upstream_index import Nginx, StaticIndex, location_for
 
 TIMEOUT_S = 5              # upstream.timeout_s in these nodes' configs
-BOUND = TIMEOUT_S + 10     # a clear answer within this (seconds)
+BOUND = TIMEOUT_S + h.limit(10)  # a clear answer within this (seconds)
 WINDOW = 15                # upstream requests are counted over this
 MAX_REQUESTS = 9           # "single digits"
 QUIET = 8                  # with no client asking, upstream is left alone

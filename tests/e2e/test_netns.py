@@ -12,8 +12,9 @@ namespace), clustered over CurveZMQ.
    member is alive again; h4 and h1 then serve the other side's wheel
    byte-identical.
 
-Needs root and `ip netns`; skipped with the reason otherwise. Namespaces and
-links are removed even when the test fails (see netns_util).
+Needs root and `ip netns`; skipped with the reason otherwise (a failure
+when CI is set: see harness.skip). Namespaces and links are removed even
+when the test fails (see netns_util).
 """
 
 import os
@@ -37,7 +38,7 @@ class TestPartition(unittest.TestCase):
         try:
             cls.lab = nu.Lab()
         except nu.Skip as e:
-            raise unittest.SkipTest(str(e))
+            harness.skip(str(e))
         cls.addClassCleanup(cls.lab.cleanup)
         cls.hosts = [cls.lab.add_host() for _ in range(4)]
         cls.nodes = []
@@ -54,7 +55,8 @@ class TestPartition(unittest.TestCase):
 
     def wait(self, what, pred, timeout):
         try:
-            return nu.wait_for(what, pred, timeout, interval=0.1)
+            return nu.wait_for(what, pred, harness.limit(timeout),
+                               interval=0.1)
         except nu.LabError as e:
             self.fail_with(str(e))
 
@@ -161,7 +163,7 @@ class TestLabCleanup(unittest.TestCase):
         try:
             lab = nu.Lab()
         except nu.Skip as e:
-            raise unittest.SkipTest(str(e))
+            harness.skip(str(e))
         try:
             with self.assertRaises(RuntimeError):
                 with lab:

@@ -33,7 +33,7 @@ from makewheel import make_wheel
 from upstream_index import Nginx, StaticIndex
 
 TIMEOUT_S = 5
-BOUND = TIMEOUT_S + 10
+BOUND = TIMEOUT_S + h.limit(10)
 
 _VENV = {}
 

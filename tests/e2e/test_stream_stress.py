@@ -110,7 +110,7 @@ class Stress(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not os.access(CURL, os.X_OK):
-            raise unittest.SkipTest("no %s" % CURL)
+            h.skip("no %s" % CURL)
         cls.tmp, keys = cu.make_keys(cls, "PQ")
         ids = [keys["P"].pub, keys["Q"].pub]
         cls.index = StaticIndex(os.path.join(cls.tmp, "upstream"))
