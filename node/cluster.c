@@ -665,6 +665,21 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
         "wheelmesh_cluster_rejected_total{what=\"update\"} %" PRIu64 "\n",
         c->rounds, bout, bin, rejected, wm_index_rejected(c->index),
         c->enabled ? wm_members_rejected(c->members) : 0);
+    if (c->serve != NULL) {
+        uint64_t up = 0, busy = 0;
+        wm_peerserve_stats(c->serve, &up, &busy);
+        wm_buf_printf(b,
+                      "# HELP wheelmesh_upload_bytes_total Chunk bytes sent "
+                      "to peers.\n"
+                      "# TYPE wheelmesh_upload_bytes_total counter\n"
+                      "wheelmesh_upload_bytes_total %" PRIu64 "\n"
+                      "# HELP wheelmesh_upload_busy_total Chunk requests "
+                      "answered busy (cluster.max_upload_rate, or peers "
+                      "served at once).\n"
+                      "# TYPE wheelmesh_upload_busy_total counter\n"
+                      "wheelmesh_upload_busy_total %" PRIu64 "\n",
+                      up, busy);
+    }
     wm_buf_adds(b, "# TYPE wheelmesh_peer_bytes_total counter\n");
     for (size_t i = 0; i < n; i++) {
         wm_member *m = wm_members_at(c->members, i);

@@ -569,18 +569,17 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (h != NULL)
         h->last_reply = now_ms();
     f->state[idx] = TO_ASK;
-    if (m->status == WM_CHUNK_LATER) {
+    if (m->status == WM_CHUNK_LATER || m->status == WM_CHUNK_BUSY) {
+        /* Alive, not ready (or at its upload limit): others are asked
+         * meanwhile; one that never sends a byte runs out of budget. */
         int64_t now = now_ms();
         if (h != NULL) {
             h->not_before = now + LATER_RETRY_MS;
             if (h->later_since == 0)
                 h->later_since = now;
         }
-        return;
-    }
-    if (m->status == WM_CHUNK_BUSY) {
-        drop(f, from->m, "busy");
-        fill(f, now_ms());
+        if (m->status == WM_CHUNK_BUSY)
+            fill(f, now);
         return;
     }
     if (m->status != WM_CHUNK_OK) {

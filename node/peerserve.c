@@ -2,6 +2,11 @@
  * Answers to FETCH and MAP. Stored wheels go out as frames pointing into
  * the LMDB map (ZeroMQ copies them into its queue); a wheel still arriving
  * is read from its spool, whole chunks only until it is verified.
+ *
+ * Uploads never take the agent's whole link: a token bucket holds them to
+ * cluster.max_upload_rate, and at most MAX_PEERS peers are served at a
+ * time; past either a chunk request is answered BUSY, and the fetcher
+ * asks another holder.
  */
 #include "peerserve.h"
 
@@ -13,13 +18,76 @@
 
 #include "log.h"
 
+#define MAX_PEERS     8    /* served at once */
+#define PEER_IDLE_MS  2000 /* a peer not heard for this long is done */
+#define BURST_S       0.25 /* the bucket holds a quarter second's rate */
+
 struct wm_peerserve {
     wm_node *node;
     wm_transport *t;
     wm_fetch *fetch;
     wm_msg *out;
     int fault_bad_chunks;
+    /* the upload limit */
+    double tokens; /* bytes that may go out now; may dip below 0 */
+    int64_t refilled_ms;
+    struct {
+        const wm_member *m;
+        int64_t last_ms;
+    } peers[MAX_PEERS];
+    uint64_t busy_replies, uploaded;
 };
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Is M one of the peers being served, or is there room for it? */
+static int
+peer_admitted(wm_peerserve *ps, const wm_member *m, int64_t now)
+{
+    int free_slot = -1;
+
+    for (int i = 0; i < MAX_PEERS; i++) {
+        if (ps->peers[i].m == m) {
+            ps->peers[i].last_ms = now;
+            return 1;
+        }
+        if (free_slot < 0 &&
+            (ps->peers[i].m == NULL ||
+             now - ps->peers[i].last_ms > PEER_IDLE_MS))
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        return 0;
+    ps->peers[free_slot].m = m;
+    ps->peers[free_slot].last_ms = now;
+    return 1;
+}
+
+/* May a chunk go out to M now? The bucket may go into debt by one chunk,
+ * so a rate below a chunk a second still moves. */
+static int
+upload_admitted(wm_peerserve *ps, const wm_member *m)
+{
+    double rate = (double)ps->node->cfg->max_upload_rate;
+    int64_t now = now_ms();
+
+    if (!peer_admitted(ps, m, now))
+        return 0;
+    if (rate <= 0)
+        return 1;
+    ps->tokens += rate * (double)(now - ps->refilled_ms) / 1000.0;
+    ps->refilled_ms = now;
+    if (ps->tokens > rate * BURST_S)
+        ps->tokens = rate * BURST_S;
+    return ps->tokens > 0;
+}
 
 static void
 reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
@@ -41,6 +109,8 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     /* CHUNK always has its bulk frame: empty unless the status is OK. */
     if (status != WM_CHUNK_OK || data == NULL)
         data = "", len = 0;
+    ps->tokens -= (double)len;
+    ps->uploaded += len;
     wm_transport_reply(ps->t, from, m, data, len);
 }
 
@@ -108,6 +178,11 @@ wm_peerserve_on_fetch(wm_peerserve *ps, const wm_from *from, const wm_msg *m)
     wm_download *dl;
     int rc;
 
+    if (!upload_admitted(ps, from->m)) {
+        ps->busy_replies++;
+        reply_chunk(ps, from, m->sha256, m->idx, WM_CHUNK_BUSY, NULL, 0);
+        return;
+    }
     if (serve_stored(ps, from, m->sha256, m->idx) == 0)
         return;
     dl = wm_fetch_running(ps->fetch, m->sha256);
@@ -149,6 +224,14 @@ wm_peerserve_on_map(wm_peerserve *ps, const wm_from *from, const wm_msg *m)
 }
 
 void
+wm_peerserve_stats(const wm_peerserve *ps, uint64_t *uploaded,
+                   uint64_t *busy_replies)
+{
+    *uploaded = ps->uploaded;
+    *busy_replies = ps->busy_replies;
+}
+
+void
 wm_peerserve_set_fault(wm_peerserve *ps, int bad_chunks)
 {
     ps->fault_bad_chunks = bad_chunks;
@@ -166,6 +249,8 @@ wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch)
     ps->node = node;
     ps->t = t;
     ps->fetch = fetch;
+    ps->refilled_ms = now_ms();
+    ps->tokens = (double)node->cfg->max_upload_rate * BURST_S;
     return ps;
 }
 

@@ -25,6 +25,11 @@ void wm_peerserve_on_fetch(wm_peerserve *ps, const wm_from *from,
 void wm_peerserve_on_map(wm_peerserve *ps, const wm_from *from,
                          const wm_msg *m);
 
+/* Bytes of chunks sent to peers, and chunk requests answered BUSY (at the
+ * upload limit). */
+void wm_peerserve_stats(const wm_peerserve *ps, uint64_t *uploaded,
+                        uint64_t *busy_replies);
+
 /* Test builds only: serve corrupted chunks (the tests of bad peers). */
 void wm_peerserve_set_fault(wm_peerserve *ps, int bad_chunks);
 
