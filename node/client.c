@@ -379,6 +379,7 @@ print_status(const cJSON *st)
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(st, "puts");
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(st, "cluster");
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(st, "members");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(st, "collector");
     const cJSON *m;
     char a[32], b[32], d[32];
     double max = json_num(c, "max_size");
@@ -391,6 +392,12 @@ print_status(const cJSON *st)
     printf("cache     %.0f wheels, %s of %s (%.0f%%)\n", json_num(c, "files"),
            human_size(used, a, sizeof(a)), human_size(max, b, sizeof(b)),
            max > 0 ? 100.0 * used / max : 0.0);
+    printf("evicted   %.0f over the cap, %.0f unused too long, %.0f pruned "
+           "(%s freed); %.0f kept as the last copy; %.0f not kept (no room)\n",
+           json_num(g, "evicted_size"), json_num(g, "evicted_expiry"),
+           json_num(g, "evicted_prune"),
+           human_size(json_num(g, "bytes_freed"), a, sizeof(a)),
+           json_num(g, "last_copies"), json_num(c, "not_kept_no_room"));
     printf("hits      local %.0f  peer %.0f  upstream %.0f  misses %.0f\n",
            json_num(h, "local"), json_num(h, "peer"), json_num(h, "upstream"),
            json_num(st, "misses"));
@@ -421,9 +428,10 @@ print_status(const cJSON *st)
         printf("members   none (this node runs alone)\n");
     cJSON_ArrayForEach(m, members)
     {
-        printf("member    %.16s  %-24s %-7s heard %.1fs ago  %.0f wheels, "
-               "%s\n",
-               json_str(m, "id"), json_str(m, "address"), json_str(m, "state"),
+        printf("member    %.16s  %-16s %-24s %-7s heard %.1fs ago  %.0f "
+               "wheels, %s\n",
+               json_str(m, "id"), json_str(m, "name"), json_str(m, "address"),
+               json_str(m, "state"),
                json_num(m, "last_heard_s"), json_num(m, "wheels"),
                human_size(json_num(m, "bytes"), a, sizeof(a)));
     }
@@ -490,6 +498,11 @@ wm_cmd_status(int argc, char **argv)
         "  node      name, URL, id (its public key), version, uptime\n"
         "  cache     wheels held here, their size and the cap "
         "(cache.max_size)\n"
+        "  evicted   wheels the collector dropped, by reason; last copies "
+        "(nobody\n"
+        "            else can give them back) are never dropped; wheels "
+        "served but\n"
+        "            not kept because the store (cache.map_size) was full\n"
         "  hits      wheel requests answered from this node's store (local),\n"
         "            from a peer (peer) or from the upstream index "
         "(upstream);\n"
@@ -498,8 +511,9 @@ wm_cmd_status(int argc, char **argv)
         "  upstream  what the upstream indexes cost: bytes, pages, errors\n"
         "  puts      wheels published with `wheelmesh put`\n"
         "  cluster   members alive / suspect / dead, gossip traffic\n"
-        "  member    one line per peer: id, address, state, last heard, "
-        "holdings\n"
+        "  member    one line per peer: id, name, address, state, last "
+        "heard,\n"
+        "            holdings\n"
         "Sizes are in KiB, MiB, GiB (powers of 1024).\n"
         "\n"
         "  --node URL         the node (default " WM_DEFAULT_NODE ")\n"
