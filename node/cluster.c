@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "peerserve.h"
 #include "transport.h"
@@ -47,15 +48,6 @@ struct wm_cluster {
     size_t batch_n;
     uint64_t rounds;
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 listing_changed(wm_cluster *c, const char *project)
@@ -166,7 +158,7 @@ on_digest(wm_cluster *c, const wm_from *f, const wm_msg *d)
     wm_digest_item *items = c->out->digest;
     size_t n;
     int lacking;
-    int64_t now = now_ms();
+    int64_t now = wm_now_ms();
 
     if (!(d->flags & WM_DIGEST_FULL)) {
         n = wm_index_digest(c->index, items, WM_WIRE_MAX_DIGEST);
@@ -218,7 +210,7 @@ on_message(void *arg, const wm_from *f, const wm_msg *m, const void *bulk,
            size_t blen)
 {
     wm_cluster *c = arg;
-    int64_t now = now_ms();
+    int64_t now = wm_now_ms();
 
     if (f->m != NULL)
         wm_members_heard(c->members, f->m, now);
@@ -445,7 +437,7 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *trust, void *pub,
     c->enabled = 1;
     log_store(c);
     wm_transport_seeds(c->t);
-    c->next_tick = c->next_gossip = now_ms();
+    c->next_tick = c->next_gossip = wm_now_ms();
     wm_info("cluster: listening on %s, advertising %s, %zu trusted keys",
             node->cfg->cluster_listen, wm_transport_advertise(c->t),
             wm_trust_count(trust));
@@ -517,7 +509,7 @@ wm_cluster_reload(wm_cluster *c)
 {
     if (!c->enabled)
         return;
-    wm_members_retrust(c->members, now_ms());
+    wm_members_retrust(c->members, wm_now_ms());
     wm_transport_seeds(c->t);
     listing_changed(c, NULL);
 }
@@ -533,7 +525,7 @@ wm_cluster_poll(void *arg, zmq_pollitem_t *items, size_t max,
 
     if (!c->enabled)
         return 0;
-    left = c->next_tick - now_ms();
+    left = c->next_tick - wm_now_ms();
     if (left < 0)
         left = 0;
     if (left < *timeout_ms)
@@ -550,7 +542,7 @@ wm_cluster_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
     if (!c->enabled)
         return;
     wm_transport_dispatch(c->t, items, n);
-    now = now_ms();
+    now = wm_now_ms();
     if (now < c->next_tick)
         return;
     c->next_tick = now + TICK_MS;
@@ -572,7 +564,7 @@ void
 wm_cluster_status(wm_cluster *c, cJSON *root)
 {
     cJSON *members = cJSON_AddArrayToObject(root, "members"), *o;
-    int64_t now = now_ms();
+    int64_t now = wm_now_ms();
     uint64_t files, bytes, rejected = 0, bin = 0, bout = 0, done = 0,
                                 failed = 0;
     size_t by_state[3] = {0, 0, 0}, n = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define TICK_MS        60000 /* usage into the store, expiry checked */
@@ -59,15 +60,6 @@ struct wm_collector {
     int64_t touch_when[MAX_TOUCH];
     size_t ntouch;
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 held_bytes(const wm_collector *c)
@@ -207,7 +199,7 @@ plan(wm_collector *c, enum reason reason, const wm_call *filter,
                                            ->expire_after_days *
                                        86400;
     wm_store_view *v;
-    int64_t t0 = now_ms();
+    int64_t t0 = wm_now_ms();
 
     free(c->victims);
     c->victims = NULL;
@@ -251,7 +243,7 @@ plan(wm_collector *c, enum reason reason, const wm_call *filter,
         c->stats.last_copy_bytes = c->kept_bytes;
     }
     c->stats.passes++;
-    c->stats.busy_s += (double)(now_ms() - t0) / 1000.0;
+    c->stats.busy_s += (double)(wm_now_ms() - t0) / 1000.0;
     if (c->nvictims > 0)
         wm_info("collector: %zu wheels to drop (%s)", c->nvictims,
                 reason == BY_SIZE     ? "over cache.max_size"
@@ -322,7 +314,7 @@ answer_prunes(wm_collector *c)
 static void
 step(wm_collector *c)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = wm_now_ms();
 
     for (int i = 0; i < STEP_WHEELS && c->next < c->nvictims; i++) {
         const struct victim *vi = &c->victims[c->next++];
@@ -331,7 +323,7 @@ step(wm_collector *c)
             wm_warn("collector: cannot drop a wheel of %s: %s", vi->project,
                     strerror(-rc));
     }
-    c->stats.busy_s += (double)(now_ms() - t0) / 1000.0;
+    c->stats.busy_s += (double)(wm_now_ms() - t0) / 1000.0;
     if (c->next < c->nvictims)
         return;
     if (c->reason == BY_PRUNE)
@@ -445,7 +437,7 @@ wm_collector_poll(void *arg, zmq_pollitem_t *items, size_t max,
                   long *timeout_ms)
 {
     wm_collector *c = arg;
-    int64_t left = c->next_tick - now_ms();
+    int64_t left = c->next_tick - wm_now_ms();
 
     if (c->nvictims > 0 || c->pending)
         left = 0;
@@ -460,7 +452,7 @@ void
 wm_collector_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
 {
     wm_collector *c = arg;
-    int64_t now = now_ms();
+    int64_t now = wm_now_ms();
 
     if (c->nvictims > 0) {
         step(c);
@@ -491,12 +483,12 @@ wm_collector_new(wm_collector **out, const wm_collector_parts *parts)
         return -ENOMEM;
     c->p = *parts;
     c->tick_ms = TICK_MS;
-    c->next_tick = now_ms() + TICK_MS;
+    c->next_tick = wm_now_ms() + TICK_MS;
     if (wm_usage_clock_offset() != 0) {
         /* A test that moved the clock wants to see wheels expire soon,
          * after its first reads. */
         c->tick_ms = 1000;
-        c->next_tick = now_ms() + 3000;
+        c->next_tick = wm_now_ms() + 3000;
     }
     c->pending = 1; /* a store over its cap from the last run */
     return 0;

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define SCAN_MS 250
@@ -38,15 +39,6 @@ struct wm_guard {
     atomic_ulong cut;
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *
 run(void *arg)
 {
@@ -54,7 +46,7 @@ run(void *arg)
     struct timespec pause = {0, SCAN_MS * 1000000L};
 
     while (!atomic_load(&g->stop)) {
-        int64_t now = now_ms();
+        int64_t now = wm_now_ms();
         for (size_t i = 0; i < g->max; i++) {
             struct slot *s = &g->slots[i];
             int waiting = WAITING;
@@ -119,7 +111,7 @@ wm_guard_enter(wm_guard *g, int fd)
             !atomic_compare_exchange_strong(&s->state, &free_state, HEAD_IN))
             continue;
         s->fd = fd;
-        s->deadline_ms = now_ms() + g->deadline_ms;
+        s->deadline_ms = wm_now_ms() + g->deadline_ms;
         atomic_store(&s->state, WAITING);
         return (int)i;
     }
@@ -150,7 +142,7 @@ wm_guard_next(wm_guard *g, int slot, unsigned idle_s)
     /* HEAD_IN -> CUTTING keeps the guard off while the deadline moves. */
     if (!atomic_compare_exchange_strong(&s->state, &head_in, CUTTING))
         return;
-    s->deadline_ms = now_ms() + (int64_t)idle_s * 1000;
+    s->deadline_ms = wm_now_ms() + (int64_t)idle_s * 1000;
     atomic_store(&s->state, WAITING);
 }
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define MAX_PEERS     8    /* served at once */
@@ -37,15 +38,6 @@ struct wm_peerserve {
     } peers[MAX_PEERS];
     uint64_t busy_replies, uploaded;
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Is M one of the peers being served, or is there room for it? */
 static int
@@ -76,7 +68,7 @@ static int
 upload_admitted(wm_peerserve *ps, const wm_member *m)
 {
     double rate = (double)ps->node->cfg->max_upload_rate;
-    int64_t now = now_ms();
+    int64_t now = wm_now_ms();
 
     if (!peer_admitted(ps, m, now))
         return 0;
@@ -249,7 +241,7 @@ wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch)
     ps->node = node;
     ps->t = t;
     ps->fetch = fetch;
-    ps->refilled_ms = now_ms();
+    ps->refilled_ms = wm_now_ms();
     ps->tokens = (double)node->cfg->max_upload_rate * BURST_S;
     return ps;
 }

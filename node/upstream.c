@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "simplepage.h"
 
@@ -54,15 +55,6 @@ struct wm_upstream {
     size_t nsocks;
     int64_t deadline_ms; /* libcurl's timer, monotonic; -1: none */
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 xfer_free(wm_xfer *x)
@@ -401,7 +393,7 @@ on_timer(CURLM *multi, long timeout_ms, void *arg)
 {
     wm_upstream *u = arg;
 
-    u->deadline_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    u->deadline_ms = timeout_ms < 0 ? -1 : wm_now_ms() + timeout_ms;
     return 0;
 }
 
@@ -422,7 +414,7 @@ wm_upstream_poll(void *arg, zmq_pollitem_t *items, size_t max,
         items[i].revents = 0;
     }
     if (u->deadline_ms >= 0) {
-        int64_t left = u->deadline_ms - now_ms();
+        int64_t left = u->deadline_ms - wm_now_ms();
         if (left < 0)
             left = 0;
         if (left < *timeout_ms)
@@ -449,7 +441,7 @@ wm_upstream_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
         if (mask != 0)
             curl_multi_socket_action(u->multi, items[i].fd, mask, &running);
     }
-    if (u->deadline_ms >= 0 && now_ms() >= u->deadline_ms) {
+    if (u->deadline_ms >= 0 && wm_now_ms() >= u->deadline_ms) {
         u->deadline_ms = -1;
         curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }

@@ -3,6 +3,7 @@
  * the position falls in, and renews its view when the last one is a
  * second old and the wheel is still there.
  */
+#include "clock.h"
 #include "wheelread.h"
 
 #include <microhttpd.h>
@@ -21,15 +22,6 @@ struct reader {
     int64_t opened_ms;
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Moves to a fresh view unless the wheel left the store: then the old
  * view, which still holds it, serves to the end. */
 static void
@@ -38,7 +30,7 @@ renew(struct reader *rd)
     wm_store_view *fresh;
     wm_file_info f;
 
-    rd->opened_ms = now_ms();
+    rd->opened_ms = wm_now_ms();
     if (wm_store_view_open(rd->store, &fresh) != 0)
         return;
     if (wm_store_get(fresh, rd->sha, &f) != 0) {
@@ -59,7 +51,7 @@ read_cb(void *cls, uint64_t pos, char *buf, size_t max)
 
     if (at > rd->last)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (now_ms() - rd->opened_ms >= RENEW_MS)
+    if (wm_now_ms() - rd->opened_ms >= RENEW_MS)
         renew(rd);
     if (wm_store_chunk(rd->v, rd->sha, (uint32_t)(at / WM_CHUNK_SIZE), &data,
                        &len) != 0)
@@ -110,7 +102,7 @@ wm_wheel_response(wm_store *store, wm_store_view *v, const wm_file_info *f,
     memcpy(rd->sha, f->sha256, WM_SHA256_LEN);
     rd->first = first;
     rd->last = last;
-    rd->opened_ms = now_ms();
+    rd->opened_ms = wm_now_ms();
     r = MHD_create_response_from_callback(last - first + 1, BLOCK, read_cb,
                                           rd, free_cb);
     if (r == NULL)
