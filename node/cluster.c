@@ -329,31 +329,18 @@ log_local(const wm_file_info *info, void *arg)
     return 0;
 }
 
-/* Makes the log say what the store holds, no more, no less: a data dir
- * from before the two were written together may differ. */
+/* Makes sure this node's own log lists every wheel its store holds: a
+ * data dir written before the log entry went into the record's
+ * transaction may lack some. */
 static void
 log_store(wm_cluster *c)
 {
-    uint8_t (*shas)[32];
     wm_store_view *v;
-    wm_file_info info;
-    wm_entry e;
-    size_t n;
 
     if (wm_store_view_open(c->node->store, &v) != 0)
         return;
     wm_store_each_file(v, NULL, log_local, c);
-    n = wm_index_local_shas(c->index, NULL, 0);
-    shas = calloc(n + 1, 32);
-    if (shas != NULL)
-        n = wm_index_local_shas(c->index, shas, n);
-    for (size_t i = 0; shas != NULL && i < n; i++)
-        if (wm_store_get(v, shas[i], &info) == -ENOENT &&
-            wm_index_remove_local(c->index, shas[i], &e) == 1)
-            wm_info("cluster: the log said this node holds a wheel its "
-                    "store lacks: removed");
     wm_store_view_close(&v);
-    free(shas);
 }
 
 static int

@@ -432,24 +432,6 @@ wm_index_remove_local(wm_index *ix, const uint8_t *sha, wm_entry *out)
     return append_local(ix, NULL, sha, out);
 }
 
-size_t
-wm_index_local_shas(const wm_index *ix, uint8_t (*out)[32], size_t max)
-{
-    const struct origin *o = wm_map_get(ix->origins, ix->self_id, WM_ID_LEN);
-    const void *sha;
-    void *cur = NULL;
-    size_t n = 0;
-
-    if (o == NULL || o->gen != ix->gen)
-        return 0;
-    while (wm_map_next(o->held, &cur, &sha, NULL) != NULL) {
-        if (n < max)
-            memcpy(out[n], sha, 32);
-        n++;
-    }
-    return n;
-}
-
 int
 wm_index_holds_local(const wm_index *ix, const uint8_t *sha)
 {

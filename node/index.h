@@ -71,10 +71,6 @@ int wm_index_take_local(wm_index *ix, const wm_entry *e);
 int wm_index_record(wm_index *ix, const wm_entry *e,
                     uint8_t key[WM_INDEX_KEY_LEN], wm_buf *val);
 
-/* The sha256s this node's own log says it holds, into OUT (room for
- * MAX). Returns how many there are (only MAX are written). */
-size_t wm_index_local_shas(const wm_index *ix, uint8_t (*out)[32], size_t max);
-
 /* True when this node's own log says it holds SHA. */
 int wm_index_holds_local(const wm_index *ix, const uint8_t *sha);
 
