@@ -28,7 +28,7 @@
 #define MAX_HOLDERS    64
 #define MAX_TOUCH      4096
 
-enum reason { BY_SIZE, BY_EXPIRY, BY_PRUNE };
+enum reason { BY_SIZE, BY_EXPIRY, BY_PRUNE, BY_NAMESAKE };
 
 struct victim {
     uint8_t sha[32];
@@ -253,7 +253,7 @@ plan(wm_collector *c, enum reason reason, const wm_call *filter,
 
 /* Drops one wheel with its remove entry, in one transaction. */
 static int
-evict(wm_collector *c, const struct victim *vi)
+evict(wm_collector *c, const struct victim *vi, enum reason reason)
 {
     uint8_t key[WM_INDEX_KEY_LEN];
     wm_store_kv kv = {WM_TABLE_LOG, key, sizeof(key), NULL, 0};
@@ -278,9 +278,9 @@ evict(wm_collector *c, const struct victim *vi)
     if (logged == 1 && wm_index_take_local(c->p.index, &e) == 0 &&
         c->p.removed != NULL)
         c->p.removed(c->p.arg, &e, vi->project);
-    c->stats.evicted[c->reason]++;
+    c->stats.evicted[reason]++;
     c->stats.bytes_freed += vi->size;
-    if (c->reason == BY_PRUNE) {
+    if (reason == BY_PRUNE) {
         c->prune_evicted++;
         c->prune_bytes += vi->size;
     }
@@ -318,7 +318,7 @@ step(wm_collector *c)
 
     for (int i = 0; i < STEP_WHEELS && c->next < c->nvictims; i++) {
         const struct victim *vi = &c->victims[c->next++];
-        int rc = evict(c, vi);
+        int rc = evict(c, vi, c->reason);
         if (rc != 0 && rc != -ENOENT)
             wm_warn("collector: cannot drop a wheel of %s: %s", vi->project,
                     strerror(-rc));
@@ -363,6 +363,27 @@ wm_collector_room(wm_collector *c, uint64_t size)
     return c->stats.last_copy_bytes + size <= cap;
 }
 
+int
+wm_collector_drop(void *arg, const uint8_t *sha)
+{
+    wm_collector *c = arg;
+    struct victim vi;
+    wm_file_info info;
+    wm_store_view *v;
+    int rc;
+
+    if (wm_store_view_open(c->p.node->store, &v) != 0)
+        return -EIO;
+    rc = wm_store_get(v, sha, &info);
+    wm_store_view_close(&v);
+    if (rc != 0)
+        return rc;
+    memcpy(vi.sha, sha, sizeof(vi.sha));
+    snprintf(vi.project, sizeof(vi.project), "%s", info.project);
+    vi.size = info.size;
+    return evict(c, &vi, BY_NAMESAKE);
+}
+
 void
 wm_collector_prune_call(void *arg, wm_call *call)
 {
@@ -397,6 +418,7 @@ wm_collector_status(const wm_collector *c, cJSON *root)
     cJSON_AddNumberToObject(o, "evicted_expiry",
                             (double)s->evicted[BY_EXPIRY]);
     cJSON_AddNumberToObject(o, "evicted_prune", (double)s->evicted[BY_PRUNE]);
+    cJSON_AddNumberToObject(o, "replaced", (double)s->evicted[BY_NAMESAKE]);
     cJSON_AddNumberToObject(o, "bytes_freed", (double)s->bytes_freed);
     cJSON_AddNumberToObject(o, "last_copies", (double)s->last_copies);
     cJSON_AddNumberToObject(o, "busy_s", s->busy_s);
@@ -413,9 +435,11 @@ wm_collector_metrics(const wm_collector *c, wm_buf *b)
                   "# TYPE wheelmesh_evictions_total counter\n"
                   "wheelmesh_evictions_total{reason=\"size\"} %" PRIu64 "\n"
                   "wheelmesh_evictions_total{reason=\"expiry\"} %" PRIu64 "\n"
-                  "wheelmesh_evictions_total{reason=\"prune\"} %" PRIu64 "\n",
+                  "wheelmesh_evictions_total{reason=\"prune\"} %" PRIu64 "\n"
+                  "wheelmesh_evictions_total{reason=\"replaced\"} %" PRIu64
+                  "\n",
                   s->evicted[BY_SIZE], s->evicted[BY_EXPIRY],
-                  s->evicted[BY_PRUNE]);
+                  s->evicted[BY_PRUNE], s->evicted[BY_NAMESAKE]);
     wm_buf_printf(b,
                   "# HELP wheelmesh_evicted_bytes_total Bytes of wheels "
                   "dropped from the store.\n"

@@ -35,7 +35,7 @@ typedef struct wm_collector_parts {
 
 /* What the collector has done, for status and metrics. */
 typedef struct wm_collector_stats {
-    uint64_t evicted[3]; /* by reason: size, expiry, prune */
+    uint64_t evicted[4]; /* by reason: size, expiry, prune, replaced */
     uint64_t bytes_freed;
     uint64_t last_copies; /* kept because nobody else can give them back */
     uint64_t last_copy_bytes;
@@ -62,6 +62,11 @@ void wm_collector_full(void *c);
  * cache.max_size. Otherwise true, and the collector starts making room
  * when the store is over its cap. */
 int wm_collector_room(wm_collector *c, uint64_t size);
+
+/* Drops the stored wheel SHA now, with its remove entry (a commit's
+ * namesake handler: its filename names other bytes now). Returns 0,
+ * -ENOENT, or another negative error. */
+int wm_collector_drop(void *c, const uint8_t *sha);
 
 /* WM_OP_PRUNE: drops what the call's filter selects (every wheel, a
  * project's, those unused for DAYS, or down to SIZE bytes), last copies

@@ -43,6 +43,8 @@ struct wm_commit {
     size_t nlisteners;
     void (*full)(void *arg); /* the store had no room */
     void *full_arg;
+    int (*drop)(void *arg, const uint8_t *sha); /* a stale namesake */
+    void *drop_arg;
 };
 
 int
@@ -83,6 +85,14 @@ wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg)
 {
     c->full = fn;
     c->full_arg = arg;
+}
+
+void
+wm_commit_on_namesake(wm_commit *c, int (*fn)(void *arg, const uint8_t *sha),
+                      void *arg)
+{
+    c->drop = fn;
+    c->drop_arg = arg;
 }
 
 int
@@ -221,6 +231,31 @@ wm_commit_put(wm_commit *c, wm_call *call)
                    call->chunkmap, NULL, call);
 }
 
+/* The filename of INFO is stored with other bytes: the ones fetched were
+ * named by the authority of the moment (a pin moved the project, or
+ * upstream replaced the file), so the stale namesake goes. Returns 0 once
+ * it is gone. */
+static int
+drop_namesake(wm_commit *c, const wm_file_info *info)
+{
+    uint8_t old[WM_SHA256_LEN];
+    char hex[WM_SHA256_HEX];
+    wm_store_view *v;
+    int rc;
+
+    if (c->drop == NULL || wm_store_view_open(c->node->store, &v) != 0)
+        return -ENOENT;
+    rc = wm_store_find_name(v, info->filename, old);
+    wm_store_view_close(&v);
+    if (rc != 0 || (rc = c->drop(c->drop_arg, old)) != 0)
+        return rc;
+    wm_hex_encode(old, WM_SHA256_LEN, hex);
+    wm_info("store: %s with sha256 %.16s… replaced: the page names other "
+            "bytes now",
+            info->filename, hex);
+    return 0;
+}
+
 int
 wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
                    const wm_entry *claimed)
@@ -261,6 +296,11 @@ wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
                  claimed->claim.requires_python);
     }
     rc = enqueue(c, &info, dl->fd, meta, meta_len, chunkmap, dl, NULL);
+    if (rc == -EBUSY && drop_namesake(c, &info) == 0)
+        rc = enqueue(c, &info, dl->fd, meta, meta_len, chunkmap, dl, NULL);
+    if (rc != 0 && rc != -EEXIST)
+        wm_warn("store: %s is served and not kept: %s", info.filename,
+                strerror(-rc));
     free(meta);
     return rc == -EEXIST ? 0 : rc;
 }

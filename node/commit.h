@@ -44,11 +44,20 @@ void wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg);
  * another negative error. */
 int wm_commit_put(wm_commit *c, wm_call *call);
 
+/* Calls FN(ARG, SHA) to drop the stored wheel SHA when a verified
+ * download has its filename with other bytes; FN returns 0 once it is
+ * gone. */
+void wm_commit_on_namesake(wm_commit *c,
+                           int (*fn)(void *arg, const uint8_t *sha),
+                           void *arg);
+
 /* Queues the verified download DL: checks the wheel in its spool
  * (filename, zip, METADATA) and writes it in steps. CHUNKMAP: the chunk
  * hashes every chunk was checked against, or NULL. CLAIMED: an entry whose
- * publisher's claim names this file, kept with it; or NULL. Returns 0
- * (also when stored already) or a negative error, logged. */
+ * publisher's claim names this file, kept with it; or NULL. A stored wheel
+ * with the same filename and other bytes is dropped first (see
+ * wm_commit_on_namesake). Returns 0 (also when stored already) or a
+ * negative error, logged. */
 int wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
                        const wm_entry *claimed);
 

@@ -501,6 +501,7 @@ start(struct parts *p, void **pub)
     wm_loop_handle(p->loop, WM_OP_FETCH, wm_fetch_call, p->fetch);
     wm_loop_handle(p->loop, WM_OP_META, wm_fetch_meta_call, p->fetch);
     wm_commit_on_full(p->commit, wm_collector_full, p->collector);
+    wm_commit_on_namesake(p->commit, wm_collector_drop, p->collector);
     wm_loop_handle(p->loop, WM_OP_PRUNE, wm_collector_prune_call,
                    p->collector);
     wm_loop_handle(p->loop, WM_OP_STATUS, on_report, p);
