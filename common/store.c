@@ -161,7 +161,9 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
     if (rc != 0)
         goto err;
     mdb_env_set_maxdbs(s->env, 16);
-    mdb_env_set_maxreaders(s->env, 1024);
+    /* A reader per HTTP connection (2048), two while one renews its
+     * view, and the loop's. */
+    mdb_env_set_maxreaders(s->env, 4200);
     rc = mdb_env_set_mapsize(s->env, (size_t)map_size);
     if (rc != 0) {
         *why = "cannot set the LMDB map size (cache.map_size)";

@@ -35,17 +35,38 @@ struct wm_guard {
     size_t max;
     int64_t deadline_ms;
     pthread_t thread;
-    atomic_int stop;
+    pthread_mutex_t lock; /* with WAKE: a stop ends the pause at once */
+    pthread_cond_t wake;
+    int stop;             /* under LOCK */
     atomic_ulong cut;
 };
+
+/* Pauses SCAN_MS, or less when told to stop. Returns true to go on. */
+static int
+pause_scan(wm_guard *g)
+{
+    struct timespec until;
+    int go_on;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += SCAN_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&g->lock);
+    while (!g->stop &&
+           pthread_cond_timedwait(&g->wake, &g->lock, &until) == 0)
+        ;
+    go_on = !g->stop;
+    pthread_mutex_unlock(&g->lock);
+    return go_on;
+}
 
 static void *
 run(void *arg)
 {
     wm_guard *g = arg;
-    struct timespec pause = {0, SCAN_MS * 1000000L};
 
-    while (!atomic_load(&g->stop)) {
+    do {
         int64_t now = wm_now_ms();
         for (size_t i = 0; i < g->max; i++) {
             struct slot *s = &g->slots[i];
@@ -58,8 +79,7 @@ run(void *arg)
             atomic_fetch_add(&g->cut, 1);
             atomic_store(&s->state, HEAD_IN); /* nothing more to do */
         }
-        nanosleep(&pause, NULL);
-    }
+    } while (pause_scan(g));
     return NULL;
 }
 
@@ -67,6 +87,7 @@ wm_guard *
 wm_guard_new(unsigned deadline_s, size_t max)
 {
     wm_guard *g = calloc(1, sizeof(*g));
+    pthread_condattr_t attr;
 
     if (g == NULL || (g->slots = calloc(max, sizeof(*g->slots))) == NULL) {
         free(g);
@@ -76,7 +97,14 @@ wm_guard_new(unsigned deadline_s, size_t max)
     g->deadline_ms = (int64_t)deadline_s * 1000;
     for (size_t i = 0; i < max; i++)
         atomic_init(&g->slots[i].state, FREE);
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->wake, &attr);
+    pthread_condattr_destroy(&attr);
     if (pthread_create(&g->thread, NULL, run, g) != 0) {
+        pthread_cond_destroy(&g->wake);
+        pthread_mutex_destroy(&g->lock);
         free(g->slots);
         free(g);
         return NULL;
@@ -92,8 +120,13 @@ wm_guard_destroy(wm_guard **gp)
     if (gp == NULL || *gp == NULL)
         return;
     g = *gp;
-    atomic_store(&g->stop, 1);
+    pthread_mutex_lock(&g->lock);
+    g->stop = 1;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
     pthread_join(g->thread, NULL);
+    pthread_cond_destroy(&g->wake);
+    pthread_mutex_destroy(&g->lock);
     free(g->slots);
     free(g);
     *gp = NULL;

@@ -976,8 +976,10 @@ wm_http_start(wm_http **out, wm_node *node, const char **why)
     unsigned sslen;
     const union MHD_DaemonInfo *info;
     char host[INET6_ADDRSTRLEN];
+    /* poll(), not select(): a socket numbered past FD_SETSIZE (1024) is
+     * served, not refused (page calls hold ZeroMQ sockets too). */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     wm_http *h;
     unsigned port;
 

@@ -643,7 +643,7 @@ class HalfOpenTest(EdgeCase):
     @classmethod
     def setUpClass(cls):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = 4 * HALF_OPEN
+        want = 4 * HALF_OPEN + 1200
         if soft != resource.RLIM_INFINITY and soft < want:
             if hard != resource.RLIM_INFINITY and hard < want:
                 h.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
@@ -732,6 +732,37 @@ class HalfOpenTest(EdgeCase):
             "%d of %d half-open connections still open %.1f s after they "
             "were opened" % (HALF_OPEN - closed, HALF_OPEN, took)))
         self.timed_get("/healthz")
+
+    def test_connections_past_1024_are_served(self):
+        """1,100 kept-alive connections that each asked for something: the
+        node's sockets pass FD_SETSIZE, and every one is still answered
+        (a select()-based server refuses those past 1024)."""
+        socks = []
+        try:
+            for _ in range(1100):
+                s = socket.create_connection((self.node.host, self.node.port),
+                                             timeout=30)
+                socks.append(s)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answered = 0
+            for s in socks:
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except ConnectionResetError:
+                    pass  # refused: counted as not answered
+                answered += data.startswith(b"HTTP/1.1 200")
+            self.assertEqual(answered, len(socks), self.msg(
+                "%d of %d kept-alive connections answered"
+                % (answered, len(socks))))
+            self.assertEqual(self.timed_get("/healthz").strip(), b"ok")
+        finally:
+            for s in socks:
+                s.close()
 
 
 if __name__ == "__main__":
