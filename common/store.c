@@ -810,6 +810,42 @@ wm_store_each_project(wm_store_view *v, wm_store_project_fn fn, void *arg)
     return ret;
 }
 
+int
+wm_store_scan(wm_store_view *v, uint8_t from[WM_SHA256_LEN], size_t max,
+              wm_store_file_fn fn, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k = {WM_SHA256_LEN, from}, d;
+    wm_file_info info;
+    size_t n = 0;
+    int rc, ret = 0;
+
+    rc = mdb_cursor_open(v->txn, v->s->files, &cur);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    /* FROM itself was the last record of the previous slice. */
+    if (rc == 0 && k.mv_size == WM_SHA256_LEN &&
+        memcmp(k.mv_data, from, WM_SHA256_LEN) == 0)
+        rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    for (; rc == 0 && n < max; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != WM_SHA256_LEN ||
+            wm_file_record_decode(k.mv_data, d.mv_data, d.mv_size, &info) !=
+                0)
+            continue;
+        memcpy(from, k.mv_data, WM_SHA256_LEN);
+        n++;
+        if ((ret = fn(&info, arg)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (ret != 0)
+        return ret < 0 ? ret : -ECANCELED;
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    return rc == 0 ? 0 : mdb_to_errno(rc);
+}
+
 static int
 add_stats(const wm_file_info *info, void *arg)
 {

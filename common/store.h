@@ -205,6 +205,14 @@ typedef int (*wm_store_file_fn)(const wm_file_info *info, void *arg);
 int wm_store_each_file(wm_store_view *v, const char *project,
                        wm_store_file_fn fn, void *arg);
 
+/* Calls FN for up to MAX file records in sha256 order, from the first
+ * after FROM (all zeros: from the start), and leaves FROM at the last one
+ * read, so a long scan can go on in another view later. Returns 1 at the
+ * end of the records, 0 when there are more, or a negative error (FN's
+ * non-zero return included, as -ECANCELED when positive). */
+int wm_store_scan(wm_store_view *v, uint8_t from[WM_SHA256_LEN], size_t max,
+                  wm_store_file_fn fn, void *arg);
+
 /* Calls FN once per project that holds at least one file, in order. */
 typedef int (*wm_store_project_fn)(const char *project, void *arg);
 int wm_store_each_project(wm_store_view *v, wm_store_project_fn fn, void *arg);

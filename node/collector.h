@@ -1,12 +1,13 @@
 /*
  * The collector, on the node loop: keeps the store inside cache.max_size
  * and drops wheels unused for cache.expire_after_days, least recently used
- * first, a few wheels a loop turn so pages and probes are answered
- * meanwhile; `wheelmesh prune` asks it for the same by hand. It never
- * drops the last copy of a wheel nobody can give back: one no upstream
- * page lists and no other live member holds is kept (and counted). Each
- * wheel leaves the store in one transaction with the remove entry of this
- * node's holdings log, so the log and the store never disagree.
+ * first, a slice of work a loop turn so pages and probes are answered
+ * meanwhile; `wheelmesh prune` asks it for the same by hand. Only wheels
+ * an upstream page lists go: one no upstream can give back is kept (and
+ * counted), whoever else says they hold it; an operator's prune of its
+ * project is the one way out. Each wheel leaves the store in one
+ * transaction with the remove entry of this node's holdings log, so the
+ * log and the store never disagree.
  */
 #ifndef WM_COLLECTOR_H
 #define WM_COLLECTOR_H
@@ -37,7 +38,7 @@ typedef struct wm_collector_parts {
 typedef struct wm_collector_stats {
     uint64_t evicted[4]; /* by reason: size, expiry, prune, replaced */
     uint64_t bytes_freed;
-    uint64_t last_copies; /* kept because nobody else can give them back */
+    uint64_t last_copies; /* kept: no upstream page lists them */
     uint64_t last_copy_bytes;
     uint64_t passes;
     double busy_s; /* time spent collecting */
@@ -57,11 +58,10 @@ void wm_collector_stored(void *c, const wm_file_info *info,
 /* The store had no room for a wheel: collect now. */
 void wm_collector_full(void *c);
 
-/* Is there room for a new wheel of SIZE bytes that only this node will
- * hold? Not when the store's last copies and it would pass
- * cache.max_size. Otherwise true, and the collector starts making room
- * when the store is over its cap. */
-int wm_collector_room(wm_collector *c, uint64_t size);
+/* Is there room for SIZE more bytes of wheels that will be kept (puts
+ * no upstream page lists)? Not when the kept wheels and they would pass
+ * cache.max_size. */
+int wm_collector_room(void *c, uint64_t size);
 
 /* Drops the stored wheel SHA now, with its remove entry (a commit's
  * namesake handler: its filename names other bytes now). Returns 0,
@@ -69,11 +69,10 @@ int wm_collector_room(wm_collector *c, uint64_t size);
 int wm_collector_drop(void *c, const uint8_t *sha);
 
 /* WM_OP_PRUNE: drops what the call's filter selects (every wheel, a
- * project's, those unused for DAYS, or down to SIZE bytes), last copies
- * excepted; answers with JSON counts once done. */
+ * project's, those unused for DAYS, or down to SIZE bytes; kept wheels
+ * only when their project is named), answering with JSON counts once
+ * done; 409 while another prune runs. */
 void wm_collector_prune_call(void *c, wm_call *call);
-
-void wm_collector_stats_get(const wm_collector *c, wm_collector_stats *s);
 
 /* The collector's part of /api/status ("collector") and of /metrics. */
 struct cJSON;

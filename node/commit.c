@@ -45,6 +45,8 @@ struct wm_commit {
     void *full_arg;
     int (*drop)(void *arg, const uint8_t *sha); /* a stale namesake */
     void *drop_arg;
+    int (*room)(void *arg, uint64_t bytes); /* for puts to keep */
+    void *room_arg;
 };
 
 int
@@ -88,6 +90,14 @@ wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg)
 }
 
 void
+wm_commit_on_room(wm_commit *c, int (*fn)(void *arg, uint64_t bytes),
+                  void *arg)
+{
+    c->room = fn;
+    c->room_arg = arg;
+}
+
+void
 wm_commit_on_namesake(wm_commit *c, int (*fn)(void *arg, const uint8_t *sha),
                       void *arg)
 {
@@ -105,8 +115,21 @@ wm_commit_listen(wm_commit *c, wm_stored_fn fn, void *arg)
     return 0;
 }
 
-/* Queues the wheel in FD under INFO. Returns 0, or the error of
- * wm_store_writer_new (-EEXIST: stored already). */
+/* Bytes of the puts waiting to be written. */
+static uint64_t
+queued_puts(const wm_commit *c)
+{
+    uint64_t n = 0;
+
+    for (const struct entry *e = c->head; e != NULL; e = e->next)
+        if (e->call != NULL)
+            n += wm_store_writer_info(e->w)->size;
+    return n;
+}
+
+/* Queues the wheel in FD under INFO. Returns 0, the error of
+ * wm_store_writer_new (-EEXIST: stored already), or -EDQUOT: a put the
+ * room check refused. */
 static int
 enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
         size_t meta_len, const void *chunkmap, wm_download *dl, wm_call *call)
@@ -120,6 +143,13 @@ enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
                              chunkmap, 0, &w);
     if (rc != 0)
         return rc;
+    /* A put is kept until an operator prunes it: the puts queued count
+     * as kept already. */
+    if (call != NULL && c->room != NULL &&
+        !c->room(c->room_arg, queued_puts(c) + info->size)) {
+        wm_store_writer_destroy(&w);
+        return -EDQUOT;
+    }
     e = calloc(1, sizeof(*e));
     if (e == NULL) {
         wm_store_writer_destroy(&w);

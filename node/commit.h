@@ -40,9 +40,15 @@ void wm_commit_on_full(wm_commit *c, void (*fn)(void *arg), void *arg);
  * and record, hashed by the HTTP thread), with this node's claim on it,
  * and answers CALL once it is stored or failed.
  * On an error returned here CALL has not been answered: -EEXIST (that
- * sha256 is stored), -EBUSY (the filename is stored with other bytes), or
- * another negative error. */
+ * sha256 is stored), -EBUSY (the filename is stored with other bytes),
+ * -EDQUOT (no room to keep it, see wm_commit_on_room), or another
+ * negative error. */
 int wm_commit_put(wm_commit *c, wm_call *call);
+
+/* Asks FN(ARG, BYTES) whether BYTES of puts (this one and those queued)
+ * may be kept; a put it refuses fails with -EDQUOT. */
+void wm_commit_on_room(wm_commit *c, int (*fn)(void *arg, uint64_t bytes),
+                       void *arg);
 
 /* Calls FN(ARG, SHA) to drop the stored wheel SHA when a verified
  * download has its filename with other bytes; FN returns 0 once it is

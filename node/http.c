@@ -715,6 +715,13 @@ put_end(wm_http *h, struct MHD_Connection *c, wm_upload *u)
         ret = reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
                           "the store is full (cache.map_size)");
         break;
+    case -EDQUOT:
+        atomic_fetch_add(&cnt->put_rejected, 1);
+        ret = reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
+                          "the cache (cache.max_size) is full of wheels no "
+                          "upstream page lists: prune a project or raise "
+                          "the cap");
+        break;
     default:
         atomic_fetch_add(&cnt->put_rejected, 1);
         ret = call->status != 0 ? reply_failed(c, call)

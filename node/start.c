@@ -324,24 +324,6 @@ metrics_more(void *arg, wm_buf *b)
     wm_cluster_metrics(p->cluster, b);
 }
 
-/* A PUT makes a wheel only this node holds: refused when the store is
- * full of such wheels, else the catalog decides. */
-static void
-on_put(void *arg, wm_call *c)
-{
-    struct parts *p = arg;
-
-    if (!wm_collector_room(p->collector, c->info.size)) {
-        wm_call_fail(c, 507,
-                     "the cache is full of wheels no upstream or peer can "
-                     "give back (cache.max_size %" PRIu64 " bytes): prune "
-                     "some or raise it",
-                     p->cfg.max_size);
-        return;
-    }
-    wm_catalog_put_call(p->catalog, c);
-}
-
 /* /api/status and /metrics. */
 static void
 on_report(void *arg, wm_call *c)
@@ -494,7 +476,7 @@ start(struct parts *p, void **pub)
         wm_error("node: out of memory");
         return -1;
     }
-    wm_loop_handle(p->loop, WM_OP_PUT, on_put, p);
+    wm_loop_handle(p->loop, WM_OP_PUT, wm_catalog_put_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_PAGE, wm_catalog_page_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_LINKS, wm_catalog_links_call, p->catalog);
     wm_loop_handle(p->loop, WM_OP_FILES, wm_catalog_files_call, p->catalog);
@@ -502,6 +484,7 @@ start(struct parts *p, void **pub)
     wm_loop_handle(p->loop, WM_OP_META, wm_fetch_meta_call, p->fetch);
     wm_commit_on_full(p->commit, wm_collector_full, p->collector);
     wm_commit_on_namesake(p->commit, wm_collector_drop, p->collector);
+    wm_commit_on_room(p->commit, wm_collector_room, p->collector);
     wm_loop_handle(p->loop, WM_OP_PRUNE, wm_collector_prune_call,
                    p->collector);
     wm_loop_handle(p->loop, WM_OP_STATUS, on_report, p);

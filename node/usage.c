@@ -91,13 +91,13 @@ wm_usage_note(wm_usage *u, const uint8_t sha[32])
 }
 
 size_t
-wm_usage_drain(wm_usage *u, void (*fn)(void *arg, uint64_t prefix,
-                                       int64_t when),
+wm_usage_drain(wm_usage *u, size_t max,
+               void (*fn)(void *arg, uint64_t prefix, int64_t when),
                void *arg)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i <= u->mask; i++) {
+    for (size_t i = 0; i <= u->mask && n < max; i++) {
         struct slot *s = &u->slots[i];
         uint64_t p;
         if (atomic_load_explicit(&s->prefix, memory_order_relaxed) == 0)

@@ -31,10 +31,11 @@ int64_t wm_usage_now(void);
 int64_t wm_usage_clock_init(void);
 int64_t wm_usage_clock_offset(void);
 
-/* One thread (the loop): calls FN for every note since the last drain,
- * with the first 8 bytes of the sha256 (big-endian) and the time, and
- * clears them. Returns how many. */
-size_t wm_usage_drain(wm_usage *u,
+/* One thread (the loop): calls FN for up to MAX notes made since the
+ * last drain, with the first 8 bytes of the sha256 (big-endian) and the
+ * time, and clears them; the rest wait for the next drain. Returns how
+ * many. */
+size_t wm_usage_drain(wm_usage *u, size_t max,
                       void (*fn)(void *arg, uint64_t prefix, int64_t when),
                       void *arg);
 

@@ -444,3 +444,75 @@ class ThreeNodes(unittest.TestCase):
         w = cu.Waiter(self.nodes.values())
         w(lambda: self.A.id in self.holders(self.C, "lc-only-a"),
           "C to name A as the holder of A's put")
+
+
+class Attacks(unittest.TestCase):
+    """What a hostile local client or a compromised peer tries against the
+    cap and the last-copy rule."""
+
+    def test_concurrent_puts_stay_within_the_cap(self):
+        """Twenty 3 MiB puts at once on a 16 MiB cap: each is checked with
+        the puts queued before it, so what is kept stays within the cap;
+        the rest get 507."""
+        cap = 16 * MiB
+        node = h.Node(config={"cache": {"max_size": cap}}, log=True)
+        self.addCleanup(node.cleanup)
+        wheels = [make_wheel(node.dir, "race%02d" % i, "1.0", size=3 * MiB)
+                  for i in range(20)]
+        got = {}
+
+        def put(w):
+            got[w] = node.put(w)[0]
+
+        threads = [threading.Thread(target=put, args=(w,)) for w in wheels]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        stored = sum(1 for s in got.values() if s == 201)
+        self.assertEqual(sorted(set(got.values())), [201, 507], got)
+        deadline = time.monotonic() + h.limit(10)
+        while node.status()["cache"]["files"] < stored:
+            self.assertLess(time.monotonic(), deadline, node.tail())
+            time.sleep(0.1)
+        self.assertLessEqual(node.status()["cache"]["bytes"], cap)
+
+    def test_a_peer_saying_it_holds_puts_does_not_get_them_dropped(self):
+        """A trusted peer (not a publisher) signs holdings of the wheels
+        this node's users put, and never serves them. The node, at its cap,
+        keeps every one, also through prune --all."""
+        import evilpeer
+        import wire
+        tmp, keys = cu.make_keys(type(self), "ZE")
+        trusted = cu.write_trusted(os.path.join(tmp, "trusted"),
+                                   keys.values())
+        z = cu.ClusterNode(keys["Z"], trusted=trusted, label="Z",
+                           publishers=None,
+                           config={"cache": {"max_size": 4 * MiB}})
+        self.addCleanup(z.cleanup)
+        e = evilpeer.EvilPeer(keys["E"], label="E")
+        self.addCleanup(e.stop)
+        e.join(z)
+        puts = [make_wheel(tmp, "internal-lib%d" % i, "1.0",
+                           size=MiB - 20000, seed=i) for i in range(3)]
+        for p in puts:
+            self.assertEqual(z.put(p)[0], 201)
+        entries = []
+        for p in puts:
+            data = h.read_bytes(p)
+            entries.append(e.entry(os.path.basename(p), h.sha256_bytes(data),
+                                   len(data), wire.chunks_root(data),
+                                   claim=False))
+        e.publish(entries, z)
+        cu.Waiter([z])(lambda: all(len(f["holders"]) == 1 for f in z.files()
+                                   if f["local"]),
+                       "Z to list E as a holder of the puts")
+        extra = make_wheel(tmp, "internal-extra", "1.0", size=MiB - 20000,
+                           seed=99)
+        self.assertEqual(z.put(extra)[0], 201)  # past 95 %: a pass
+        r = h.run([h.BIN, "prune", "--node", z.url, "--all"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pruned 0 wheels", r.stdout)
+        held = {f["filename"] for f in z.files() if f["local"]}
+        self.assertEqual(held, {os.path.basename(p) for p in puts + [extra]})
+        self.assertEqual(z.status()["collector"]["evicted_size"], 0)
