@@ -318,29 +318,92 @@ io_incarnation(void *arg, uint64_t inc)
                     sizeof(inc));
 }
 
-static int
-log_local(const wm_file_info *info, void *arg)
-{
-    wm_cluster *c = arg;
-    wm_entry e;
+/* The wheels of the store the log does not list yet. */
+struct unlogged {
+    wm_cluster *c;
+    uint8_t (*shas)[32];
+    size_t n, cap;
+};
 
-    if (wm_index_add_local(c->index, info, &e) == 1)
-        spread_local(c, &e, info->project);
+static int
+find_unlogged(const wm_file_info *info, void *arg)
+{
+    struct unlogged *u = arg;
+
+    if (wm_index_holds_local(u->c->index, info->sha256))
+        return 0;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? 2 * u->cap : 64;
+        void *more = realloc(u->shas, cap * 32);
+        if (more == NULL)
+            return -ENOMEM;
+        u->shas = more;
+        u->cap = cap;
+    }
+    memcpy(u->shas[u->n++], info->sha256, 32);
     return 0;
+}
+
+/* Logs the wheel SHA in batch B. Returns 0 or a negative error. */
+static int
+log_one(wm_cluster *c, wm_store_batch *b, const uint8_t *sha, wm_buf *val)
+{
+    uint8_t key[WM_INDEX_KEY_LEN];
+    wm_store_view *v;
+    wm_file_info info;
+    wm_entry e;
+    int rc = wm_store_view_open(c->node->store, &v);
+
+    if (rc == 0) {
+        rc = wm_store_get(v, sha, &info);
+        wm_store_view_close(&v);
+    }
+    if (rc != 0 || wm_index_prepare_local(c->index, &info, NULL, &e) != 1)
+        return rc;
+    wm_buf_free(val);
+    if (wm_index_record(c->index, &e, key, val) != 0)
+        return -EIO;
+    rc = wm_store_batch_put_kv(b, WM_TABLE_LOG, key, sizeof(key), val->data,
+                               val->len);
+    return rc == 0 ? wm_index_take_local(c->index, &e) == 0 ? 0 : -EIO : rc;
 }
 
 /* Makes sure this node's own log lists every wheel its store holds: a
  * data dir written before the log entry went into the record's
- * transaction may lack some. */
+ * transaction, or a new generation of the log, may lack some. The list is
+ * taken in one view and written in batches (a view held across the writes
+ * would keep LMDB from reusing a page); peers learn of them by digest. */
 static void
 log_store(wm_cluster *c)
 {
+    struct unlogged u = {c, NULL, 0, 0};
+    wm_store_batch *b = NULL;
     wm_store_view *v;
+    wm_buf val;
+    size_t done = 0;
+    int rc = wm_store_view_open(c->node->store, &v);
 
-    if (wm_store_view_open(c->node->store, &v) != 0)
-        return;
-    wm_store_each_file(v, NULL, log_local, c);
-    wm_store_view_close(&v);
+    if (rc == 0) {
+        rc = wm_store_each_file(v, NULL, find_unlogged, &u);
+        wm_store_view_close(&v);
+    }
+    wm_buf_init(&val, WM_WIRE_FRAME_MAX);
+    for (size_t i = 0; rc == 0 && i < u.n; i++) {
+        if (b == NULL && (rc = wm_store_batch_begin(c->node->store, &b)) != 0)
+            break;
+        rc = log_one(c, b, u.shas[i], &val);
+        if (rc == 0 && (++done % 1000 == 0 || i + 1 == u.n))
+            rc = wm_store_batch_commit(&b);
+    }
+    if (b != NULL)
+        wm_store_batch_abort(&b);
+    if (rc != 0)
+        wm_warn("cluster: cannot list every stored wheel in the log: %s",
+                strerror(-rc));
+    else if (done > 0)
+        wm_info("cluster: %zu stored wheels added to this node's log", done);
+    wm_buf_free(&val);
+    free(u.shas);
 }
 
 static int
