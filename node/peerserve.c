@@ -3,9 +3,10 @@
  * the LMDB map (ZeroMQ copies them into its queue); a wheel still arriving
  * is read from its spool, whole chunks only until it is verified.
  *
- * Uploads never take the agent's whole link: a token bucket holds them to
- * cluster.max_upload_rate, and at most MAX_PEERS peers are served at a
- * time; past either a chunk request is answered BUSY, and the fetcher
+ * Uploads never take the agent's whole link: at most MAX_PEERS peers are
+ * served at a time, each with a token bucket holding it to its share of
+ * cluster.max_upload_rate (so one greedy peer cannot crowd out the
+ * rest); past either a chunk request is answered BUSY, and the fetcher
  * asks another holder.
  */
 #include "peerserve.h"
@@ -29,56 +30,77 @@ struct wm_peerserve {
     wm_fetch *fetch;
     wm_msg *out;
     int fault_bad_chunks;
-    /* the upload limit */
-    double tokens; /* bytes that may go out now; may dip below 0 */
-    int64_t refilled_ms;
-    struct {
+    /* the peers being served, and their buckets */
+    struct peer {
         const wm_member *m;
         int64_t last_ms;
+        double tokens; /* bytes it may be sent now; may dip below 0 */
+        int64_t refilled_ms;
     } peers[MAX_PEERS];
     uint64_t busy_replies, uploaded;
 };
 
-/* Is M one of the peers being served, or is there room for it? */
-static int
-peer_admitted(wm_peerserve *ps, const wm_member *m, int64_t now)
+/* M's slot among the peers being served (a new one when there is room),
+ * or NULL. */
+static struct peer *
+peer_slot(wm_peerserve *ps, const wm_member *m, int64_t now)
 {
-    int free_slot = -1;
+    struct peer *idle = NULL;
 
     for (int i = 0; i < MAX_PEERS; i++) {
-        if (ps->peers[i].m == m) {
-            ps->peers[i].last_ms = now;
-            return 1;
+        struct peer *p = &ps->peers[i];
+        if (p->m == m) {
+            p->last_ms = now;
+            return p;
         }
-        if (free_slot < 0 &&
-            (ps->peers[i].m == NULL ||
-             now - ps->peers[i].last_ms > PEER_IDLE_MS))
-            free_slot = i;
+        if (idle == NULL &&
+            (p->m == NULL || now - p->last_ms > PEER_IDLE_MS))
+            idle = p;
     }
-    if (free_slot < 0)
-        return 0;
-    ps->peers[free_slot].m = m;
-    ps->peers[free_slot].last_ms = now;
-    return 1;
+    if (idle != NULL)
+        *idle = (struct peer){m, now, 1, now}; /* its first chunk at once */
+    return idle;
 }
 
-/* May a chunk go out to M now? The bucket may go into debt by one chunk,
- * so a rate below a chunk a second still moves. */
+/* May a chunk go out to M now? Each active peer's bucket fills at its
+ * share of the rate; it may go into debt by one chunk, so a rate below a
+ * chunk a second still moves. */
 static int
 upload_admitted(wm_peerserve *ps, const wm_member *m)
 {
-    double rate = (double)ps->node->cfg->max_upload_rate;
+    double rate = (double)ps->node->cfg->max_upload_rate, share;
     int64_t now = wm_now_ms();
+    struct peer *p = peer_slot(ps, m, now);
+    int active = 0;
 
-    if (!peer_admitted(ps, m, now))
+    if (p == NULL)
         return 0;
     if (rate <= 0)
         return 1;
-    ps->tokens += rate * (double)(now - ps->refilled_ms) / 1000.0;
-    ps->refilled_ms = now;
-    if (ps->tokens > rate * BURST_S)
-        ps->tokens = rate * BURST_S;
-    return ps->tokens > 0;
+    for (int i = 0; i < MAX_PEERS; i++)
+        active += ps->peers[i].m != NULL &&
+                  now - ps->peers[i].last_ms <= PEER_IDLE_MS;
+    share = rate / (active > 0 ? active : 1);
+    p->tokens += share * (double)(now - p->refilled_ms) / 1000.0;
+    p->refilled_ms = now;
+    if (p->tokens > share * BURST_S)
+        p->tokens = share * BURST_S;
+    return p->tokens > 0;
+}
+
+/* Does this node have SHA to give (stored, or arriving)? */
+static int
+has_wheel(wm_peerserve *ps, const uint8_t *sha)
+{
+    wm_store_view *v;
+    wm_file_info info;
+    int found = 0;
+
+    if (wm_store_view_open(ps->node->store, &v) == 0) {
+        found = wm_store_get(v, sha, &info) == 0;
+        wm_store_view_close(&v);
+    }
+    return found || wm_fetch_running(ps->fetch, sha) != NULL;
 }
 
 static void
@@ -101,7 +123,9 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     /* CHUNK always has its bulk frame: empty unless the status is OK. */
     if (status != WM_CHUNK_OK || data == NULL)
         data = "", len = 0;
-    ps->tokens -= (double)len;
+    for (int i = 0; i < MAX_PEERS && len > 0; i++)
+        if (ps->peers[i].m == from->m)
+            ps->peers[i].tokens -= (double)len;
     ps->uploaded += len;
     wm_transport_reply(ps->t, from, m, data, len);
 }
@@ -171,8 +195,13 @@ wm_peerserve_on_fetch(wm_peerserve *ps, const wm_from *from, const wm_msg *m)
     int rc;
 
     if (!upload_admitted(ps, from->m)) {
-        ps->busy_replies++;
-        reply_chunk(ps, from, m->sha256, m->idx, WM_CHUNK_BUSY, NULL, 0);
+        /* Busy only for a wheel it could give: else the fetcher would
+         * wait on it for nothing. */
+        int could = has_wheel(ps, m->sha256) || (m->flags & WM_FETCH_UPSTREAM);
+        if (could)
+            ps->busy_replies++;
+        reply_chunk(ps, from, m->sha256, m->idx,
+                    could ? WM_CHUNK_BUSY : WM_CHUNK_MISSING, NULL, 0);
         return;
     }
     if (serve_stored(ps, from, m->sha256, m->idx) == 0)
@@ -241,8 +270,6 @@ wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch)
     ps->node = node;
     ps->t = t;
     ps->fetch = fetch;
-    ps->refilled_ms = wm_now_ms();
-    ps->tokens = (double)node->cfg->max_upload_rate * BURST_S;
     return ps;
 }
 
