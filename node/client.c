@@ -671,10 +671,10 @@ prune_usage(FILE *out)
             "\n"
             "Drops wheels from the node's store now, least recently used\n"
             "first; peers stop listing it as their holder within seconds.\n"
-            "A wheel nobody else can give back (a put not on any upstream,\n"
-            "held by no other live member) is kept and counted.\n"
-            "  --all               every wheel\n"
-            "  --project NAME      the wheels of one project\n"
+            "A wheel no upstream page lists (a put, a publisher's wheel) is\n"
+            "kept and counted, unless its project is named with --project.\n"
+            "  --all               every wheel upstream can give back\n"
+            "  --project NAME      every wheel of one project, kept ones too\n"
             "  --older-than DAYS   wheels unused for DAYS days\n"
             "  --to SIZE           down to SIZE bytes held (e.g. 5GiB)\n"
             "  --node URL          the node (default " WM_DEFAULT_NODE ")\n"
@@ -715,6 +715,8 @@ prune_run(const char *base, const char *key, const char *value)
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    /* The node answers once the wheels are gone: a few hundred a second. */
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 3600L);
     rc = curl_easy_perform(curl);
     if (rc != CURLE_OK) {
         fprintf(stderr, "wheelmesh prune: cannot reach %s: %s\n", base,
