@@ -90,8 +90,11 @@ class HostNetworkBuildTest(unittest.TestCase):
 
         # agent 2: its own node, nothing in BuildKit's cache
         dl.docker("rmi", APP, check=True)
-        names = {"bkdep%d-1.0-py3-none-any.whl" % i for i in range(4)}
-        self.wait(lambda: names <= set(self.a2.held()),
+        # a node names a wheel only from the project's upstream page (a
+        # peer's holding names nothing), so ask per project as pip will
+        self.wait(lambda: all("bkdep%d-1.0-py3-none-any.whl" % i
+                              in self.a2.held("bkdep%d" % i)
+                              for i in range(4)),
                   "agent2 to know where every wheel is", timeout=20)
         self.build(self.a2, no_cache=True)
         p = dl.docker("run", "--rm", APP, "python", "app.py")
