@@ -78,7 +78,12 @@ now_ms(void)
 static void
 set_sockopts(void *sock)
 {
-    int linger = 0, hwm = 1000, ivl = 100, ivl_max = 2000;
+    /* TCP_MAXRT: a connection whose data goes unacknowledged for 5 s is
+     * closed and made anew. Kept, its retransmissions back off to many
+     * seconds apart across a partition, and after the heal its queued
+     * messages would wait for the next one while the members already
+     * hear each other again on fresh connections. */
+    int linger = 0, hwm = 1000, ivl = 100, ivl_max = 2000, maxrt = 5000;
     int64_t max = MAX_MSG;
 
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
@@ -87,6 +92,7 @@ set_sockopts(void *sock)
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max));
     zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
     zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
+    zmq_setsockopt(sock, ZMQ_TCP_MAXRT, &maxrt, sizeof(maxrt));
 }
 
 /* A CURVE client socket to the server whose key is SERVER, connected to
