@@ -7,6 +7,18 @@
  *   report can never push a member's incarnation up (nor to the wrap);
  * - a node refutes a report about its own current incarnation by signing
  *   the next one; values at or past WM_WIRE_COUNTER_MAX never decode.
+ *
+ * Lifeguard (Dadgar et al., 2018; as in hashicorp/memberlist), because a
+ * node that handles its messages late suspects healthy members and
+ * spreads verdicts it alone believes (tests/sim shows it):
+ * - local health: a probe that goes unanswered, or a suspicion of this
+ *   node it has to refute, makes it slower to probe and to suspect; an
+ *   answered probe makes it quicker again;
+ * - a suspicion waits SUSPICION_MAX times the base timeout until others
+ *   confirm it, down to the base with SUSPICION_K confirmations;
+ * - a member that this node knows was suspected is told so in whatever
+ *   this node sends it, so it refutes before the verdict (the buddy
+ *   system).
  */
 #include "membership.h"
 
@@ -25,10 +37,17 @@
 #define MAX_QUEUED       32
 #define MAX_RELAYS       16
 #define PIGGYBACK        8 /* updates per probe message, ours included */
+#define HEALTH_MAX       8 /* local health stays in [0, HEALTH_MAX - 1] */
+#define SUSPICION_K      2 /* confirmations that bring the base timeout */
+#define SUSPICION_MAX    6 /* a lone suspicion waits this many times it */
+
+_Static_assert(WM_MEMBER_ACCUSERS == SUSPICION_K + 1,
+               "a suspicion remembers its origin and K confirmations");
 
 struct queued {
     wm_member_update u;
-    int left;
+    int left;  /* sends to go */
+    int taken; /* already in the message being filled */
 };
 
 /* A probe this node makes for another (PING_REQ). */
@@ -50,10 +69,12 @@ struct wm_members {
     size_t nqueued;
     struct relay relays[MAX_RELAYS];
     uint32_t seq;
-    size_t cursor;
+    wm_member **order; /* this round's probe order, a shuffle of members */
+    size_t norder, cursor;
     int64_t next_probe, next_dead_probe;
     uint64_t rng;
     uint64_t rejected;
+    int health; /* Lifeguard's local health: 0 is healthy */
     wm_msg *out;
 };
 
@@ -133,6 +154,7 @@ wm_members_destroy(wm_members **msp)
     for (size_t i = 0; i < ms->n; i++)
         free(ms->members[i]);
     free(ms->members);
+    free(ms->order);
     free(ms->out);
     free(ms);
     *msp = NULL;
@@ -208,6 +230,31 @@ wm_members_rejected(const wm_members *ms)
     return ms->rejected;
 }
 
+int
+wm_members_health(const wm_members *ms)
+{
+    return ms->health;
+}
+
+/* T, a probe interval or timeout, stretched by this node's local health:
+ * a node that cannot get answers in time waits longer before it blames
+ * anyone else. */
+static int64_t
+scaled(const wm_members *ms, int64_t t)
+{
+    return t * (ms->health + 1);
+}
+
+static void
+health_add(wm_members *ms, int delta)
+{
+    ms->health += delta;
+    if (ms->health < 0)
+        ms->health = 0;
+    if (ms->health > HEALTH_MAX - 1)
+        ms->health = HEALTH_MAX - 1;
+}
+
 /* --- dissemination */
 
 static size_t
@@ -236,12 +283,14 @@ enqueue(wm_members *ms, const wm_member *m)
         if (memcmp(ms->queue[i].u.id, id, WM_ID_LEN) == 0)
             q = &ms->queue[i];
     if (q == NULL) {
-        if (ms->nqueued == MAX_QUEUED) { /* drop the oldest */
-            memmove(ms->queue, ms->queue + 1,
-                    (MAX_QUEUED - 1) * sizeof(*ms->queue));
-            ms->nqueued--;
+        if (ms->nqueued == MAX_QUEUED) { /* full: replace the most sent */
+            q = &ms->queue[0];
+            for (size_t i = 1; i < ms->nqueued; i++)
+                if (ms->queue[i].left < q->left)
+                    q = &ms->queue[i];
+        } else {
+            q = &ms->queue[ms->nqueued++];
         }
-        q = &ms->queue[ms->nqueued++];
     }
     memset(q, 0, sizeof(*q));
     memcpy(q->u.id, id, WM_ID_LEN);
@@ -258,9 +307,12 @@ enqueue(wm_members *ms, const wm_member *m)
     q->left = (int)retransmits(ms);
 }
 
-/* Fills M's updates: this node's statement first, then queued changes. */
+/* Fills M's updates: this node's statement first; then, when M goes to a
+ * member TO (NULL: unknown) that was reported suspect or dead at the
+ * incarnation it last signed, that report, so TO refutes it; then queued
+ * changes. */
 static void
-piggyback(wm_members *ms, wm_msg *m)
+piggyback(wm_members *ms, wm_msg *m, const wm_member *to)
 {
     wm_member_update *self = &m->updates[0];
 
@@ -270,9 +322,31 @@ piggyback(wm_members *ms, wm_msg *m)
     self->incarnation = ms->self_alive.incarnation;
     self->alive = ms->self_alive;
     m->nupdates = 1;
-    for (size_t i = 0; i < ms->nqueued && m->nupdates < PIGGYBACK;) {
-        m->updates[m->nupdates++] = ms->queue[i].u;
-        if (--ms->queue[i].left <= 0)
+    if (to != NULL && to->has_rumor && to->rumor_inc == to->incarnation) {
+        wm_member_update *u = &m->updates[m->nupdates++];
+        memset(u, 0, sizeof(*u));
+        memcpy(u->id, to->id, WM_ID_LEN);
+        u->state = WM_SUSPECT;
+        u->incarnation = to->rumor_inc;
+    }
+    /* The least sent first, as memberlist's queue does: news (a
+     * suspicion, its refutation) must not wait behind old news. */
+    while (m->nupdates < PIGGYBACK) {
+        size_t best = ms->nqueued;
+        for (size_t i = 0; i < ms->nqueued; i++)
+            if (!ms->queue[i].taken &&
+                (best == ms->nqueued ||
+                 ms->queue[i].left > ms->queue[best].left))
+                best = i;
+        if (best == ms->nqueued)
+            break;
+        m->updates[m->nupdates++] = ms->queue[best].u;
+        ms->queue[best].taken = 1;
+        ms->queue[best].left--;
+    }
+    for (size_t i = 0; i < ms->nqueued;) {
+        ms->queue[i].taken = 0;
+        if (ms->queue[i].left <= 0)
             ms->queue[i] = ms->queue[--ms->nqueued];
         else
             i++;
@@ -287,11 +361,35 @@ set_state(wm_members *ms, wm_member *m, int state, int64_t now)
     wm_info("cluster: %.16s (%s) at %s is %s", m->hex,
             m->has_alive && m->alive.name[0] ? m->alive.name : "?",
             m->has_alive ? m->alive.addr : "?", wm_member_state_name(state));
+    if (state != WM_ALIVE) {
+        m->rumor_inc = m->incarnation;
+        m->has_rumor = 1;
+    }
+    m->naccusers = 0;
     m->state = state;
     m->state_since = now;
     enqueue(ms, m);
     if (ms->io.changed != NULL)
         ms->io.changed(ms->io.arg, m);
+}
+
+/* ACCUSER (NULL: this node's own probe) says M is suspect: the first to
+ * say so starts the suspicion, each other one confirms it. */
+static void
+suspect(wm_members *ms, wm_member *m, const wm_member *accuser, int64_t now)
+{
+    if (m->state == WM_ALIVE) {
+        set_state(ms, m, WM_SUSPECT, now);
+        m->accusers[0] = accuser;
+        m->naccusers = 1;
+        return;
+    }
+    if (m->state != WM_SUSPECT || m->naccusers == WM_MEMBER_ACCUSERS)
+        return;
+    for (size_t i = 0; i < m->naccusers; i++)
+        if (m->accusers[i] == accuser)
+            return;
+    m->accusers[m->naccusers++] = accuser;
 }
 
 void
@@ -311,6 +409,7 @@ refute(wm_members *ms, uint64_t inc)
         return;
     ms->self_alive.incarnation = inc + 1;
     sign_self(ms);
+    health_add(ms, 1); /* others could not hear us in time */
     if (ms->io.incarnation != NULL)
         ms->io.incarnation(ms->io.arg, inc + 1);
     enqueue(ms, NULL);
@@ -336,7 +435,8 @@ take_alive(wm_members *ms, wm_member *m, const wm_member_update *u,
 }
 
 static void
-apply(wm_members *ms, const wm_member_update *u, int64_t now)
+apply(wm_members *ms, const wm_member *from, const wm_member_update *u,
+      int64_t now)
 {
     wm_member *m;
 
@@ -371,15 +471,18 @@ apply(wm_members *ms, const wm_member_update *u, int64_t now)
     /* A report: it counts at the incarnation the member last signed. */
     if (m == NULL || u->incarnation != m->incarnation)
         return;
-    if (u->state > m->state)
+    if (u->state == WM_SUSPECT)
+        suspect(ms, m, from, now);
+    else if (u->state > m->state)
         set_state(ms, m, u->state, now);
 }
 
 static void
-apply_all(wm_members *ms, const wm_msg *msg, int64_t now)
+apply_all(wm_members *ms, const wm_member *from, const wm_msg *msg,
+          int64_t now)
 {
     for (size_t i = 0; i < msg->nupdates; i++)
-        apply(ms, &msg->updates[i], now);
+        apply(ms, from, &msg->updates[i], now);
 }
 
 /* --- probes */
@@ -395,7 +498,7 @@ send_ping(wm_members *ms, wm_member *to, int type, uint32_t seq,
     msg->seq = seq;
     if (target != NULL)
         memcpy(msg->target, target, WM_ID_LEN);
-    piggyback(ms, msg);
+    piggyback(ms, msg, to);
     ms->io.send(ms->io.arg, to, msg);
 }
 
@@ -405,7 +508,7 @@ wm_members_ping(wm_members *ms, wm_msg *m)
     memset(m, 0, offsetof(wm_msg, digest));
     m->type = WM_MSG_PING;
     m->seq = ++ms->seq;
-    piggyback(ms, m);
+    piggyback(ms, m, NULL);
 }
 
 void
@@ -418,7 +521,7 @@ wm_members_introduce(wm_members *ms, wm_member *to)
         memset(msg, 0, offsetof(wm_msg, digest));
         msg->type = WM_MSG_PING;
         msg->seq = ++ms->seq;
-        piggyback(ms, msg);
+        piggyback(ms, msg, NULL);
         msg->nupdates = 1; /* ours only; then everyone we know */
         for (; i < ms->n && msg->nupdates < WM_WIRE_MAX_UPDATES; i++) {
             const wm_member *m = ms->members[i];
@@ -455,11 +558,39 @@ wm_members_pick(wm_members *ms, const wm_member *except, wm_member **out,
     return n;
 }
 
+/* The next member to probe. Every member once a round, in an order
+ * shuffled anew each round: in the order members were learned, which is
+ * much the same on every node, all would probe the same member at about
+ * the same time and a dead one could go unprobed for most of a round. A
+ * member learned during a round waits for the next. */
+static wm_member *
+probe_order_next(wm_members *ms)
+{
+    if (ms->cursor >= ms->norder) {
+        wm_member **grown = realloc(ms->order, ms->n * sizeof(*grown));
+        if (grown == NULL && ms->n > 0)
+            return ms->members[rnd(ms) % ms->n]; /* out of memory */
+        ms->order = grown;
+        ms->norder = ms->n;
+        ms->cursor = 0;
+        memcpy(ms->order, ms->members, ms->n * sizeof(*grown));
+        for (size_t i = ms->n; i > 1; i--) { /* Fisher-Yates */
+            size_t j = rnd(ms) % i;
+            wm_member *t = ms->order[i - 1];
+            ms->order[i - 1] = ms->order[j];
+            ms->order[j] = t;
+        }
+    }
+    return ms->norder > 0 ? ms->order[ms->cursor++] : NULL;
+}
+
 static void
 probe_next(wm_members *ms, int64_t now)
 {
     for (size_t tries = 0; tries < ms->n; tries++) {
-        wm_member *m = ms->members[ms->cursor++ % ms->n];
+        wm_member *m = probe_order_next(ms);
+        if (m == NULL)
+            return;
         if (!wm_member_usable(m) || m->probing)
             continue;
         m->probe_seq = ++ms->seq;
@@ -484,27 +615,44 @@ suspicion_ms(const wm_members *ms)
     return 4 * k * PROBE_MS;
 }
 
+/* How long M stays suspect before this node declares it dead: from
+ * SUSPICION_MAX times suspicion_ms while nobody confirms the suspicion,
+ * down to suspicion_ms with SUSPICION_K confirmations, by log(c + 1) /
+ * log(K + 1) as Lifeguard does. A cluster too small to hold that many
+ * accusers waits suspicion_ms. */
+static int64_t
+suspicion_timeout(const wm_members *ms, const wm_member *m)
+{
+    static const int64_t permille[SUSPICION_K + 1] = {0, 631, 1000};
+    int64_t base = suspicion_ms(ms), max = SUSPICION_MAX * base;
+    size_t c = m->naccusers > 0 ? m->naccusers - 1 : 0;
+
+    if (ms->n + 1 < SUSPICION_K + 2)
+        return base;
+    return max - (max - base) * permille[c] / 1000;
+}
+
 static void
 check_probes(wm_members *ms, int64_t now)
 {
     for (size_t i = 0; i < ms->n; i++) {
         wm_member *m = ms->members[i];
         if (m->probing && !m->indirect_sent &&
-            now - m->probe_sent >= PROBE_TIMEOUT_MS) {
+            now - m->probe_sent >= scaled(ms, PROBE_TIMEOUT_MS)) {
             wm_member *via[FANOUT];
             size_t k = wm_members_pick(ms, m, via, FANOUT);
             for (size_t j = 0; j < k; j++)
                 send_ping(ms, via[j], WM_MSG_PING_REQ, m->probe_seq, m->id);
             m->indirect_sent = 1;
         }
-        if (m->probing && now - m->probe_sent >= 2 * PROBE_MS) {
+        if (m->probing && now - m->probe_sent >= scaled(ms, 2 * PROBE_MS)) {
             m->probing = 0;
             m->failures++;
-            if (m->state == WM_ALIVE)
-                set_state(ms, m, WM_SUSPECT, now);
+            health_add(ms, 1);
+            suspect(ms, m, NULL, now);
         }
         if (m->state == WM_SUSPECT &&
-            now - m->state_since >= suspicion_ms(ms))
+            now - m->state_since >= suspicion_timeout(ms, m))
             set_state(ms, m, WM_DEAD, now);
     }
 }
@@ -513,7 +661,7 @@ int64_t
 wm_members_tick(wm_members *ms, int64_t now)
 {
     if (now >= ms->next_probe) {
-        ms->next_probe = now + PROBE_MS;
+        ms->next_probe = now + scaled(ms, PROBE_MS);
         probe_next(ms, now);
     }
     check_probes(ms, now);
@@ -560,6 +708,8 @@ on_ack(wm_members *ms, wm_member *from, const wm_msg *msg, int64_t now)
         if (m->probing && m->probe_seq == msg->seq &&
             (m == from || m->indirect_sent)) {
             m->probing = 0;
+            if (m == from)
+                health_add(ms, -1); /* answered directly, in time */
             wm_members_heard(ms, m, now);
         }
     }
@@ -577,13 +727,13 @@ int
 wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
                    int64_t now, wm_msg *reply)
 {
-    apply_all(ms, msg, now);
+    apply_all(ms, from, msg, now);
     switch (msg->type) {
     case WM_MSG_PING:
         memset(reply, 0, offsetof(wm_msg, digest));
         reply->type = WM_MSG_ACK;
         reply->seq = msg->seq;
-        piggyback(ms, reply);
+        piggyback(ms, reply, from);
         return 1;
     case WM_MSG_ACK:
         on_ack(ms, from, msg, now);

@@ -1,6 +1,10 @@
 /*
  * Cluster membership, SWIM-style: a probe a second, indirect probes
  * through three others, suspect, then dead; changes ride on probe traffic.
+ * With Lifeguard's refinements: a node whose own probes go unanswered
+ * slows down and waits longer before it suspects anyone (local health),
+ * a suspicion waits longest while nobody else confirms it, and a member
+ * hears of a suspicion of itself in whatever is sent to it.
  * A member's address, name and incarnation are its own statement, signed
  * by it: nobody else can move it. Others may only report that a member
  * seems suspect or dead at the incarnation it last signed, and the member
@@ -17,6 +21,10 @@
 
 #include "identity.h"
 #include "wire.h"
+
+/* The accusers a suspicion remembers: its origin and the confirmations
+ * that bring it to its shortest timeout. */
+#define WM_MEMBER_ACCUSERS 3
 
 /* A member as this node sees it. Other modules read it and may bump the
  * counters; membership writes the rest (and the transport CONNECTED). */
@@ -35,6 +43,17 @@ typedef struct wm_member {
     int64_t probe_sent;
     int probing, indirect_sent;
     int64_t digest_sent; /* last full digest sent in answer to it */
+    /* Lifeguard. Who reported the current suspicion (NULL: this node's own
+     * probe); the first is its origin and every other one a confirmation
+     * that brings the dead verdict closer. Wire statements name no
+     * accuser, so a member that relays a report counts as one. */
+    const struct wm_member *accusers[WM_MEMBER_ACCUSERS];
+    size_t naccusers;
+    /* It was reported suspect or dead at RUMOR_INC: until it signs a newer
+     * statement, everything sent to it says so, so that it refutes at
+     * once (the buddy system). */
+    uint64_t rumor_inc;
+    int has_rumor;
     /* counters */
     uint64_t bytes_in, bytes_out, failures, bad_chunks;
 } wm_member;
@@ -114,6 +133,11 @@ void wm_members_retrust(wm_members *ms, int64_t now);
  * forged statements). */
 uint64_t wm_members_incarnation(const wm_members *ms);
 uint64_t wm_members_rejected(const wm_members *ms);
+
+/* This node's local health (Lifeguard): 0 when its probes are answered,
+ * up to 7 as they go unanswered or it has to refute suspicions of itself.
+ * Its probe interval and timeouts are (health + 1) times the usual. */
+int wm_members_health(const wm_members *ms);
 
 /* "alive", "suspect", "dead". */
 const char *wm_member_state_name(int state);

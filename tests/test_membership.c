@@ -3,8 +3,9 @@
  * functions record what would be sent, and time is passed in. Signed
  * statements (only a member moves its own address), reports that count
  * only at the incarnation a member signed, refutation that never wraps,
- * the probe cycle (suspect, dead, alive again), the designee, and trust
- * taken back.
+ * the probe cycle (suspect, dead, alive again), the designee, trust
+ * taken back, and Lifeguard: local health, suspicions that wait for
+ * confirmations, and the suspect told of its suspicion.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,7 +22,7 @@
 #include "log.h"
 #include "membership.h"
 
-#define NKEYS 4
+#define NKEYS 6
 
 static wm_identity *keys[NKEYS]; /* 0 is the node under test */
 static int trusted[NKEYS];
@@ -271,6 +272,172 @@ test_probe_cycle(void **state)
     wm_members_destroy(&ms);
 }
 
+/* A node whose probes go unanswered probes less often and waits longer
+ * before it suspects; answers make it healthy again; so does nothing
+ * else. A suspicion it has to refute counts against it too. */
+static void
+test_local_health(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    wm_member *b;
+    int64_t now = 0, sent_at;
+
+    alive_update(&m, 1, 1, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, now, &reply);
+    b = member(ms, 1);
+    assert_int_equal(wm_members_health(ms), 0);
+    /* Unanswered: suspect after 2 s, and the node's health drops. */
+    for (; now <= 2000; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(b->state, WM_SUSPECT);
+    assert_int_equal(wm_members_health(ms), 1);
+    wm_members_heard(ms, b, now);
+
+    /* The next probe waits 2 s instead of 1 ... */
+    sent = 0;
+    for (; sent == 0; now += 100)
+        wm_members_tick(ms, now);
+    sent_at = now - 100;
+    assert_int_equal(last.type, WM_MSG_PING);
+    assert_true(sent_at >= 3000);
+    /* ... asks others only after 1 s instead of 0.5 (B is the only
+     * member, so nobody is asked; the probe stays open) ... */
+    for (; now < sent_at + 3900; now += 100)
+        wm_members_tick(ms, now);
+    /* ... and suspects only after 4 s instead of 2. */
+    assert_int_equal(b->state, WM_ALIVE);
+    for (; now <= sent_at + 4000; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(b->state, WM_SUSPECT);
+    assert_int_equal(wm_members_health(ms), 2);
+    wm_members_heard(ms, b, now);
+
+    /* A direct answer in time brings it back by one. */
+    sent = 0;
+    for (; sent == 0; now += 100)
+        wm_members_tick(ms, now);
+    m = last;
+    m.type = WM_MSG_ACK;
+    m.nupdates = 0;
+    wm_members_receive(ms, b, &m, now, &reply);
+    assert_int_equal(wm_members_health(ms), 1);
+
+    /* Refuting a suspicion of itself counts as a missed answer; the
+     * score never passes 7. */
+    for (int i = 0; i < 10; i++) {
+        report(&m, 0, WM_SUSPECT, wm_members_incarnation(ms));
+        wm_members_receive(ms, b, &m, now, &reply);
+    }
+    assert_int_equal(wm_members_health(ms), 7);
+    wm_members_destroy(&ms);
+}
+
+/* Members 1..NKEYS-1 known, none probed (no connection), so that only
+ * reports move them. */
+static wm_members *
+quiet_cluster(void)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+
+    for (int k = 1; k < NKEYS; k++) {
+        char addr[64];
+        snprintf(addr, sizeof(addr), "tcp://10.0.0.%d:7391", k + 1);
+        alive_update(&m, k, 1, addr, k);
+        wm_members_receive(ms, NULL, &m, 0, &reply);
+        member(ms, k)->connected = 0;
+    }
+    return ms;
+}
+
+/* Member 1 is reported suspect at 0 by each of ACCUSERS in turn (-1 ends
+ * the list); returns the first tick (100 ms steps) that finds it dead. */
+static int64_t
+dead_after(const int *accusers)
+{
+    wm_members *ms = quiet_cluster();
+    static wm_msg m, reply;
+    int64_t now;
+
+    for (int i = 0; accusers[i] >= 0; i++) {
+        report(&m, 1, WM_SUSPECT, 1);
+        wm_members_receive(ms, member(ms, accusers[i]), &m, 0, &reply);
+    }
+    assert_int_equal(member(ms, 1)->state, WM_SUSPECT);
+    for (now = 0; member(ms, 1)->state == WM_SUSPECT && now < 60000; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(member(ms, 1)->state, WM_DEAD);
+    wm_members_destroy(&ms);
+    return now - 100;
+}
+
+/* With 6 nodes the base timeout is 4 s. A lone accuser's suspicion waits
+ * six times that; each other accuser shortens it, by log(c + 1) / log(3)
+ * of the difference, down to the base with two; the same accuser twice
+ * counts once. */
+static void
+test_suspicion_waits_for_confirmations(void **state)
+{
+    static const struct {
+        int accusers[5];
+        int64_t dead_at;
+    } cases[] = {
+        {{2, -1}, 24000},
+        {{2, 2, 2, -1}, 24000},
+        {{2, 3, -1}, 24000 - 20000 * 631 / 1000},
+        {{2, 3, 4, -1}, 4000},
+        {{2, 3, 4, 5, -1}, 4000},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got = dead_after(cases[i].accusers);
+        assert_true(got >= cases[i].dead_at);
+        assert_true(got < cases[i].dead_at + 100);
+    }
+}
+
+/* A member this node knows is suspected hears of it in whatever is sent
+ * to it, until it signs a newer statement; others do not. */
+static void
+test_suspect_is_told(void **state)
+{
+    wm_members *ms = quiet_cluster();
+    static wm_msg m, reply;
+    wm_member *b = member(ms, 1), *c = member(ms, 2);
+
+    report(&m, 1, WM_SUSPECT, 1);
+    wm_members_receive(ms, c, &m, 0, &reply);
+    assert_int_equal(b->state, WM_SUSPECT);
+    /* B speaks to us: alive to this node, but the others still suspect
+     * it, so the answer tells it. */
+    wm_members_heard(ms, b, 100);
+    assert_int_equal(b->state, WM_ALIVE);
+    wm_members_ping(ms, &m);
+    assert_int_equal(wm_members_receive(ms, b, &m, 100, &reply), 1);
+    assert_true(reply.nupdates >= 2);
+    assert_memory_equal(reply.updates[1].id, wm_identity_pubkey(keys[1]),
+                        WM_ID_LEN);
+    assert_int_equal(reply.updates[1].state, WM_SUSPECT);
+    assert_int_equal(reply.updates[1].incarnation, 1);
+    /* C is told nothing about itself. */
+    wm_members_ping(ms, &m);
+    wm_members_receive(ms, c, &m, 100, &reply);
+    for (size_t i = 1; i < reply.nupdates; i++)
+        assert_memory_not_equal(reply.updates[i].id,
+                                wm_identity_pubkey(keys[2]), WM_ID_LEN);
+    /* B refutes: no more news for it. */
+    alive_update(&m, 1, 2, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, b, &m, 200, &reply);
+    wm_members_ping(ms, &m);
+    wm_members_receive(ms, b, &m, 300, &reply);
+    for (size_t i = 1; i < reply.nupdates; i++)
+        assert_false(reply.updates[i].state != WM_ALIVE &&
+                     memcmp(reply.updates[i].id, wm_identity_pubkey(keys[1]),
+                            WM_ID_LEN) == 0);
+    wm_members_destroy(&ms);
+}
+
 static void
 test_designee_and_trust(void **state)
 {
@@ -345,6 +512,9 @@ main(void)
         cmocka_unit_test(test_refutation_never_wraps),
         cmocka_unit_test(test_probe_cycle),
         cmocka_unit_test(test_designee_and_trust),
+        cmocka_unit_test(test_local_health),
+        cmocka_unit_test(test_suspicion_waits_for_confirmations),
+        cmocka_unit_test(test_suspect_is_told),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
