@@ -96,15 +96,19 @@ set_sockopts(void *sock)
 }
 
 /* A CURVE client socket to the server whose key is SERVER, connected to
- * ADDR; NULL on failure. */
+ * ADDR, that retries a lost connection after RETRY_MS at first (0: the
+ * socket default); NULL on failure. */
 static void *
-client_socket(wm_transport *t, const uint8_t *server, const char *addr)
+client_socket(wm_transport *t, const uint8_t *server, const char *addr,
+              int retry_ms)
 {
     void *s = zmq_socket(t->node->zmq, ZMQ_DEALER);
 
     if (s == NULL)
         return NULL;
     set_sockopts(s);
+    if (retry_ms > 0)
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &retry_ms, sizeof(retry_ms));
     zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 32);
     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32);
@@ -208,7 +212,7 @@ wm_transport_connect(wm_transport *t, wm_member *m, const char *addr)
         return;
     retire(t, p->dealer);
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->dealer = client_socket(t, curve, addr);
+    p->dealer = client_socket(t, curve, addr, 0);
     m->connected = p->dealer != NULL;
 }
 
@@ -259,7 +263,13 @@ wm_transport_seeds(wm_transport *t)
             const uint8_t *id = wm_trust_at(t->trust, k);
             snprintf(s->addr, sizeof(s->addr), "%s", cfg->seeds[i]);
             memcpy(s->key, id, WM_ID_LEN);
-            s->sock = client_socket(t, wm_trust_curve(t->trust, id), s->addr);
+            /* One socket per trusted key, as the seed's key is not known:
+             * all but one fail their handshake and retry. At the default
+             * 100 ms, N joiners of a fleet of N keys would make the seed
+             * refuse N * N handshakes 5 times in the first 2 s and be
+             * too busy to answer the one that counts. */
+            s->sock = client_socket(t, wm_trust_curve(t->trust, id), s->addr,
+                                    SEED_RETRY_MS);
             if (s->sock != NULL)
                 t->nseeds++;
         }
@@ -596,7 +606,7 @@ wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *trust,
                  wm_members *ms, wm_recv_fn recv, void *arg, const char **why)
 {
     wm_transport *t = calloc(1, sizeof(*t));
-    int one = 1;
+    int one = 1, backlog = 4096;
 
     *out = NULL;
     if (t == NULL || (t->in = malloc(sizeof(wm_msg))) == NULL ||
@@ -627,6 +637,11 @@ wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *trust,
         return -EIO;
     }
     set_sockopts(t->router);
+    /* Joiners try the seed once per trusted key, so a fleet started at
+     * once connects N * N times within a second; past the default backlog
+     * of 100 the kernel drops the SYNs and the one connection that counts
+     * waits out TCP's retries (1, 3, 7 s...). The kernel caps it. */
+    zmq_setsockopt(t->router, ZMQ_BACKLOG, &backlog, sizeof(backlog));
     zmq_setsockopt(t->router, ZMQ_CURVE_SERVER, &one, sizeof(one));
     zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32);
     zmq_setsockopt(t->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
