@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +32,9 @@ struct wm_store {
      * may read them. */
     _Atomic uint64_t held_files, held_bytes;
     uint64_t swept; /* orphan chunks deleted at open */
+    int fd;                  /* the map's file, for wm_store_read_chunk */
+    _Atomic uintptr_t map;   /* where it is mapped; 0: not known yet */
+    _Atomic int map_unknown; /* cannot tell: read through the map */
 };
 
 struct wm_store_view {
@@ -169,6 +173,8 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
     }
     rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
     if (rc != 0)
+        goto err;
+    if ((rc = mdb_env_get_fd(s->env, &s->fd)) != 0)
         goto err;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
@@ -310,6 +316,7 @@ struct wm_store_writer {
     uint8_t (*map)[WM_SHA256_LEN]; /* the sha256 of every chunk */
     int map_given;                 /* from a verified peer fetch */
     wm_sha256 *hash;               /* NULL: the caller verified the bytes */
+    int adopted;                   /* the chunks are in the store already */
     uint32_t nchunks, next;        /* chunks in all, next to write */
     int done;
     wm_store_journal_fn journal; /* a record for the last transaction */
@@ -363,6 +370,46 @@ wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
 fail:
     wm_store_writer_destroy(&w);
     return rc;
+}
+
+int
+wm_store_writer_adopt(wm_store *s, const wm_file_info *info, const void *meta,
+                      size_t meta_len, const void *chunkmap,
+                      wm_store_writer **out)
+{
+    int rc;
+
+    if (chunkmap == NULL)
+        return -EINVAL;
+    rc = wm_store_writer_new(s, info, -1, meta, meta_len, chunkmap, 0, out);
+    if (rc == 0)
+        (*out)->adopted = 1;
+    return rc;
+}
+
+/* Checks in TXN that chunks 0..W->nchunks-1 are there with their sizes:
+ * a record never names a chunk that is not. */
+static int
+chunks_present(wm_store_writer *w, MDB_txn *txn)
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+
+    for (uint32_t i = 0; i < w->nchunks; i++) {
+        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
+        size_t len = w->info.size - off < WM_CHUNK_SIZE
+                         ? (size_t)(w->info.size - off)
+                         : WM_CHUNK_SIZE;
+        MDB_val k = {sizeof(key), key}, v;
+        int rc;
+
+        chunk_key(key, w->info.sha256, i);
+        rc = mdb_get(txn, w->s->chunks, &k, &v);
+        if (rc != 0)
+            return rc == MDB_NOTFOUND ? -EIO : mdb_to_errno(rc);
+        if (v.mv_size != len)
+            return -EIO;
+    }
+    return 0;
 }
 
 const wm_file_info *
@@ -424,7 +471,11 @@ wm_store_writer_step(wm_store_writer *w)
     /* Another writer may have stored it since this one was made. */
     if (w->next == 0)
         rc = check_absent(w->s, txn, &w->info);
-    for (uint32_t i = w->next; rc == 0 && i < end; i++) {
+    if (rc == 0 && w->adopted) {
+        rc = chunks_present(w, txn);
+        end = w->nchunks;
+    }
+    for (uint32_t i = w->next; rc == 0 && !w->adopted && i < end; i++) {
         uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
         size_t len = w->info.size - off < WM_CHUNK_SIZE
                          ? (size_t)(w->info.size - off)
@@ -473,8 +524,8 @@ wm_store_writer_destroy(wm_store_writer **wp)
     w = *wp;
     /* An unfinished wheel leaves no chunk behind. Its chunks are its own:
      * a writer never starts for a sha256 already stored, and the loop
-     * runs one writer at a time. */
-    if (!w->done && w->next > 0)
+     * runs one writer at a time. Adopted chunks are their writer's. */
+    if (!w->done && w->next > 0 && !w->adopted)
         drop_chunks(w->s, w->info.sha256, w->next);
     wm_sha256_destroy(&w->hash);
     free(w->map);
@@ -565,6 +616,68 @@ wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
     wm_store_kv kv = {t, key, klen, val, vlen};
 
     return put_kv_in(b->s, b->txn, &kv);
+}
+
+int
+wm_store_batch_put_chunk(wm_store_batch *b, const uint8_t sha[WM_SHA256_LEN],
+                         uint32_t idx, const void *data, size_t len)
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+    MDB_val sk = {WM_SHA256_LEN, (void *)sha}, d;
+    MDB_val k = {sizeof(key), key}, v = {len, NULL};
+    int rc;
+
+    if (len == 0 || len > WM_CHUNK_SIZE)
+        return -EINVAL;
+    /* A stored wheel's chunks are its record's: never written over. */
+    rc = mdb_get(b->txn, b->s->files, &sk, &d);
+    if (rc != MDB_NOTFOUND)
+        return rc == 0 ? -EEXIST : mdb_to_errno(rc);
+    chunk_key(key, sha, idx);
+    /* MDB_RESERVE: one copy, from the message into the map's page. */
+    rc = mdb_put(b->txn, b->s->chunks, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    memcpy(v.mv_data, data, len);
+    return 0;
+}
+
+int
+wm_store_drop_chunks(wm_store *s, const uint8_t sha[WM_SHA256_LEN])
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+    MDB_val sk = {WM_SHA256_LEN, (void *)sha}, k = {sizeof(key), key}, d;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    rc = mdb_get(txn, s->files, &sk, &d);
+    if (rc != MDB_NOTFOUND) { /* stored: the chunks are the record's */
+        mdb_txn_abort(txn);
+        return rc == 0 ? 0 : mdb_to_errno(rc);
+    }
+    rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return mdb_to_errno(rc);
+    }
+    chunk_key(key, sha, 0);
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == sizeof(key) &&
+           memcmp(k.mv_data, sha, WM_SHA256_LEN) == 0) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0) /* as in sweep_orphans: MDB_NEXT gives the next */
+            rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return mdb_to_errno(rc);
+    }
+    return mdb_to_errno(mdb_txn_commit(txn));
 }
 
 int
@@ -729,6 +842,68 @@ wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN], uint32_t idx,
         return mdb_to_errno(rc);
     *data = d.mv_data;
     *len = d.mv_size;
+    return 0;
+}
+
+/* The address the map of S starts at, found from ADDR, an address inside
+ * it: LMDB maps the whole file once, from offset 0, and does not say
+ * where (its envinfo's address is the one asked for, usually none).
+ * Returns 0 when it cannot tell. */
+static uintptr_t
+map_base(wm_store *s, const void *addr)
+{
+    uintptr_t base = atomic_load(&s->map), at = (uintptr_t)addr;
+    unsigned long long lo, hi, off;
+    char line[512];
+    FILE *f;
+
+    if (base != 0 || atomic_load(&s->map_unknown))
+        return base;
+    f = fopen("/proc/self/maps", "re");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%llx-%llx %*s %llx", &lo, &hi, &off) == 3 &&
+            lo <= at && at < hi && off == 0) {
+            base = (uintptr_t)lo;
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    if (base == 0)
+        atomic_store(&s->map_unknown, 1);
+    else
+        atomic_store(&s->map, base);
+    return base;
+}
+
+int
+wm_store_read_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                    uint32_t idx, size_t off, void *buf, size_t len,
+                    size_t *got)
+{
+    const void *data;
+    size_t clen, n;
+    uintptr_t base;
+    ssize_t r;
+    int rc = wm_store_chunk(v, sha, idx, &data, &clen);
+
+    if (rc != 0)
+        return rc;
+    if (off >= clen)
+        return -ENOENT;
+    n = clen - off < len ? clen - off : len;
+    base = map_base(v->s, data);
+    if (base == 0) {
+        memcpy(buf, (const char *)data + off, n);
+    } else {
+        /* The same bytes are at that offset of the file, and the view
+         * keeps them there. */
+        r = pread(v->s->fd, buf, n,
+                  (off_t)((uintptr_t)data - base) + (off_t)off);
+        if (r != (ssize_t)n)
+            return -EIO;
+    }
+    *got = n;
     return 0;
 }
 
