@@ -3,7 +3,10 @@
  * HTTP threads. Every field a reader uses is either immutable after
  * creation or atomic; a failure's status and reason are written before the
  * state turns FAILED (a release store), so a reader that sees FAILED (an
- * acquire load) sees them too.
+ * acquire load) sees them too. Likewise the store is set before in_store
+ * turns on, and a download leaves the store only after its spool holds
+ * every byte a reader may ask for: a reader that finds no chunk looks at
+ * in_store again and reads the spool.
  */
 #include "download.h"
 
@@ -16,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "log.h"
 
 wm_blob *
 wm_blob_new(const void *data, size_t len)
@@ -121,6 +126,88 @@ wm_download_available(wm_download *d)
     return got > 0 ? got - 1 : 0;
 }
 
+/* N bytes at POS from D's chunks in the store. Returns 0 or -1. */
+static int
+read_store(wm_download *d, char *buf, size_t n, uint64_t pos)
+{
+    wm_store_view *v;
+    int rc = 0;
+
+    if (wm_store_view_open(d->store, &v) != 0)
+        return -1;
+    while (rc == 0 && n > 0) {
+        size_t got = 0;
+        rc = wm_store_read_chunk(v, d->sha256, (uint32_t)(pos / WM_CHUNK_SIZE),
+                                 pos % WM_CHUNK_SIZE, buf, n, &got);
+        buf += got;
+        pos += got;
+        n -= got;
+    }
+    wm_store_view_close(&v);
+    return rc == 0 ? 0 : -1;
+}
+
+ssize_t
+wm_download_pread(wm_download *d, void *buf, size_t n, uint64_t pos)
+{
+    size_t done = 0;
+
+    if (atomic_load(&d->in_store) && read_store(d, buf, n, pos) == 0)
+        return (ssize_t)n;
+    /* In the spool, or it has just moved there from the store. */
+    while (done < n) {
+        ssize_t got = pread(d->fd, (char *)buf + done, n - done,
+                            (off_t)(pos + done));
+        if (got <= 0)
+            return -1;
+        done += (size_t)got;
+    }
+    return (ssize_t)n;
+}
+
+void
+wm_download_use_store(wm_download *d, wm_store *store)
+{
+    d->store = store;
+    atomic_store(&d->in_store, 1);
+}
+
+int
+wm_download_leave_store(wm_download *d)
+{
+    static char buf[WM_CHUNK_SIZE]; /* loop thread only */
+    uint64_t got = atomic_load(&d->received);
+    int rc = 0;
+
+    if (!atomic_load(&d->in_store))
+        return 0;
+    for (uint64_t pos = 0; rc == 0 && pos < got; pos += WM_CHUNK_SIZE) {
+        size_t n = got - pos < WM_CHUNK_SIZE ? (size_t)(got - pos)
+                                             : WM_CHUNK_SIZE;
+        if (read_store(d, buf, n, pos) != 0 ||
+            pwrite(d->fd, buf, n, (off_t)pos) != (ssize_t)n)
+            rc = -EIO;
+    }
+    if (rc != 0) {
+        wm_download_fail(d, 500, "%s: cannot move the download to its spool "
+                                 "file (disk full?)",
+                         d->filename);
+        return rc;
+    }
+    atomic_store(&d->in_store, 0);
+    wm_download_drop_store(d);
+    return 0;
+}
+
+void
+wm_download_drop_store(wm_download *d)
+{
+    if (d->store != NULL && wm_store_drop_chunks(d->store, d->sha256) != 0)
+        wm_warn("store: cannot remove the chunks of %s now; the next start "
+                "sweeps them",
+                d->filename);
+}
+
 ssize_t
 wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
                  char *buf, size_t max)
@@ -137,8 +224,7 @@ wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
             return -1;
         if (pos < avail) {
             size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
-            ssize_t got = pread(d->fd, buf, n, (off_t)pos);
-            return got > 0 ? got : -1;
+            return wm_download_pread(d, buf, n, pos);
         }
         if (state == WM_DL_VERIFIED)
             return 0;
