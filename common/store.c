@@ -588,6 +588,7 @@ wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
 struct wm_store_batch {
     wm_store *s;
     MDB_txn *txn;
+    int records; /* holds more than chunks of wheels still arriving */
 };
 
 int
@@ -615,6 +616,7 @@ wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
 {
     wm_store_kv kv = {t, key, klen, val, vlen};
 
+    b->records = 1;
     return put_kv_in(b->s, b->txn, &kv);
 }
 
@@ -683,7 +685,19 @@ wm_store_drop_chunks(wm_store *s, const uint8_t sha[WM_SHA256_LEN])
 int
 wm_store_batch_commit(wm_store_batch **bp)
 {
-    int rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+    MDB_env *env = (*bp)->s->env;
+    int lazy = !(*bp)->records, rc;
+
+    /* Chunks that no record names yet need no durability: their meta page
+     * is written without waiting for the disk (LMDB stays consistent; a
+     * crash may undo the commit, which the sweep at start would undo
+     * anyway), and the next commit with a record syncs it. The data pages
+     * are still synced before it, as LMDB's integrity needs. */
+    if (lazy)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+    rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+    if (lazy)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
 
     free(*bp);
     *bp = NULL;
