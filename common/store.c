@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,7 +31,14 @@ struct wm_store {
     /* What the file records add up to, kept as writes commit; any thread
      * may read them. */
     _Atomic uint64_t held_files, held_bytes;
+    /* Bytes of chunks no record names (a peer fetch still arriving, or
+     * one waiting for its commit), kept as writes commit: zero after the
+     * sweep at open. */
+    _Atomic uint64_t orphan_bytes;
     uint64_t swept; /* orphan chunks deleted at open */
+    int fd;                  /* the map's file, for wm_store_read_chunk */
+    _Atomic uintptr_t map;   /* where it is mapped; 0: not known yet */
+    _Atomic int map_unknown; /* cannot tell: read through the map */
 };
 
 struct wm_store_view {
@@ -85,6 +93,18 @@ count_held(wm_store *s)
     if (txn != NULL)
         mdb_txn_abort(txn);
     return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+}
+
+/* Takes N bytes off the orphan count, never below zero. */
+static void
+orphans_sub(wm_store *s, uint64_t n)
+{
+    uint64_t cur = atomic_load(&s->orphan_bytes);
+
+    while (n > 0 &&
+           !atomic_compare_exchange_weak(&s->orphan_bytes, &cur,
+                                         cur > n ? cur - n : 0))
+        ;
 }
 
 static void
@@ -171,6 +191,8 @@ wm_store_open(wm_store **out, const char *dir, uint64_t map_size,
     }
     rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
     if (rc != 0)
+        goto err;
+    if ((rc = mdb_env_get_fd(s->env, &s->fd)) != 0)
         goto err;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
@@ -312,6 +334,7 @@ struct wm_store_writer {
     uint8_t (*map)[WM_SHA256_LEN]; /* the sha256 of every chunk */
     int map_given;                 /* from a verified peer fetch */
     wm_sha256 *hash;               /* NULL: the caller verified the bytes */
+    int adopted;                   /* the chunks are in the store already */
     uint32_t nchunks, next;        /* chunks in all, next to write */
     int done;
     wm_store_journal_fn journal; /* a record for the last transaction */
@@ -367,6 +390,46 @@ fail:
     return rc;
 }
 
+int
+wm_store_writer_adopt(wm_store *s, const wm_file_info *info, const void *meta,
+                      size_t meta_len, const void *chunkmap,
+                      wm_store_writer **out)
+{
+    int rc;
+
+    if (chunkmap == NULL)
+        return -EINVAL;
+    rc = wm_store_writer_new(s, info, -1, meta, meta_len, chunkmap, 0, out);
+    if (rc == 0)
+        (*out)->adopted = 1;
+    return rc;
+}
+
+/* Checks in TXN that chunks 0..W->nchunks-1 are there with their sizes:
+ * a record never names a chunk that is not. */
+static int
+chunks_present(wm_store_writer *w, MDB_txn *txn)
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+
+    for (uint32_t i = 0; i < w->nchunks; i++) {
+        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
+        size_t len = w->info.size - off < WM_CHUNK_SIZE
+                         ? (size_t)(w->info.size - off)
+                         : WM_CHUNK_SIZE;
+        MDB_val k = {sizeof(key), key}, v;
+        int rc;
+
+        chunk_key(key, w->info.sha256, i);
+        rc = mdb_get(txn, w->s->chunks, &k, &v);
+        if (rc != 0)
+            return rc == MDB_NOTFOUND ? -EIO : mdb_to_errno(rc);
+        if (v.mv_size != len)
+            return -EIO;
+    }
+    return 0;
+}
+
 const wm_file_info *
 wm_store_writer_info(const wm_store_writer *w)
 {
@@ -413,6 +476,7 @@ wm_store_writer_step(wm_store_writer *w)
 {
     uint8_t key[WM_SHA256_LEN + 4];
     uint32_t end = w->next + CHUNKS_PER_TXN;
+    uint64_t adopted = 0; /* orphan bytes this step makes the record's */
     MDB_txn *txn;
     int rc;
 
@@ -426,14 +490,23 @@ wm_store_writer_step(wm_store_writer *w)
     /* Another writer may have stored it since this one was made. */
     if (w->next == 0)
         rc = check_absent(w->s, txn, &w->info);
-    for (uint32_t i = w->next; rc == 0 && i < end; i++) {
+    if (rc == 0 && w->adopted) {
+        rc = chunks_present(w, txn);
+        end = w->nchunks;
+        adopted = w->info.size;
+    }
+    for (uint32_t i = w->next; rc == 0 && !w->adopted && i < end; i++) {
         uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
         size_t len = w->info.size - off < WM_CHUNK_SIZE
                          ? (size_t)(w->info.size - off)
                          : WM_CHUNK_SIZE;
-        MDB_val k = {sizeof(key), key}, v = {len, NULL};
+        MDB_val k = {sizeof(key), key}, v = {len, NULL}, old;
 
         chunk_key(key, w->info.sha256, i);
+        /* An orphan of this sha256 (a peer fetch of the same wheel) is
+         * written over: its bytes are the record's from now on. */
+        if (mdb_get(txn, w->s->chunks, &k, &old) == 0)
+            adopted += old.mv_size;
         /* MDB_RESERVE: read the file straight into the map, no copy. */
         rc = mdb_to_errno(mdb_put(txn, w->s->chunks, &k, &v, MDB_RESERVE));
         if (rc != 0)
@@ -456,6 +529,7 @@ wm_store_writer_step(wm_store_writer *w)
     rc = mdb_to_errno(mdb_txn_commit(txn));
     if (rc != 0)
         return rc;
+    orphans_sub(w->s, adopted);
     w->next = end;
     w->done = end == w->nchunks;
     if (!w->done)
@@ -475,8 +549,8 @@ wm_store_writer_destroy(wm_store_writer **wp)
     w = *wp;
     /* An unfinished wheel leaves no chunk behind. Its chunks are its own:
      * a writer never starts for a sha256 already stored, and the loop
-     * runs one writer at a time. */
-    if (!w->done && w->next > 0)
+     * runs one writer at a time. Adopted chunks are their writer's. */
+    if (!w->done && w->next > 0 && !w->adopted)
         drop_chunks(w->s, w->info.sha256, w->next);
     wm_sha256_destroy(&w->hash);
     free(w->map);
@@ -539,6 +613,8 @@ wm_store_put_kv(wm_store *s, enum wm_table t, const void *key, size_t klen,
 struct wm_store_batch {
     wm_store *s;
     MDB_txn *txn;
+    int records; /* holds more than chunks of wheels still arriving */
+    uint64_t orphans; /* orphan bytes it adds, once committed */
 };
 
 int
@@ -566,13 +642,100 @@ wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
 {
     wm_store_kv kv = {t, key, klen, val, vlen};
 
+    b->records = 1;
     return put_kv_in(b->s, b->txn, &kv);
+}
+
+int
+wm_store_batch_put_chunk(wm_store_batch *b, const uint8_t sha[WM_SHA256_LEN],
+                         uint32_t idx, const void *data, size_t len)
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+    MDB_val sk = {WM_SHA256_LEN, (void *)sha}, d;
+    MDB_val k = {sizeof(key), key}, v = {len, NULL};
+    int rc;
+
+    if (len == 0 || len > WM_CHUNK_SIZE)
+        return -EINVAL;
+    /* A stored wheel's chunks are its record's: never written over. */
+    rc = mdb_get(b->txn, b->s->files, &sk, &d);
+    if (rc != MDB_NOTFOUND)
+        return rc == 0 ? -EEXIST : mdb_to_errno(rc);
+    chunk_key(key, sha, idx);
+    /* Counted once: a chunk put again replaces its bytes (modulo 2^64,
+     * the batch's sum comes out right). */
+    if (mdb_get(b->txn, b->s->chunks, &k, &d) == 0)
+        b->orphans -= d.mv_size;
+    /* MDB_RESERVE: one copy, from the message into the map's page. */
+    rc = mdb_put(b->txn, b->s->chunks, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    memcpy(v.mv_data, data, len);
+    b->orphans += len;
+    return 0;
+}
+
+int
+wm_store_drop_chunks(wm_store *s, const uint8_t sha[WM_SHA256_LEN])
+{
+    uint8_t key[WM_SHA256_LEN + 4];
+    MDB_val sk = {WM_SHA256_LEN, (void *)sha}, k = {sizeof(key), key}, d;
+    uint64_t freed = 0;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_to_errno(rc);
+    rc = mdb_get(txn, s->files, &sk, &d);
+    if (rc != MDB_NOTFOUND) { /* stored: the chunks are the record's */
+        mdb_txn_abort(txn);
+        return rc == 0 ? 0 : mdb_to_errno(rc);
+    }
+    rc = mdb_cursor_open(txn, s->chunks, &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return mdb_to_errno(rc);
+    }
+    chunk_key(key, sha, 0);
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == sizeof(key) &&
+           memcmp(k.mv_data, sha, WM_SHA256_LEN) == 0) {
+        freed += d.mv_size;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0) /* as in sweep_orphans: MDB_NEXT gives the next */
+            rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return mdb_to_errno(rc);
+    }
+    rc = mdb_to_errno(mdb_txn_commit(txn));
+    if (rc == 0)
+        orphans_sub(s, freed);
+    return rc;
 }
 
 int
 wm_store_batch_commit(wm_store_batch **bp)
 {
-    int rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+    MDB_env *env = (*bp)->s->env;
+    int lazy = !(*bp)->records, rc;
+
+    /* Chunks that no record names yet need no durability: their meta page
+     * is written without waiting for the disk (LMDB stays consistent; a
+     * crash may undo the commit, which the sweep at start would undo
+     * anyway), and the next commit with a record syncs it. The data pages
+     * are still synced before it, as LMDB's integrity needs. */
+    if (lazy)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+    rc = mdb_to_errno(mdb_txn_commit((*bp)->txn));
+    if (lazy)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
+    if (rc == 0)
+        atomic_fetch_add(&(*bp)->s->orphan_bytes, (*bp)->orphans);
 
     free(*bp);
     *bp = NULL;
@@ -734,6 +897,68 @@ wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN], uint32_t idx,
     return 0;
 }
 
+/* The address the map of S starts at, found from ADDR, an address inside
+ * it: LMDB maps the whole file once, from offset 0, and does not say
+ * where (its envinfo's address is the one asked for, usually none).
+ * Returns 0 when it cannot tell. */
+static uintptr_t
+map_base(wm_store *s, const void *addr)
+{
+    uintptr_t base = atomic_load(&s->map), at = (uintptr_t)addr;
+    unsigned long long lo, hi, off;
+    char line[512];
+    FILE *f;
+
+    if (base != 0 || atomic_load(&s->map_unknown))
+        return base;
+    f = fopen("/proc/self/maps", "re");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%llx-%llx %*s %llx", &lo, &hi, &off) == 3 &&
+            lo <= at && at < hi && off == 0) {
+            base = (uintptr_t)lo;
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    if (base == 0)
+        atomic_store(&s->map_unknown, 1);
+    else
+        atomic_store(&s->map, base);
+    return base;
+}
+
+int
+wm_store_read_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                    uint32_t idx, size_t off, void *buf, size_t len,
+                    size_t *got)
+{
+    const void *data;
+    size_t clen, n;
+    uintptr_t base;
+    ssize_t r;
+    int rc = wm_store_chunk(v, sha, idx, &data, &clen);
+
+    if (rc != 0)
+        return rc;
+    if (off >= clen)
+        return -ENOENT;
+    n = clen - off < len ? clen - off : len;
+    base = map_base(v->s, data);
+    if (base == 0) {
+        memcpy(buf, (const char *)data + off, n);
+    } else {
+        /* The same bytes are at that offset of the file, and the view
+         * keeps them there. */
+        r = pread(v->s->fd, buf, n,
+                  (off_t)((uintptr_t)data - base) + (off_t)off);
+        if (r != (ssize_t)n)
+            return -EIO;
+    }
+    *got = n;
+    return 0;
+}
+
 int
 wm_store_metadata(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
                   const void **data, size_t *len)
@@ -873,6 +1098,12 @@ wm_store_usage(wm_store *s, uint64_t *files, uint64_t *bytes)
 {
     *files = s->held_files;
     *bytes = s->held_bytes;
+}
+
+uint64_t
+wm_store_orphan_bytes(wm_store *s)
+{
+    return atomic_load(&s->orphan_bytes);
 }
 
 /* --- what leaves the store */

@@ -74,6 +74,17 @@ int wm_store_writer_new(wm_store *s, const wm_file_info *info, int fd,
  * then destroy the writer, which removes what it wrote. */
 int wm_store_writer_step(wm_store_writer *w);
 
+/* Begins storing the wheel of INFO whose chunks are in the store already
+ * (put with wm_store_batch_put_chunk, each checked by the caller against
+ * CHUNKMAP, the whole file against INFO->sha256): its one step checks
+ * that every chunk is there and writes the chunk map and the record.
+ * Errors as wm_store_writer_new, and -EINVAL without a chunk map; a
+ * missing chunk fails the step with -EIO. Destroying it never removes a
+ * chunk: they are the caller's until the record is written. */
+int wm_store_writer_adopt(wm_store *s, const wm_file_info *info,
+                          const void *meta, size_t meta_len,
+                          const void *chunkmap, wm_store_writer **out);
+
 /* The record as stored (chunks_root set once done). */
 const wm_file_info *wm_store_writer_info(const wm_store_writer *w);
 
@@ -129,6 +140,14 @@ int wm_store_touch(wm_store *s, const uint64_t *prefixes, const int64_t *whens,
  * any thread. */
 void wm_store_usage(wm_store *s, uint64_t *files, uint64_t *bytes);
 
+/* Bytes of chunks in the map that no record names yet (a peer fetch in
+ * progress or waiting for its commit; see wm_store_batch_put_chunk), kept
+ * as writes commit: never part of wm_store_usage, back down when they are
+ * dropped (wm_store_drop_chunks) or become a record's (adopted, or
+ * written over by a writer of the same wheel); zero after the sweep at
+ * open. O(1), any thread. */
+uint64_t wm_store_orphan_bytes(wm_store *s);
+
 /* Puts KEY -> VAL into table T, replacing what was there. Writer thread
  * only. Returns 0, -EINVAL for an empty or over-long (> 511) key, or
  * another negative error. */
@@ -145,6 +164,20 @@ int wm_store_batch_begin(wm_store *s, wm_store_batch **out);
 int wm_store_batch_put_kv(wm_store_batch *b, enum wm_table t, const void *key,
                           size_t klen, const void *val, size_t vlen);
 int wm_store_batch_commit(wm_store_batch **b);
+
+/* Puts chunk IDX of the wheel SHA (LEN bytes, 1..WM_CHUNK_SIZE) in batch
+ * B: a wheel arriving from peers goes into the store chunk by chunk, with
+ * no copy in between; its record comes later (wm_store_writer_adopt).
+ * Until then the chunks are orphans: swept at start, seen only by whoever
+ * knows the sha256, removed by wm_store_drop_chunks. Returns 0, -EEXIST
+ * when SHA is stored (nothing is written: its chunks are its record's),
+ * -ENOSPC when the map is full, or another negative error. */
+int wm_store_batch_put_chunk(wm_store_batch *b, const uint8_t sha[WM_SHA256_LEN],
+                             uint32_t idx, const void *data, size_t len);
+
+/* Deletes every chunk of SHA, unless SHA is stored (then they are its
+ * record's and stay). Writer thread only. Returns 0 or a negative error. */
+int wm_store_drop_chunks(wm_store *s, const uint8_t sha[WM_SHA256_LEN]);
 void wm_store_batch_abort(wm_store_batch **b);
 
 /* Points *VAL at the value of KEY in table T. Returns 0 or -ENOENT. */
@@ -193,6 +226,15 @@ int wm_store_get(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
  * closes) and sets *LEN. Returns 0 or -ENOENT. */
 int wm_store_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
                    uint32_t idx, const void **data, size_t *len);
+
+/* Copies up to LEN bytes of chunk IDX of SHA, from byte OFF of it, into
+ * BUF and sets *GOT. It reads the map's file rather than the map: a page
+ * of the map costs a fault the first time a process touches it, which on
+ * a virtual machine can cost more than the copy. Returns 0, -ENOENT (no
+ * such chunk in V, or OFF at or past its end) or -EIO. */
+int wm_store_read_chunk(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],
+                        uint32_t idx, size_t off, void *buf, size_t len,
+                        size_t *got);
 
 /* Points *DATA at the stored METADATA of SHA. Returns 0 or -ENOENT. */
 int wm_store_metadata(wm_store_view *v, const uint8_t sha[WM_SHA256_LEN],

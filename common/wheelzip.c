@@ -257,6 +257,75 @@ out:
     return rc;
 }
 
+/* The checks of wm_wheelzip_check on the open archive ZA. */
+static int
+check_archive(zip_t *za, const wm_wheelname *name, char **meta,
+              size_t *meta_len, const char **reason)
+{
+    zip_int64_t n, i;
+    zip_int64_t found[N_REQUIRED];
+    const char *dir = NULL; /* the .dist-info name, owned by za */
+    size_t dir_len = 0;
+    size_t f;
+
+    for (f = 0; f < N_REQUIRED; f++)
+        found[f] = -1;
+    n = zip_get_num_entries(za, 0);
+    if (n <= 0) {
+        *reason = "empty zip";
+        return -EINVAL;
+    }
+    if (n > MAX_ENTRIES) {
+        *reason = "zip has too many entries";
+        return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        const char *ent = zip_get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+        const char *slash;
+        size_t len;
+
+        if (ent == NULL)
+            return zip_fault(zip_error_code_zip(zip_get_error(za)), reason);
+        *reason = bad_entry_name(ent);
+        if (*reason != NULL)
+            return -EINVAL;
+        slash = strchr(ent, '/');
+        if (slash == NULL)
+            continue;
+        len = (size_t)(slash - ent);
+        if (!is_dist_info(ent, len))
+            continue;
+        if (dir == NULL) {
+            dir = ent;
+            dir_len = len;
+        } else if (len != dir_len || memcmp(ent, dir, len) != 0) {
+            *reason = "more than one .dist-info directory";
+            return -EINVAL;
+        }
+        for (f = 0; f < N_REQUIRED; f++) {
+            if (strcmp(slash + 1, required[f].name) == 0)
+                found[f] = i;
+        }
+    }
+
+    if (dir == NULL) {
+        *reason = "no .dist-info directory";
+        return -EINVAL;
+    }
+    if (!dist_info_matches(dir, dir_len, name)) {
+        *reason = "dist-info does not match the filename";
+        return -EINVAL;
+    }
+    for (f = 0; f < N_REQUIRED; f++) {
+        if (found[f] < 0) {
+            *reason = required[f].missing;
+            return -EINVAL;
+        }
+    }
+    return read_metadata(za, (zip_uint64_t)found[METADATA], meta, meta_len,
+                         reason);
+}
+
 int
 wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
                   size_t *meta_len, const char **why)
@@ -267,17 +336,10 @@ wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
     int zerr = 0;
     int rc = -EINVAL;
     struct stat sb;
-    zip_int64_t n, i;
-    zip_int64_t found[N_REQUIRED];
-    const char *dir = NULL; /* the .dist-info name, owned by za */
-    size_t dir_len = 0;
-    size_t f;
 
     assert(path != NULL && name != NULL && meta != NULL && meta_len != NULL);
     *meta = NULL;
     *meta_len = 0;
-    for (f = 0; f < N_REQUIRED; f++)
-        found[f] = -1;
 
     /* Opened here rather than by zip_open so that a FIFO or a directory is
      * refused before libzip blocks on it, and open errors keep their errno. */
@@ -304,68 +366,86 @@ wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
         goto out;
     }
     fd = -1; /* the archive owns it now */
-
-    n = zip_get_num_entries(za, 0);
-    if (n <= 0) {
-        reason = "empty zip";
-        goto out;
-    }
-    if (n > MAX_ENTRIES) {
-        reason = "zip has too many entries";
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        const char *ent = zip_get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
-        const char *slash;
-        size_t len;
-
-        if (ent == NULL) {
-            rc = zip_fault(zip_error_code_zip(zip_get_error(za)), &reason);
-            goto out;
-        }
-        reason = bad_entry_name(ent);
-        if (reason != NULL)
-            goto out;
-        slash = strchr(ent, '/');
-        if (slash == NULL)
-            continue;
-        len = (size_t)(slash - ent);
-        if (!is_dist_info(ent, len))
-            continue;
-        if (dir == NULL) {
-            dir = ent;
-            dir_len = len;
-        } else if (len != dir_len || memcmp(ent, dir, len) != 0) {
-            reason = "more than one .dist-info directory";
-            goto out;
-        }
-        for (f = 0; f < N_REQUIRED; f++) {
-            if (strcmp(slash + 1, required[f].name) == 0)
-                found[f] = i;
-        }
-    }
-
-    if (dir == NULL) {
-        reason = "no .dist-info directory";
-        goto out;
-    }
-    if (!dist_info_matches(dir, dir_len, name)) {
-        reason = "dist-info does not match the filename";
-        goto out;
-    }
-    for (f = 0; f < N_REQUIRED; f++) {
-        if (found[f] < 0) {
-            reason = required[f].missing;
-            goto out;
-        }
-    }
-    rc = read_metadata(za, (zip_uint64_t)found[METADATA], meta, meta_len,
-                       &reason);
+    rc = check_archive(za, name, meta, meta_len, &reason);
 out:
     if (za != NULL)
         zip_discard(za);
     if (fd >= 0)
         close(fd);
+    if (rc != 0 && why != NULL)
+        *why = reason;
+    return rc;
+}
+
+/* nozip_reason for a wheel in parts. */
+static const char *
+parts_nozip_reason(const wm_wheelzip_part *parts, size_t n)
+{
+    char head[4];
+    size_t got = 0;
+
+    for (size_t i = 0; i < n && got < sizeof(head); i++) {
+        size_t k = parts[i].len < sizeof(head) - got ? parts[i].len
+                                                      : sizeof(head) - got;
+        memcpy(head + got, parts[i].data, k);
+        got += k;
+    }
+    if (got == sizeof(head) && memcmp(head, "PK\3\4", sizeof(head)) == 0)
+        return "truncated or damaged zip";
+    return "not a zip file";
+}
+
+int
+wm_wheelzip_check_parts(const wm_wheelzip_part *parts, size_t n,
+                        const wm_wheelname *name, char **meta,
+                        size_t *meta_len, const char **why)
+{
+    zip_buffer_fragment_t *frags = NULL;
+    const char *reason = "out of memory";
+    zip_source_t *src = NULL;
+    zip_error_t zerr;
+    zip_t *za = NULL;
+    uint64_t total = 0;
+    int rc = -ENOMEM;
+
+    assert(parts != NULL && name != NULL && meta != NULL && meta_len != NULL);
+    *meta = NULL;
+    *meta_len = 0;
+    zip_error_init(&zerr);
+    frags = calloc(n > 0 ? n : 1, sizeof(*frags));
+    if (frags == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        frags[i].data = (zip_uint8_t *)parts[i].data;
+        frags[i].length = parts[i].len;
+        total += parts[i].len;
+    }
+    rc = -EINVAL;
+    if (total == 0) {
+        reason = "empty file";
+        goto out;
+    }
+    /* The source neither copies nor frees the parts. */
+    src = zip_source_buffer_fragment_create(frags, n, 0, &zerr);
+    if (src == NULL) {
+        rc = zip_fault(zip_error_code_zip(&zerr), &reason);
+        goto out;
+    }
+    za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    if (za == NULL) {
+        if (zip_error_code_zip(&zerr) == ZIP_ER_NOZIP)
+            reason = parts_nozip_reason(parts, n);
+        else
+            rc = zip_fault(zip_error_code_zip(&zerr), &reason);
+        zip_source_free(src); /* not taken by a failed open */
+        goto out;
+    }
+    rc = check_archive(za, name, meta, meta_len, &reason);
+out:
+    if (za != NULL)
+        zip_discard(za);
+    zip_error_fini(&zerr);
+    free(frags);
     if (rc != 0 && why != NULL)
         *why = reason;
     return rc;

@@ -25,6 +25,19 @@
 int wm_wheelzip_check(const char *path, const wm_wheelname *name, char **meta,
                       size_t *meta_len, const char **why);
 
+/* One piece of a wheel in memory. */
+typedef struct wm_wheelzip_part {
+    const void *data;
+    size_t len;
+} wm_wheelzip_part;
+
+/* wm_wheelzip_check on a wheel held in memory as the N PARTS in order
+ * (a stored wheel's chunks, say), which must stay valid until it returns;
+ * they are neither copied nor changed. */
+int wm_wheelzip_check_parts(const wm_wheelzip_part *parts, size_t n,
+                            const wm_wheelname *name, char **meta,
+                            size_t *meta_len, const char **why);
+
 /* The Requires-Python field of the METADATA bytes META (LEN bytes), into
  * OUT (room for SZ, NUL-terminated; "" when absent). Returns 0, or -EINVAL
  * when the value does not fit or holds control characters (OUT is then

@@ -477,7 +477,7 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *trust, void *pub,
         wm_cluster_destroy(&c);
         return rc;
     }
-    c->peers = wm_peerfetch_new(c->t, pub,
+    c->peers = wm_peerfetch_new(c->t, pub, node->store,
                                 (int64_t)node->cfg->timeout_s * 1000);
     if (c->peers == NULL) {
         wm_cluster_destroy(&c);
@@ -592,6 +592,7 @@ wm_cluster_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
     if (!c->enabled)
         return;
     wm_transport_dispatch(c->t, items, n);
+    wm_peerfetch_flush(c->peers);
     now = wm_now_ms();
     if (now < c->next_tick)
         return;

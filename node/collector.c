@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "download.h"
 #include "log.h"
 
 #define TICK_MS      60000 /* use times into the store, expiry checked */
@@ -325,6 +326,9 @@ evict(wm_collector *c, const struct cand *vi, enum reason reason)
     }
     kv.val = val.data;
     kv.vlen = val.len;
+    /* A download whose bytes are this wheel's chunks (stored from a peer
+     * fetch, a client still reading it) goes on from its spool. */
+    wm_download_unstore(vi->sha);
     rc = wm_store_remove(c->p.node->store, vi->sha, logged == 1 ? &kv : NULL);
     wm_buf_free(&val);
     if (rc != 0)
@@ -421,6 +425,16 @@ wm_collector_room(void *arg, uint64_t size)
     uint64_t keep = c->known ? c->keep_bytes : held_bytes(c);
 
     return held_bytes(c) + size <= cap || keep + size <= cap;
+}
+
+int
+wm_collector_room_chunks(void *arg, uint64_t bytes)
+{
+    wm_collector *c = arg;
+    uint64_t cap = c->p.node->cfg->max_size;
+    uint64_t used = held_bytes(c) + wm_store_orphan_bytes(c->p.node->store);
+
+    return used <= cap && bytes <= cap - used;
 }
 
 int

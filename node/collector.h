@@ -63,6 +63,13 @@ void wm_collector_full(void *c);
  * cache.max_size. */
 int wm_collector_room(void *c, uint64_t size);
 
+/* Is there room for BYTES more of chunks that go into the map before
+ * their wheel's record (peer fetches in progress)? Only when the wheels
+ * held, the chunks no record names yet (wm_store_orphan_bytes) and they
+ * stay inside cache.max_size: such bytes are not wheels the collector can
+ * drop, so they never count on it. */
+int wm_collector_room_chunks(void *c, uint64_t bytes);
+
 /* Drops the stored wheel SHA now, with its remove entry (a commit's
  * namesake handler: its filename names other bytes now). Returns 0,
  * -ENOENT, or another negative error. */

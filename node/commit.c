@@ -139,8 +139,12 @@ enqueue(wm_commit *c, wm_file_info *info, int fd, const void *meta,
     int rc;
 
     info->added = info->last_used = wm_usage_now();
-    rc = wm_store_writer_new(c->node->store, info, fd, meta, meta_len,
-                             chunkmap, 0, &w);
+    if (dl != NULL && atomic_load(&dl->in_store))
+        rc = wm_store_writer_adopt(c->node->store, info, meta, meta_len,
+                                   chunkmap, &w);
+    else
+        rc = wm_store_writer_new(c->node->store, info, fd, meta, meta_len,
+                                 chunkmap, 0, &w);
     if (rc != 0)
         return rc;
     /* A put is kept until an operator prunes it: the puts queued count
@@ -194,6 +198,14 @@ finish(wm_commit *c, struct entry *e, int rc)
         wm_hex_encode(info->sha256, WM_SHA256_LEN, sha);
         wm_error("store: cannot store %s (sha256 %s): %s", info->filename, sha,
                  strerror(-rc));
+    }
+    if (rc != 0 && rc != -EEXIST && e->dl != NULL) {
+        /* Not kept: its readers go on from the spool (unless the node is
+         * stopping, which ends them anyway). */
+        if (rc == -ESHUTDOWN)
+            wm_download_drop_store(e->dl);
+        else
+            wm_download_leave_store(e->dl);
     }
     if (e->call != NULL) {
         e->call->result = rc;
@@ -286,24 +298,60 @@ drop_namesake(wm_commit *c, const wm_file_info *info)
     return 0;
 }
 
+/* wm_wheelzip_check of DL, from its spool or its chunks in the store. */
+static int
+check_wheel(wm_commit *c, wm_download *dl, const wm_wheelname *wn,
+            char **meta, size_t *meta_len, const char **why)
+{
+    uint64_t size = atomic_load(&dl->received);
+    size_t n = (size_t)((size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE);
+    wm_wheelzip_part *parts;
+    wm_store_view *v;
+    char fdpath[64];
+    int rc = 0;
+
+    if (!atomic_load(&dl->in_store)) {
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", dl->fd);
+        return wm_wheelzip_check(fdpath, wn, meta, meta_len, why);
+    }
+    parts = calloc(n > 0 ? n : 1, sizeof(*parts));
+    if (parts == NULL || wm_store_view_open(c->node->store, &v) != 0) {
+        free(parts);
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    /* libzip reads only what it needs of the map: the central directory,
+     * the local headers and METADATA. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = wm_store_chunk(v, dl->sha256, (uint32_t)i, &parts[i].data,
+                            &parts[i].len);
+    if (rc == 0)
+        rc = wm_wheelzip_check_parts(parts, n, wn, meta, meta_len, why);
+    else
+        *why = "a chunk is missing from the store";
+    wm_store_view_close(&v);
+    free(parts);
+    return rc;
+}
+
 int
 wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
                    const wm_entry *claimed)
 {
-    char fdpath[64], *meta = NULL;
+    char *meta = NULL;
     const char *why = NULL;
     size_t meta_len = 0;
     wm_wheelname wn;
     wm_file_info info;
     int rc;
 
-    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", dl->fd);
     if (wm_wheelname_parse(dl->filename, &wn, &why) != 0 ||
-        wm_wheelzip_check(fdpath, &wn, &meta, &meta_len, &why) != 0) {
+        check_wheel(c, dl, &wn, &meta, &meta_len, &why) != 0) {
         /* The bytes match the hash the client asked for, so it has them;
          * the node just does not keep a file it cannot vouch for. */
         wm_warn("store: %s matches its hash but is not kept: %s", dl->filename,
                 why);
+        wm_download_leave_store(dl);
         return -EINVAL;
     }
     memset(&info, 0, sizeof(info));
@@ -332,6 +380,8 @@ wm_commit_download(wm_commit *c, wm_download *dl, const void *chunkmap,
         wm_warn("store: %s is served and not kept: %s", info.filename,
                 strerror(-rc));
     free(meta);
+    if (rc != 0 && rc != -EEXIST)
+        wm_download_leave_store(dl);
     return rc == -EEXIST ? 0 : rc;
 }
 

@@ -3,19 +3,25 @@
  * HTTP threads. Every field a reader uses is either immutable after
  * creation or atomic; a failure's status and reason are written before the
  * state turns FAILED (a release store), so a reader that sees FAILED (an
- * acquire load) sees them too.
+ * acquire load) sees them too. Likewise the store is set before in_store
+ * turns on, and a download leaves the store only after its spool holds
+ * every byte a reader may ask for: a reader that finds no chunk looks at
+ * in_store again and reads the spool.
  */
 #include "download.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "log.h"
 
 wm_blob *
 wm_blob_new(const void *data, size_t len)
@@ -89,6 +95,62 @@ wm_download_new(const char *dir, const uint8_t *sha, const char *filename,
     return d;
 }
 
+/* The downloads whose bytes are in the store (use_store), until they
+ * leave it or are freed: what wm_download_unstore looks through. */
+static pthread_mutex_t listed_lock = PTHREAD_MUTEX_INITIALIZER;
+static wm_download *listed;
+
+static void
+unlist(wm_download *d)
+{
+    pthread_mutex_lock(&listed_lock);
+    if (d->listed) {
+        wm_download **p = &listed;
+        while (*p != d)
+            p = &(*p)->next_in_store;
+        *p = d->next_in_store;
+        d->listed = 0;
+    }
+    pthread_mutex_unlock(&listed_lock);
+}
+
+/* A reference to D unless its last one is gone (it is being freed). */
+static int
+ref_if_alive(wm_download *d)
+{
+    int refs = atomic_load(&d->refs);
+
+    while (refs > 0 &&
+           !atomic_compare_exchange_weak(&d->refs, &refs, refs + 1))
+        ;
+    return refs > 0;
+}
+
+void
+wm_download_unstore(const uint8_t sha[WM_SHA256_LEN])
+{
+    for (;;) {
+        wm_download *d = NULL;
+
+        pthread_mutex_lock(&listed_lock);
+        for (wm_download *x = listed; x != NULL; x = x->next_in_store)
+            if (memcmp(x->sha256, sha, WM_SHA256_LEN) == 0 &&
+                ref_if_alive(x)) {
+                d = x;
+                break;
+            }
+        pthread_mutex_unlock(&listed_lock);
+        if (d == NULL)
+            return;
+        wm_info("store: %s leaves the store while a client still reads it "
+                "as a download: it moves to its spool file",
+                d->filename);
+        wm_download_leave_store(d); /* on failure, its readers stop */
+        unlist(d);
+        wm_download_release(d);
+    }
+}
+
 wm_download *
 wm_download_ref(wm_download *d)
 {
@@ -102,6 +164,8 @@ wm_download_release(wm_download *d)
 {
     if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
         return;
+    if (d->store != NULL)
+        unlist(d);
     if (d->fd >= 0)
         close(d->fd);
     free(d);
@@ -121,6 +185,96 @@ wm_download_available(wm_download *d)
     return got > 0 ? got - 1 : 0;
 }
 
+/* N bytes at POS from D's chunks in the store. Returns 0 or -1. */
+static int
+read_store(wm_download *d, char *buf, size_t n, uint64_t pos)
+{
+    wm_store_view *v;
+    int rc = 0;
+
+    if (wm_store_view_open(d->store, &v) != 0)
+        return -1;
+    while (rc == 0 && n > 0) {
+        size_t got = 0;
+        rc = wm_store_read_chunk(v, d->sha256, (uint32_t)(pos / WM_CHUNK_SIZE),
+                                 pos % WM_CHUNK_SIZE, buf, n, &got);
+        buf += got;
+        pos += got;
+        n -= got;
+    }
+    wm_store_view_close(&v);
+    return rc == 0 ? 0 : -1;
+}
+
+ssize_t
+wm_download_pread(wm_download *d, void *buf, size_t n, uint64_t pos)
+{
+    size_t done = 0;
+
+    if (atomic_load(&d->in_store) && read_store(d, buf, n, pos) == 0)
+        return (ssize_t)n;
+    /* In the spool, or it has just moved there from the store. */
+    while (done < n) {
+        ssize_t got = pread(d->fd, (char *)buf + done, n - done,
+                            (off_t)(pos + done));
+        if (got <= 0)
+            return -1;
+        done += (size_t)got;
+    }
+    return (ssize_t)n;
+}
+
+void
+wm_download_use_store(wm_download *d, wm_store *store)
+{
+    d->store = store;
+    pthread_mutex_lock(&listed_lock);
+    if (!d->listed) {
+        d->next_in_store = listed;
+        listed = d;
+        d->listed = 1;
+    }
+    pthread_mutex_unlock(&listed_lock);
+    atomic_store(&d->in_store, 1);
+}
+
+int
+wm_download_leave_store(wm_download *d)
+{
+    static char buf[WM_CHUNK_SIZE]; /* loop thread only */
+    uint64_t got = atomic_load(&d->received);
+    int rc = 0;
+
+    if (!atomic_load(&d->in_store))
+        return 0;
+    for (uint64_t pos = 0; rc == 0 && pos < got; pos += WM_CHUNK_SIZE) {
+        size_t n = got - pos < WM_CHUNK_SIZE ? (size_t)(got - pos)
+                                             : WM_CHUNK_SIZE;
+        if (read_store(d, buf, n, pos) != 0 ||
+            pwrite(d->fd, buf, n, (off_t)pos) != (ssize_t)n)
+            rc = -EIO;
+    }
+    if (rc != 0) {
+        wm_download_fail(d, 500, "%s: cannot move the download to its spool "
+                                 "file (disk full?)",
+                         d->filename);
+        return rc;
+    }
+    atomic_store(&d->in_store, 0);
+    unlist(d);
+    wm_download_drop_store(d);
+    return 0;
+}
+
+void
+wm_download_drop_store(wm_download *d)
+{
+    if (d->store != NULL && wm_store_drop_chunks(d->store, d->sha256) != 0)
+        wm_warn("store: cannot remove the chunks of %s now; the next start "
+                "sweeps them",
+                d->filename);
+}
+
 ssize_t
 wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
                  char *buf, size_t max)
@@ -137,8 +291,7 @@ wm_download_read(wm_download *d, void *sub, uint64_t promised, uint64_t pos,
             return -1;
         if (pos < avail) {
             size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
-            ssize_t got = pread(d->fd, buf, n, (off_t)pos);
-            return got > 0 ? got : -1;
+            return wm_download_pread(d, buf, n, pos);
         }
         if (state == WM_DL_VERIFIED)
             return 0;

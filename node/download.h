@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "hash.h"
+#include "store.h"
 #include "wheelname.h"
 
 /* An immutable byte string: a prepared page, fetched metadata. */
@@ -33,16 +34,23 @@ void wm_blob_release(wm_blob *b); /* NULL-safe */
 enum wm_download_state { WM_DL_RUNNING, WM_DL_VERIFIED, WM_DL_FAILED };
 #define WM_SIZE_UNKNOWN UINT64_MAX
 
-/* A wheel on its way, from upstream or peers. The loop writes the spool
- * and publishes progress; readers stream what has arrived. The last byte
- * is held back until the whole file is verified, so no client ever gets a
- * complete body with the wrong hash. A failed download carries an HTTP
- * status and a one-line reason for readers that have sent nothing yet. */
+/* A wheel on its way, from upstream or peers. The loop writes its bytes
+ * and publishes progress; readers stream what has arrived. The bytes are
+ * in the spool file, or (a fetch from peers) chunks written straight into
+ * the store, which become the stored wheel's once it is verified and
+ * recorded. The last byte is held back until the whole file is verified,
+ * so no client ever gets a complete body with the wrong hash. A failed
+ * download carries an HTTP status and a one-line reason for readers that
+ * have sent nothing yet. */
 typedef struct wm_download {
     atomic_int refs;
     uint8_t sha256[WM_SHA256_LEN];
     char filename[WM_WHEELNAME_MAX + 1];
     int fd; /* unlinked spool file */
+    wm_store *store;   /* set with in_store */
+    atomic_int in_store; /* 1: the bytes are chunks of sha256 in STORE */
+    struct wm_download *next_in_store; /* the list wm_download_unstore reads */
+    int listed;                        /* on it (both under its lock) */
     atomic_int source; /* enum wm_source: where the bytes come from now */
     atomic_uint_fast64_t received;
     atomic_uint_fast64_t total; /* WM_SIZE_UNKNOWN until known */
@@ -62,6 +70,34 @@ void wm_download_release(wm_download *d); /* NULL-safe; closes the spool */
 /* Bytes a reader may send now: all of them once verified, else all but the
  * last one (of what arrived, and of the size stated). */
 uint64_t wm_download_available(wm_download *d);
+
+/* Copies N bytes of D at POS into BUF, from the spool or the store,
+ * without waiting: the caller has checked they are there. Any thread.
+ * Returns N, or -1 when they cannot be read. */
+ssize_t wm_download_pread(wm_download *d, void *buf, size_t n, uint64_t pos);
+
+/* Loop side, before any byte of D arrived: its bytes go into STORE's
+ * chunks from now on (wm_store_batch_put_chunk), and readers read them
+ * there once committed. */
+void wm_download_use_store(wm_download *d, wm_store *store);
+
+/* Loop side: moves D's first RECEIVED bytes from the store into the
+ * spool and readers with them, then removes its chunks from the store
+ * (unless the wheel is stored). For a download that goes on from a source
+ * that writes the spool, or that the store will not keep while readers
+ * still read it. Returns 0, or -EIO (the download is failed then). */
+int wm_download_leave_store(wm_download *d);
+
+/* Loop side: removes D's chunks from the store (unless the wheel is
+ * stored), for a download that failed: its readers stop at the failure. */
+void wm_download_drop_store(wm_download *d);
+
+/* Loop side, before the stored wheel SHA leaves the store (the collector,
+ * a prune, a replaced namesake): every download still alive whose bytes
+ * are its chunks (a peer fetch stored from them, with readers still
+ * reading) moves to its spool first (wm_download_leave_store), so those
+ * readers get every byte. Downloads of SHA are few: usually none. */
+void wm_download_unstore(const uint8_t sha[WM_SHA256_LEN]);
 
 /* Reader side: up to MAX bytes of D from POS into BUF, waiting for them
  * (woken by SUB's notices). PROMISED: the size the reader told its client

@@ -238,6 +238,7 @@ job_fail(struct job *j, unsigned status, const char *why, int remember)
     wm_warn("fetch: %s: %s", j->filename, why);
     wm_download_fail(j->dl, status, "%s: %s", j->filename, why);
     wm_progress_publish(f->p.pub, j->sha);
+    wm_download_drop_store(j->dl);
     if (remember)
         remember_failure(f, j->sha, status, why);
     job_end(j);
@@ -344,6 +345,10 @@ start(struct job *j, enum wm_fetch_action action, const wm_upfile *file)
     size_t n;
 
     j->running = action;
+    /* What a fetch from peers left in the store moves to the spool, where
+     * every other source goes on from. */
+    if (wm_download_leave_store(j->dl) != 0)
+        return -1;
     switch (action) {
     case WM_FA_PEERS:
         n = holders(j, hs, &size);
@@ -769,6 +774,7 @@ job_stop(void *arg)
 
     wm_download_fail(j->dl, 503, "%s: the node is stopping", j->filename);
     wm_progress_publish(j->f->p.pub, j->sha);
+    wm_download_drop_store(j->dl);
     job_free(j);
 }
 

@@ -411,6 +411,8 @@ wm_page_status(wm_node *node,
                                 : 0.0);
     cJSON_AddNumberToObject(o, "not_kept_no_room",
                             (double)counter(&c->store_full));
+    cJSON_AddNumberToObject(o, "arriving_bytes",
+                            (double)wm_store_orphan_bytes(node->store));
     o = cJSON_AddObjectToObject(root, "hits");
     if (o == NULL)
         goto fail;
@@ -485,6 +487,9 @@ wm_page_metrics(wm_node *node,
     metric(&b, "wheelmesh_cache_not_kept_total", "counter",
            "Wheels served but not stored: the store had no room.",
            counter(&c->store_full));
+    metric(&b, "wheelmesh_cache_arriving_bytes", "gauge",
+           "Bytes of peer fetches in the store before their record.",
+           wm_store_orphan_bytes(node->store));
     wm_buf_adds(&b, "# HELP wheelmesh_hits_total Wheel requests served, by "
                     "where the bytes came from.\n"
                     "# TYPE wheelmesh_hits_total counter\n");

@@ -1,10 +1,17 @@
 /*
  * Chunked fetches from peers. Per fetch: a state per chunk (to ask, asked
- * of whom and when, done), the holders with their windows, the chunk map
- * once a holder sent one that hashes to the signed root, and the in-order
- * prefix: chunks that follow it are hashed into the whole-file hash (from
- * the bytes in hand when the chunk is next, else read back from the
- * spool) and made readable.
+ * of whom and when, received, done), the holders with their windows, the
+ * chunk map once a holder sent one that hashes to the signed root, and the
+ * in-order prefix: chunks that follow it are hashed into the whole-file
+ * hash (from the bytes in hand when the chunk is next, else read back) and
+ * made readable.
+ *
+ * A holder fetch from the first byte writes its chunks straight into the
+ * store: a chunk that passed its hash is kept as ZeroMQ received it (no
+ * copy) until the end of the loop's turn, when one transaction puts every
+ * chunk of the turn (the only copy, into the map) and the prefix moves on,
+ * once, for each fetch. A designee fetch, a resumed one, and one whose
+ * store is full write the spool as the chunks arrive.
  */
 #include "peerfetch.h"
 
@@ -19,6 +26,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "store.h"
 
 #define WINDOW           8
 #define MAX_HOLDERS      8
@@ -26,7 +34,13 @@
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
 
-enum { TO_ASK = 0, ASKED = 1, DONE = 2 };
+enum { TO_ASK = 0, ASKED = 1, HELD = 2, DONE = 3 };
+
+/* A chunk received this turn, for the store. */
+struct held {
+    uint32_t idx;
+    zmq_msg_t msg;
+};
 
 struct holder {
     wm_member *m;
@@ -61,11 +75,17 @@ struct wm_pfetch {
     wm_sha256 *hash;
     struct holder holders[MAX_HOLDERS];
     size_t nholders;
+    struct held *held; /* chunks for the store at the end of the turn */
+    size_t nheld, held_cap;
+    uint64_t stored; /* bytes of chunks put into the store */
 };
 
 struct wm_peerfetch {
     wm_transport *t;
     void *pub;
+    wm_store *store;
+    int (*room)(void *arg, uint64_t bytes); /* may chunks go in first? */
+    void *room_arg;
     int64_t later_budget_ms;
     wm_pfetch *list;
     wm_msg *out;
@@ -115,8 +135,18 @@ grow(wm_pfetch *f, size_t n)
 }
 
 static void
+release_held(wm_pfetch *f)
+{
+    for (size_t i = 0; i < f->nheld; i++)
+        zmq_msg_close(&f->held[i].msg);
+    f->nheld = 0;
+}
+
+static void
 fetch_free(wm_pfetch *f)
 {
+    release_held(f);
+    free(f->held);
     wm_download_release(f->dl);
     wm_sha256_destroy(&f->hash);
     free(f->map);
@@ -208,10 +238,23 @@ chunk_len(const wm_pfetch *f, uint32_t idx)
     return f->size - off < WM_CHUNK_SIZE ? f->size - off : WM_CHUNK_SIZE;
 }
 
+/* The bytes of chunk IDX in hand: received this turn, or CHUNK when IDX
+ * is AT (the one just received); NULL when they must be read back. */
+static const void *
+in_hand(const wm_pfetch *f, uint32_t idx, uint32_t at, const void *chunk)
+{
+    if (idx == at && chunk != NULL)
+        return chunk;
+    for (size_t i = 0; i < f->nheld; i++)
+        if (f->held[i].idx == idx)
+            return zmq_msg_data((zmq_msg_t *)&f->held[i].msg);
+    return NULL;
+}
+
 /* Moves the prefix over the chunks that now follow it, hashing them (from
- * CHUNK, the bytes of chunk IDX just received, when it is next), and lets
- * readers have them. Returns 1 when the wheel is complete, 0 when not
- * yet, -1 on a read error. */
+ * the bytes in hand, else read back: CHUNK is the bytes of chunk IDX just
+ * received), and lets readers have them. Returns 1 when the wheel is
+ * complete, 0 when not yet, -1 on a read error. */
 static int
 advance(wm_pfetch *f, uint32_t idx, const void *chunk)
 {
@@ -221,9 +264,10 @@ advance(wm_pfetch *f, uint32_t idx, const void *chunk)
     while (f->prefix < f->cap_chunks && f->state[f->prefix] == DONE &&
            (f->last == UINT32_MAX || f->prefix <= f->last)) {
         uint64_t len = chunk_len(f, f->prefix);
-        const void *data = chunk;
-        if (f->prefix != idx || chunk == NULL) {
-            if (pread(f->dl->fd, buf, len, (off_t)f->prefix * WM_CHUNK_SIZE) !=
+        const void *data = in_hand(f, f->prefix, idx, chunk);
+        if (data == NULL) {
+            if (wm_download_pread(f->dl, buf, len,
+                                  (uint64_t)f->prefix * WM_CHUNK_SIZE) !=
                 (ssize_t)len)
                 return -1;
             data = buf;
@@ -379,6 +423,27 @@ fill(wm_pfetch *f, int64_t now)
     return 0;
 }
 
+/* May a fetch of SIZE bytes put its chunks into the store before its
+ * record? They count against cache.max_size from the start: the room
+ * check is asked for SIZE and what the fetches already in the store have
+ * still to put there (what they put is the store's orphan count, which
+ * the check adds). Without room the fetch writes its spool, as a designee
+ * fetch does, so the bytes in the map that no record names stay bounded
+ * by the cap. */
+static int
+room_first(wm_peerfetch *pf, uint64_t size)
+{
+    uint64_t bytes = size;
+
+    if (pf->room == NULL)
+        return 1;
+    for (const wm_pfetch *f = pf->list; f != NULL; f = f->next)
+        if (atomic_load(&f->dl->in_store) && f->size != WM_SIZE_UNKNOWN &&
+            f->size > f->stored)
+            bytes += f->size - f->stored;
+    return pf->room(pf->room_arg, bytes);
+}
+
 wm_pfetch *
 wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
                    const wm_pf_holder *holders, size_t n, uint64_t size,
@@ -420,6 +485,14 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
         grow(f, f->last != UINT32_MAX ? f->last + 1 : (size_t)f->prefix + 64))
         goto fail;
     memset(f->state, DONE, f->prefix); /* readers have had them */
+    if (!designee && resume == 0 && pf->store != NULL) {
+        if (room_first(pf, size))
+            wm_download_use_store(dl, pf->store);
+        else
+            wm_info("cluster: %s: no room in the cache for its %" PRIu64
+                    " bytes before it is stored; fetched into a spool file",
+                    dl->filename, size);
+    }
     for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++) {
         f->holders[f->nholders].last_reply = now_ms();
         f->holders[f->nholders++].m = holders[i].m;
@@ -433,6 +506,14 @@ fail:
     if (f != NULL)
         fetch_free(f);
     return NULL;
+}
+
+void
+wm_peerfetch_on_room(wm_peerfetch *pf, int (*fn)(void *arg, uint64_t bytes),
+                     void *arg)
+{
+    pf->room = fn;
+    pf->room_arg = arg;
 }
 
 void
@@ -550,6 +631,115 @@ designee_chunk(wm_pfetch *f, uint32_t idx, size_t *lenp)
     return len > 0;
 }
 
+/* Keeps the bulk frame of the message being handled, chunk IDX of F. */
+static int
+hold(wm_pfetch *f, uint32_t idx)
+{
+    if (f->nheld == f->held_cap) {
+        size_t cap = f->held_cap ? 2 * f->held_cap : WINDOW;
+        struct held *grown = realloc(f->held, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        f->held = grown;
+        f->held_cap = cap;
+    }
+    if (wm_transport_take_bulk(f->pf->t, &f->held[f->nheld].msg) != 0)
+        return -1;
+    f->held[f->nheld++].idx = idx;
+    return 0;
+}
+
+/* The store could not take F's chunks: F goes on in the spool, from the
+ * prefix the store has, with the chunks in hand. Returns 0, or -1 when F
+ * ended. */
+static int
+to_spool(wm_pfetch *f, const char *why)
+{
+    wm_warn("cluster: %s: the store cannot take chunks now (%s); going on "
+            "in a spool file",
+            f->dl->filename, why);
+    if (wm_download_leave_store(f->dl) != 0) {
+        finish(f, -EIO, "cannot write the spool file (disk full?)");
+        return -1;
+    }
+    /* What followed the prefix left the store with it: asked again. */
+    for (size_t i = f->prefix; i < f->cap_chunks; i++)
+        if (f->state[i] == DONE)
+            f->state[i] = TO_ASK;
+    for (size_t i = 0; i < f->nheld; i++) {
+        uint32_t idx = f->held[i].idx;
+        zmq_msg_t *msg = &f->held[i].msg;
+        if (pwrite(f->dl->fd, zmq_msg_data(msg), zmq_msg_size(msg),
+                   (off_t)idx * WM_CHUNK_SIZE) != (ssize_t)zmq_msg_size(msg)) {
+            finish(f, -EIO, "cannot write the spool file (disk full?)");
+            return -1;
+        }
+        f->state[idx] = DONE;
+    }
+    return 0;
+}
+
+/* The turn's chunks into the store, in one transaction. Returns 0, or a
+ * negative error (nothing was written). */
+static int
+put_held(wm_peerfetch *pf)
+{
+    wm_store_batch *b = NULL;
+    int rc = wm_store_batch_begin(pf->store, &b);
+
+    for (wm_pfetch *f = pf->list; rc == 0 && f != NULL; f = f->next) {
+        for (size_t i = 0; rc == 0 && i < f->nheld; i++) {
+            zmq_msg_t *msg = &f->held[i].msg;
+            rc = wm_store_batch_put_chunk(b, f->dl->sha256, f->held[i].idx,
+                                          zmq_msg_data(msg),
+                                          zmq_msg_size(msg));
+            if (rc == -EEXIST) /* stored meanwhile: these very bytes */
+                rc = 0;
+        }
+    }
+    if (rc != 0) {
+        wm_store_batch_abort(&b);
+        return rc;
+    }
+    return wm_store_batch_commit(&b);
+}
+
+void
+wm_peerfetch_flush(wm_peerfetch *pf)
+{
+    int any = 0, stored;
+
+    for (wm_pfetch *f = pf->list; f != NULL && !any; f = f->next)
+        any = f->nheld > 0;
+    if (!any)
+        return;
+    stored = put_held(pf);
+    for (wm_pfetch *f = pf->list, *next; f != NULL; f = next) {
+        int rc;
+
+        next = f->next;
+        if (f->nheld == 0)
+            continue;
+        if (stored != 0) {
+            if (to_spool(f, strerror(-stored)) != 0)
+                continue;
+        } else {
+            for (size_t i = 0; i < f->nheld; i++) {
+                f->state[f->held[i].idx] = DONE;
+                f->stored += zmq_msg_size(&f->held[i].msg);
+            }
+        }
+        rc = advance(f, UINT32_MAX, NULL);
+        release_held(f);
+        if (rc < 0)
+            finish(f, -EIO, "cannot read back what arrived");
+        else if (rc > 0)
+            complete(f);
+        else
+            fill(f, now_ms());
+    }
+}
+
 void
 wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
                       const void *bulk, size_t len)
@@ -623,6 +813,15 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
                 goto bad;
         }
     }
+    if (atomic_load(&f->dl->in_store)) {
+        /* Kept as received; the store gets it at the end of the turn. */
+        if (hold(f, idx) != 0) {
+            finish(f, -EIO, "out of memory");
+            return;
+        }
+        f->state[idx] = HELD;
+        return;
+    }
     if (pwrite(f->dl->fd, bulk, len, (off_t)idx * WM_CHUNK_SIZE) !=
         (ssize_t)len) {
         finish(f, -EIO, "cannot write the spool file (disk full?)");
@@ -662,7 +861,8 @@ wm_peerfetch_counters(const wm_peerfetch *pf, uint64_t *done,
 }
 
 wm_peerfetch *
-wm_peerfetch_new(wm_transport *t, void *pub, int64_t later_budget_ms)
+wm_peerfetch_new(wm_transport *t, void *pub, wm_store *store,
+                 int64_t later_budget_ms)
 {
     wm_peerfetch *pf = calloc(1, sizeof(*pf));
 
@@ -672,6 +872,7 @@ wm_peerfetch_new(wm_transport *t, void *pub, int64_t later_budget_ms)
     }
     pf->t = t;
     pf->pub = pub;
+    pf->store = store;
     pf->later_budget_ms = later_budget_ms;
     return pf;
 }

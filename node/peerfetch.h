@@ -38,11 +38,18 @@ typedef struct wm_pf_holder {
  * the cap), -EIO (spool). WHY: one line. */
 typedef void (*wm_pf_fn)(void *arg, wm_pfetch *f, int rc, const char *why);
 
-/* Creates the fetcher: sends through T, publishes progress on PUB.
+/* Creates the fetcher: sends through T, publishes progress on PUB, writes
+ * holder fetches straight into STORE (NULL: the spool).
  * LATER_BUDGET_MS: how long a holder may answer "later" without sending a
  * chunk. NULL when out of memory. */
-wm_peerfetch *wm_peerfetch_new(wm_transport *t, void *pub,
+wm_peerfetch *wm_peerfetch_new(wm_transport *t, void *pub, wm_store *store,
                                int64_t later_budget_ms);
+
+/* Asks FN(ARG, BYTES) before a holder fetch puts its chunks into the
+ * store ahead of its record: BYTES is its size and what the fetches in the
+ * store have still to put there. Refused, the fetch writes its spool. */
+void wm_peerfetch_on_room(wm_peerfetch *pf,
+                          int (*fn)(void *arg, uint64_t bytes), void *arg);
 
 /* Ends every fetch without calling its completion; frees. */
 void wm_peerfetch_destroy(wm_peerfetch **pf);
@@ -51,7 +58,9 @@ void wm_peerfetch_destroy(wm_peerfetch **pf);
  * 8 are used), of SIZE bytes (WM_SIZE_UNKNOWN for a designee, with
  * DESIGNEE set: it may fetch from upstream first) and at most CAP bytes.
  * DL's first RESUME bytes (whole chunks) are there already, hashed into
- * HASH, which is taken (NULL when RESUME is 0). Returns the fetch, or NULL
+ * HASH, which is taken (NULL when RESUME is 0). A holder fetch from the
+ * first byte puts DL in the store (wm_download_use_store); whoever goes on
+ * from what it leaves, or fails it, takes it out. Returns the fetch, or NULL
  * when it cannot start (no usable holder, a size over the cap, a resume
  * point inside a chunk; HASH is freed then); the completion never runs
  * before this returns. */
@@ -81,6 +90,11 @@ void wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from,
                            const wm_msg *m, const void *bulk, size_t len);
 void wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
                              const wm_msg *m, const void *bulk, size_t len);
+
+/* At the end of each loop turn that handled messages: the chunks that
+ * arrived go into the store in one transaction, and each fetch's prefix
+ * (and its readers' progress) moves on once. */
+void wm_peerfetch_flush(wm_peerfetch *pf);
 
 /* Timeouts and windows, due at NOW. */
 void wm_peerfetch_tick(wm_peerfetch *pf, int64_t now);

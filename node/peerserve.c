@@ -1,7 +1,7 @@
 /*
  * Answers to FETCH and MAP. Stored wheels go out as frames pointing into
  * the LMDB map (ZeroMQ copies them into its queue); a wheel still arriving
- * is read from its spool, whole chunks only until it is verified.
+ * is read from its download, whole chunks only until it is verified.
  *
  * Uploads never take the agent's whole link: at most MAX_PEERS peers are
  * served at a time, each with a token bucket holding it to its share of
@@ -154,7 +154,7 @@ serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_LATER, NULL, 0);
         return;
     }
-    if (len > 0 && pread(dl->fd, buf, len, (off_t)off) != (ssize_t)len) {
+    if (len > 0 && wm_download_pread(dl, buf, len, off) != (ssize_t)len) {
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_MISSING, NULL, 0);
         return;
     }

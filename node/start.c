@@ -503,6 +503,9 @@ start(struct parts *p, void **pub)
     wm_commit_on_full(p->commit, wm_collector_full, p->collector);
     wm_commit_on_namesake(p->commit, wm_collector_drop, p->collector);
     wm_commit_on_room(p->commit, wm_collector_room, p->collector);
+    if (wm_cluster_peerfetch(p->cluster) != NULL)
+        wm_peerfetch_on_room(wm_cluster_peerfetch(p->cluster),
+                             wm_collector_room_chunks, p->collector);
     wm_loop_handle(p->loop, WM_OP_PRUNE, wm_collector_prune_call,
                    p->collector);
     wm_loop_handle(p->loop, WM_OP_STATUS, on_report, p);
@@ -525,6 +528,8 @@ stop(struct parts *p)
 {
     wm_fetch_destroy(&p->fetch);
     wm_catalog_destroy(&p->catalog);
+    if (p->cluster != NULL && wm_cluster_peerfetch(p->cluster) != NULL)
+        wm_peerfetch_on_room(wm_cluster_peerfetch(p->cluster), NULL, NULL);
     wm_collector_destroy(&p->collector);
     wm_commit_destroy(&p->commit);
     wm_loop_close_calls(p->loop);

@@ -63,6 +63,7 @@ struct wm_transport {
     size_t nowners, owners_cap;
     int64_t next_seed;
     wm_msg *in, *seed_ping;
+    zmq_msg_t *bulk; /* the bulk frame of the message being handled */
     uint64_t rejected, bytes_in, bytes_out;
 };
 
@@ -186,6 +187,14 @@ wm_transport_reply(wm_transport *t, const wm_from *f, const wm_msg *m,
         f->m->bytes_out += blen;
     return send_frames(t, f->sock, f->ridlen > 0 ? f->rid : NULL, f->ridlen,
                        m, bulk, blen);
+}
+
+int
+wm_transport_take_bulk(wm_transport *t, zmq_msg_t *out)
+{
+    if (t->bulk == NULL || zmq_msg_init(out) != 0)
+        return -1;
+    return zmq_msg_move(out, t->bulk) == 0 ? 0 : -1;
 }
 
 /* --- members and seeds */
@@ -370,9 +379,11 @@ read_body(wm_transport *t, void *sock, const wm_from *f, zmq_msg_t *hdr)
             return;
         }
     }
+    t->bulk = has_bulk ? &bulk : NULL;
     handle(t, f, zmq_msg_data(hdr), zmq_msg_size(hdr), zmq_msg_data(&bulk),
            zmq_msg_size(&bulk), has_bulk);
-    zmq_msg_close(&bulk);
+    t->bulk = NULL;
+    zmq_msg_close(&bulk); /* empty if the handler took it */
 }
 
 static void

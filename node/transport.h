@@ -61,6 +61,13 @@ int wm_transport_send(wm_transport *t, wm_member *to, const wm_msg *m,
 int wm_transport_reply(wm_transport *t, const wm_from *f, const wm_msg *m,
                        const void *bulk, size_t blen);
 
+/* From a handler of a message with a bulk frame (wm_recv_fn): moves the
+ * frame into OUT, which the caller closes, so its bytes outlive the call
+ * without a copy. Read them with zmq_msg_data(OUT) from then on: the BULK
+ * pointer the handler got does not follow a small frame. Returns 0, or -1
+ * when there is no such frame. */
+int wm_transport_take_bulk(wm_transport *t, zmq_msg_t *out);
+
 /* The address this node gives peers. */
 const char *wm_transport_advertise(const wm_transport *t);
 

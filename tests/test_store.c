@@ -849,6 +849,221 @@ test_killed_writer(void **state)
     wheel_free(&w);
 }
 
+/* --- a wheel whose chunks arrive first (a peer fetch) */
+
+/* Puts chunks FIRST..LAST-1 of W in one batch. */
+static int
+put_chunks(wm_store *s, const wheel *w, uint32_t first, uint32_t last)
+{
+    wm_store_batch *b = NULL;
+    int rc = wm_store_batch_begin(s, &b);
+
+    for (uint32_t i = first; rc == 0 && i < last; i++) {
+        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
+        size_t len = w->info.size - off < WM_CHUNK_SIZE
+                         ? (size_t)(w->info.size - off)
+                         : WM_CHUNK_SIZE;
+        rc = wm_store_batch_put_chunk(b, w->info.sha256, i, w->data + off,
+                                      len);
+    }
+    if (rc != 0) {
+        wm_store_batch_abort(&b);
+        return rc;
+    }
+    return wm_store_batch_commit(&b);
+}
+
+static uint8_t *
+chunkmap_of(const wheel *w)
+{
+    uint32_t n = chunk_count(w->info.size);
+    uint8_t *map = malloc((size_t)n * WM_SHA256_LEN);
+
+    assert_non_null(map);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t off = (uint64_t)i * WM_CHUNK_SIZE;
+        size_t len = w->info.size - off < WM_CHUNK_SIZE
+                         ? (size_t)(w->info.size - off)
+                         : WM_CHUNK_SIZE;
+        wm_sha256_digest(w->data + off, len, map + (size_t)i * WM_SHA256_LEN);
+    }
+    return map;
+}
+
+static int
+adopt(wm_store *s, const wheel *w, const uint8_t *map)
+{
+    wm_store_writer *wr = NULL;
+    int rc = wm_store_writer_adopt(s, &w->info, w->meta,
+                                   w->meta != NULL ? strlen(w->meta) : 0, map,
+                                   &wr);
+
+    while (rc == 0 && (rc = wm_store_writer_step(wr)) == 1)
+        rc = 0;
+    wm_store_writer_destroy(&wr);
+    return rc;
+}
+
+static void
+test_chunks_first(void **state)
+{
+    wm_store *s = open_store("chunks", GIB);
+    wheel w, other;
+    wm_store_writer *wr = NULL;
+    uint32_t n;
+    uint8_t *map, buf[300];
+    wm_store_view *v;
+    size_t got = 0;
+
+    (void)state;
+    wheel_make(&w, "delta-1.0-py3-none-any.whl", "delta",
+               3 * (size_t)WM_CHUNK_SIZE + 777, 77, "Name: delta\n");
+    wheel_make(&other, "delta-2.0-py3-none-any.whl", "delta", 5000, 78, NULL);
+    n = chunk_count(w.info.size);
+    map = chunkmap_of(&w);
+
+    /* Out of order, in two batches: readable by sha256 and chunk before
+     * there is a record, from any offset, never past a chunk's end. */
+    assert_int_equal(put_chunks(s, &w, 2, n), 0);
+    assert_int_equal(put_chunks(s, &w, 0, 2), 0);
+    v = open_view(s);
+    assert_int_equal(wm_store_get(v, w.info.sha256, &w.info), -ENOENT);
+    assert_int_equal(wm_store_read_chunk(v, w.info.sha256, 1, 1000, buf,
+                                         sizeof(buf), &got),
+                     0);
+    assert_int_equal(got, sizeof(buf));
+    assert_memory_equal(buf, w.data + WM_CHUNK_SIZE + 1000, got);
+    assert_int_equal(wm_store_read_chunk(v, w.info.sha256, 3, 700, buf,
+                                         sizeof(buf), &got),
+                     0);
+    assert_int_equal(got, 77);
+    assert_memory_equal(buf, w.data + 3 * (size_t)WM_CHUNK_SIZE + 700, got);
+    assert_int_equal(wm_store_read_chunk(v, w.info.sha256, 3, 777, buf,
+                                         sizeof(buf), &got),
+                     -ENOENT);
+    assert_int_equal(wm_store_read_chunk(v, w.info.sha256, n, 0, buf,
+                                         sizeof(buf), &got),
+                     -ENOENT);
+    wm_store_view_close(&v);
+
+    /* A missing chunk fails the adoption, which leaves the rest. */
+    assert_int_equal(put_chunks(s, &other, 0, 1), 0);
+    assert_int_equal(wm_store_drop_chunks(s, other.info.sha256), 0);
+    assert_int_equal(adopt(s, &other, map), -EIO);
+    v = open_view(s);
+    check_absent(v, other.info.sha256, other.info.filename, 1);
+    wm_store_view_close(&v);
+
+    /* Adopted: the wheel is stored with its chunk map; its chunks are the
+     * record's now, and neither a drop nor a late chunk touches them. */
+    assert_int_equal(wm_store_writer_adopt(s, &w.info, NULL, 0, NULL, &wr),
+                     -EINVAL);
+    assert_int_equal(adopt(s, &w, map), 0);
+    assert_int_equal(wm_store_drop_chunks(s, w.info.sha256), 0);
+    assert_int_equal(put_chunks(s, &w, 0, 1), -EEXIST);
+    assert_int_equal(adopt(s, &w, map), -EEXIST);
+    v = open_view(s);
+    check_wheel(v, &w);
+    {
+        const void *data;
+        size_t len;
+        assert_int_equal(wm_store_chunkmap(v, w.info.sha256, &data, &len), 0);
+        assert_int_equal(len, (size_t)n * WM_SHA256_LEN);
+        assert_memory_equal(data, map, len);
+    }
+    wm_store_view_close(&v);
+    free(map);
+
+    /* Dropped before any record: nothing of them is left, and a restart
+     * has nothing to sweep. */
+    assert_int_equal(put_chunks(s, &other, 0, 1), 0);
+    assert_int_equal(wm_store_drop_chunks(s, other.info.sha256), 0);
+    v = open_view(s);
+    check_absent(v, other.info.sha256, other.info.filename, 1);
+    wm_store_view_close(&v);
+    wm_store_destroy(&s);
+    s = open_store("chunks", GIB);
+    assert_int_equal(wm_store_swept(s), 0);
+    v = open_view(s);
+    check_wheel(v, &w);
+    wm_store_view_close(&v);
+    wm_store_destroy(&s);
+    wheel_free(&w);
+    wheel_free(&other);
+}
+
+/* The bytes of chunks no record names are counted apart from the wheels
+ * held, and the count comes back down however they leave: adopted,
+ * dropped, written over by a writer of the same wheel, swept at start. */
+static void
+test_orphan_count(void **state)
+{
+    wm_store *s = open_store("orphans", GIB);
+    wheel a, b, c;
+    uint64_t files = 0, bytes = 0;
+    uint8_t *map;
+
+    (void)state;
+    wheel_make(&a, "eps-1.0-py3-none-any.whl", "eps",
+               2 * (size_t)WM_CHUNK_SIZE + 99, 91, "Name: eps\n");
+    wheel_make(&b, "eps-2.0-py3-none-any.whl", "eps",
+               (size_t)WM_CHUNK_SIZE + 5, 92, NULL);
+    wheel_make(&c, "eps-3.0-py3-none-any.whl", "eps",
+               3 * (size_t)WM_CHUNK_SIZE, 93, NULL);
+    assert_int_equal(wm_store_orphan_bytes(s), 0);
+
+    /* Counted once, whatever the order or a chunk put again. */
+    assert_int_equal(put_chunks(s, &a, 1, 3), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), a.info.size - WM_CHUNK_SIZE);
+    assert_int_equal(put_chunks(s, &a, 0, 2), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), a.info.size);
+    assert_int_equal(put_chunks(s, &b, 0, 2), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), a.info.size + b.info.size);
+    wm_store_usage(s, &files, &bytes);
+    assert_int_equal(files, 0);
+    assert_int_equal(bytes, 0);
+
+    /* Adopted: held, no longer orphans. */
+    map = chunkmap_of(&a);
+    assert_int_equal(adopt(s, &a, map), 0);
+    free(map);
+    assert_int_equal(wm_store_orphan_bytes(s), b.info.size);
+    wm_store_usage(s, &files, &bytes);
+    assert_int_equal(files, 1);
+    assert_int_equal(bytes, a.info.size);
+
+    /* Dropped. */
+    assert_int_equal(wm_store_drop_chunks(s, b.info.sha256), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), 0);
+
+    /* Written over by a writer of the same wheel (a put of it while a
+     * peer fetch of it runs): the record's now. */
+    assert_int_equal(put_chunks(s, &c, 0, 2), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), 2 * (uint64_t)WM_CHUNK_SIZE);
+    assert_int_equal(put(s, &c), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), 0);
+    assert_int_equal(wm_store_drop_chunks(s, c.info.sha256), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), 0);
+    wm_store_usage(s, &files, &bytes);
+    assert_int_equal(files, 2);
+    assert_int_equal(bytes, a.info.size + c.info.size);
+
+    /* Left behind by a stop: swept at the next start, counted nowhere. */
+    assert_int_equal(put_chunks(s, &b, 0, 1), 0);
+    assert_int_equal(wm_store_orphan_bytes(s), WM_CHUNK_SIZE);
+    wm_store_destroy(&s);
+    s = open_store("orphans", GIB);
+    assert_int_equal(wm_store_swept(s), 1);
+    assert_int_equal(wm_store_orphan_bytes(s), 0);
+    wm_store_usage(s, &files, &bytes);
+    assert_int_equal(files, 2);
+    assert_int_equal(bytes, a.info.size + c.info.size);
+    wm_store_destroy(&s);
+    wheel_free(&a);
+    wheel_free(&b);
+    wheel_free(&c);
+}
+
 int
 main(void)
 {
@@ -860,6 +1075,8 @@ main(void)
         cmocka_unit_test(test_view_survives_commit),
         cmocka_unit_test(test_map_full),
         cmocka_unit_test(test_killed_writer),
+        cmocka_unit_test(test_chunks_first),
+        cmocka_unit_test(test_orphan_count),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

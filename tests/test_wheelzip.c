@@ -110,6 +110,54 @@ fill_name(wm_wheelname *name, const char *dist, const char *version,
                  "%s-%s-py3-none-any.whl", dist, version);
 }
 
+/* The same check on the bytes of the regular file PATH held in memory as
+ * pieces of 1, 7 and 4096 bytes in turn (a wheel's chunks): it must say
+ * what the check of the file said. */
+static void
+check_parts_agree(const char *path, const wm_wheelname *name, int want_rc,
+                  const char *want_why, const char *want_meta,
+                  size_t want_len)
+{
+    static const size_t sizes[] = {1, 7, 4096};
+    wm_wheelzip_part *parts;
+    struct stat sb;
+    char *bytes, *meta = NULL;
+    size_t len = 0, n = 0, size;
+    const char *why = NULL;
+    int fd = open(path, O_RDONLY), rc;
+
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    size = (size_t)sb.st_size;
+    bytes = malloc(size + 1);
+    parts = calloc(size + 1, sizeof(*parts));
+    assert_non_null(bytes);
+    assert_non_null(parts);
+    assert_int_equal(read(fd, bytes, size), (ssize_t)size);
+    close(fd);
+    for (size_t off = 0, i = 0; off < size; i++) {
+        size_t piece = sizes[i % 3] < size - off ? sizes[i % 3] : size - off;
+        parts[n].data = bytes + off;
+        parts[n++].len = piece;
+        off += piece;
+    }
+    rc = wm_wheelzip_check_parts(parts, n, name, &meta, &len, &why);
+    assert_int_equal(rc, want_rc);
+    if (rc == 0) {
+        assert_int_equal(len, want_len);
+        assert_memory_equal(meta, want_meta, len);
+    } else {
+        assert_null(meta);
+        assert_string_equal(why, want_why);
+    }
+    free(meta);
+    free(parts);
+    free(bytes);
+}
+
 /* Runs the check and, on failure, makes sure nothing was handed out. */
 static int
 check(const char *path, const wm_wheelname *name, char **meta, size_t *len,
@@ -126,6 +174,7 @@ check(const char *path, const wm_wheelname *name, char **meta, size_t *len,
         assert_int_equal(*len, 0);
         assert_non_null(*why);
     }
+    check_parts_agree(path, name, rc, *why, *meta, *len);
     return rc;
 }
 

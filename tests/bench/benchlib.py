@@ -77,6 +77,87 @@ def cpu_seconds(pid):
         return None
 
 
+class ThreadCPU:
+    """Per-thread CPU of a process over a stretch of time: sampled from
+    /proc/PID/task/*/stat every INTERVAL seconds by a background thread,
+    since a thread that exits (an HTTP connection's) takes its counters
+    with it. stop() returns {group: seconds} by thread kind: "loop" (the
+    main thread), "zmq-io" (ZeroMQ's I/O threads: TCP and CurveZMQ),
+    "zmq-other", "other" (HTTP connection threads and the rest), "exited"
+    (what the process total says and no live sample saw), and "total"."""
+
+    def __init__(self, pid, interval=0.05):
+        import threading
+        self.pid = pid
+        self.interval = interval
+        self.base = self._sample()
+        self.last = dict(self.base)
+        self.total0 = cpu_seconds(pid)
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _sample(self):
+        out = {}
+        try:
+            tids = os.listdir("/proc/%d/task" % self.pid)
+        except OSError:
+            return out
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/stat" % (self.pid, tid)) as f:
+                    raw = f.read()
+                name = raw[raw.index("(") + 1:raw.rindex(")")]
+                fields = raw.rsplit(")", 1)[1].split()
+                out[int(tid)] = (name,
+                                 (int(fields[11]) + int(fields[12]))
+                                 / CLK_TCK)
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.last.update(self._sample())
+
+    def group(self, tid, name):
+        if tid == self.pid:
+            return "loop"
+        if name.startswith("ZMQbg/IO"):
+            return "zmq-io"
+        if name.startswith("ZMQbg"):
+            return "zmq-other"
+        return "other"
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+        self.last.update(self._sample())
+        out = {"loop": 0.0, "zmq-io": 0.0, "zmq-other": 0.0, "other": 0.0}
+        for tid, (name, secs) in self.last.items():
+            base = self.base.get(tid, (name, 0.0))[1]
+            g = self.group(tid, name)
+            out[g] = out.get(g, 0.0) + secs - base
+        total1 = cpu_seconds(self.pid)
+        if self.total0 is None or total1 is None:
+            out["total"] = float("nan")
+            out["exited"] = float("nan")
+        else:
+            out["total"] = total1 - self.total0
+            out["exited"] = max(0.0, out["total"] - sum(
+                out[k] for k in ("loop", "zmq-io", "zmq-other", "other")))
+        return out
+
+
+def uptime():
+    """The load averages, as `uptime` prints them."""
+    try:
+        with open("/proc/loadavg") as f:
+            return "load average: %s" % ", ".join(f.read().split()[:3])
+    except OSError:
+        return "load average: ?"
+
+
 def child_pids(pid):
     """The children of PID (e.g. nginx's workers)."""
     out = []

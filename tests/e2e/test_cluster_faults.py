@@ -1,16 +1,20 @@
 """The cluster when peers misbehave: a holder that serves corrupted chunks
 (the test-only WHEELMESH_TEST_FAULT_BAD_CHUNKS hook), a holder killed in the
-middle of a transfer, and hand-made wire messages from a trusted key
-(malformed, oversized) and from an untrusted one.
+middle of a transfer, a fetcher whose store fills up in the middle of one,
+and hand-made wire messages from a trusted key (malformed, oversized) and
+from an untrusted one.
 
 Peers: X and W (good), Y (serves bad chunk bytes) hold wheels; Z fetches.
 Wire: one node N, and a DEALER made here with a key N trusts (P) or does
 not (U).
 """
 
+import hashlib
+import http.client
 import os
 import time
 import unittest
+import urllib.parse
 
 import harness as h
 import cluster_util as cu
@@ -135,6 +139,166 @@ class BadPeers(Case):
         z_w = self.Z.member(self.W.id)
         self.assertGreater(z_w["bytes_in"], 0, self.msg(
             "W was killed before it sent Z anything: %s" % cu.dump(z_w)))
+
+
+class FullStore(Case):
+    """A fetcher whose map fills up in the middle of a fetch from a peer
+    (chunks go straight into the store): the client still gets every byte,
+    the wheel is not kept, and the chunks that did fit are gone again."""
+
+    MiB = 1 << 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = cu.make_keys(cls, "XV")
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        cls.X = cu.ClusterNode(keys["X"], trusted=trusted, label="X")
+        cls.addClassCleanup(cls.X.cleanup)
+        small = {"cache": {"map_size": 8 * cls.MiB, "max_size": 8 * cls.MiB}}
+        cls.V = cu.ClusterNode(keys["V"], trusted=trusted, label="V",
+                               seeds=[cls.X.cluster_addr], config=small)
+        cls.addClassCleanup(cls.V.cleanup)
+        cls.nodes = [cls.X, cls.V]
+        w = cu.Waiter(cls.nodes)
+        for x in cls.nodes:
+            w(lambda x=x: x.cluster_status().get("alive") == 1,
+              "%s to see the other alive" % x.label, timeout=15)
+
+    def test_map_full_mid_fetch(self):
+        # Under cache.max_size, so V tries; over its map in LMDB's pages.
+        big = make_wheel(self.wheels, "cl-fullmap", "1.0",
+                         size=8 * self.MiB - 8000)
+        small = make_wheel(self.wheels, "cl-fits", "1.0", size=300 * 1000)
+        got = {}
+        for path in (big, small):
+            name = os.path.basename(path)
+            sha = self.X.put_ok(path)
+            self.wait(lambda: self.X.id in self.V.held().get(
+                name, {}).get("holders", []),
+                "V to list X as the holder of %s" % name, timeout=5)
+            status, _, digest, n = self.V.download(cu.file_path(sha, name))
+            self.assertEqual((status, digest, n),
+                             (200, sha, os.path.getsize(path)),
+                             self.msg("V fetching %s from X" % name))
+            got[name] = sha
+        self.assertIn("going on in a spool file", self.V.log_text(),
+                      self.msg("V's map never filled up mid-fetch"))
+        self.wait(lambda: self.V.status()["cache"]["not_kept_no_room"] >= 1,
+                  "V to count the wheel it had no room for")
+        bigname, smallname = (os.path.basename(p) for p in (big, small))
+        self.wait(lambda: self.V.held().get(smallname, {}).get("local"),
+                  "V to store the small wheel: the big one's chunks left")
+        self.assertFalse(self.V.held().get(bigname, {}).get("local"),
+                         self.msg("V says it stores a wheel over its map"))
+        # Served from the peer again, whole, and nothing left to sweep.
+        status, _, digest, _ = self.V.download(
+            cu.file_path(got[bigname], bigname))
+        self.assertEqual((status, digest), (200, got[bigname]))
+        self.assertEqual(self.V.status()["cache"]["arriving_bytes"], 0,
+                         self.msg("V counts chunks that are gone"))
+        self.V.stop()
+        before = len(self.V.log_text())
+        self.V.start()
+        self.assertNotIn("orphan chunks", self.V.log_text()[before:],
+                         self.msg("chunks of the unkept wheel were left"))
+
+    def test_no_room_in_cache(self):
+        # A wheel held first, then one that would take the wheels and the
+        # chunks in flight past cache.max_size: the collector's room check
+        # says no before any chunk goes into the map, and the fetch writes
+        # its spool instead; the client gets every byte all the same.
+        first = make_wheel(self.wheels, "cl-room-first", "1.0",
+                           size=200 * 1000)
+        big = make_wheel(self.wheels, "cl-noroom", "1.0",
+                         size=8 * self.MiB - 50 * 1000)
+        for path in (first, big):
+            name = os.path.basename(path)
+            sha = self.X.put_ok(path)
+            self.wait(lambda: self.X.id in self.V.held().get(
+                name, {}).get("holders", []),
+                "V to list X as the holder of %s" % name, timeout=5)
+            before = len(self.V.log_text())
+            status, _, digest, n = self.V.download(cu.file_path(sha, name))
+            self.assertEqual((status, digest, n),
+                             (200, sha, os.path.getsize(path)),
+                             self.msg("V fetching %s from X" % name))
+            if path == first:
+                self.wait(lambda: self.V.held().get(name, {}).get("local"),
+                          "V to store %s" % name)
+        self.assertIn("no room in the cache", self.V.log_text()[before:],
+                      self.msg("V put chunks of a wheel over its cap into "
+                               "the map"))
+        self.assertEqual(self.V.status()["cache"]["arriving_bytes"], 0,
+                         self.msg("V counts chunks in flight after the fetch"))
+
+
+class DroppedWhileRead(Case):
+    """A client reading a wheel as it arrives from a peer (its chunks in
+    the store, not a spool) while it is stored and then pruned: the reader
+    keeps a read view, so it still gets every byte."""
+
+    MiB = 1 << 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, keys = cu.make_keys(cls, "XV")
+        cls.wheels = os.path.join(cls.tmp, "wheels")
+        os.makedirs(cls.wheels)
+        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
+                                   keys.values())
+        cls.X = cu.ClusterNode(keys["X"], trusted=trusted, label="X")
+        cls.addClassCleanup(cls.X.cleanup)
+        cls.V = cu.ClusterNode(keys["V"], trusted=trusted, label="V",
+                               seeds=[cls.X.cluster_addr])
+        cls.addClassCleanup(cls.V.cleanup)
+        cls.nodes = [cls.X, cls.V]
+        w = cu.Waiter(cls.nodes)
+        for x in cls.nodes:
+            w(lambda x=x: x.cluster_status().get("alive") == 1,
+              "%s to see the other alive" % x.label, timeout=15)
+
+    def test_pruned_while_read(self):
+        path = make_wheel(self.wheels, "cl-dropread", "1.0",
+                          size=48 * self.MiB)
+        name, size = os.path.basename(path), os.path.getsize(path)
+        sha = self.X.put_ok(path)
+        self.wait(lambda: self.X.id in self.V.held().get(
+            name, {}).get("holders", []),
+            "V to list X as the holder of %s" % name, timeout=5)
+        u = urllib.parse.urlsplit(self.V.url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        self.addCleanup(conn.close)
+        conn.request("GET", cu.file_path(sha, name))
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200, self.msg("V's answer"))
+        digest = hashlib.sha256()
+        first = r.read(self.MiB)
+        digest.update(first)
+        self.wait(lambda: self.V.held().get(name, {}).get("local"),
+                  "V to store %s" % name, timeout=60)
+        self.assertNotIn("going on in a spool file", self.V.log_text(),
+                         self.msg("the fetch left the store"))
+        res = h.run([h.BIN, "prune", "--node", self.V.url, "--project",
+                     "cl-dropread"])
+        self.assertIn("pruned 1 wheels", res.stdout, self.msg(res.stderr))
+        self.wait(lambda: not self.V.held().get(name, {}).get("local"),
+                  "V to drop %s" % name)
+        n = len(first)
+        while True:
+            block = r.read(256 << 10)
+            if not block:
+                break
+            digest.update(block)
+            n += len(block)
+        self.assertEqual((n, digest.hexdigest()), (size, sha),
+                         self.msg("the reader of the pruned wheel"))
+        self.assertIn("while a client still reads it", self.V.log_text(),
+                      self.msg("the reader did not read a download"))
+        self.assertEqual(self.V.status()["cache"]["arriving_bytes"], 0,
+                         self.msg("V counts chunks in flight"))
 
 
 # --- 6 ------------------------------------------------------------------------
