@@ -14,6 +14,7 @@
  * ever lost step the lines would be wrong, never the verdict.
  */
 #include "config.h"
+#include "hash.h"
 #include "wheelname.h"
 
 #include <arpa/inet.h>
@@ -524,16 +525,14 @@ check_hostport(const char *s, int star)
 /* A ZeroMQ endpoint "tcp://HOST:PORT". STAR: "*" may stand for every
  * interface (listen only). ANY: the unspecified addresses 0.0.0.0 and [::]
  * are fine (not for an address that peers dial). */
+/* Checks that S is "tcp://HOST:PORT" (see want_tcp). */
 static int
-want_tcp(ctx *c, const char *path, const cJSON *v, size_t pos, int star,
-         int any, const char **out)
+check_tcp(ctx *c, const char *path, size_t pos, const char *s, int star,
+          int any)
 {
-    const char *s, *why;
+    const char *why;
     char vbuf[64];
 
-    if (want_string(c, path, v, pos, ENDPOINT_MAX_LEN, &s) < 0) {
-        return -1;
-    }
     if (strncmp(s, "tcp://", 6) != 0) {
         fail(c, pos, "%s: expected tcp://HOST:PORT, got \"%s\"", path,
              shown(s, vbuf, sizeof vbuf));
@@ -548,6 +547,19 @@ want_tcp(ctx *c, const char *path, const cJSON *v, size_t pos, int star,
     if (why != NULL) {
         fail(c, pos, "%s: %s (in \"%s\")", path, why,
              shown(s, vbuf, sizeof vbuf));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+want_tcp(ctx *c, const char *path, const cJSON *v, size_t pos, int star,
+         int any, const char **out)
+{
+    const char *s;
+
+    if (want_string(c, path, v, pos, ENDPOINT_MAX_LEN, &s) < 0 ||
+        check_tcp(c, path, pos, s, star, any) < 0) {
         return -1;
     }
     *out = s;
@@ -742,13 +754,36 @@ cluster_advertise(ctx *c, const char *path, const cJSON *v, size_t pos)
     }
 }
 
+/* "tcp://HOST:PORT" or "KEY@tcp://HOST:PORT" (see wm_seed). */
 static void
 seed_elem(ctx *c, const char *path, const cJSON *v, size_t pos, size_t i)
 {
-    const char *s;
+    wm_seed *seed = &c->cfg->seeds[i];
+    const char *s, *at;
+    char vbuf[64], hex[2 * sizeof seed->key + 1];
 
-    if (want_tcp(c, path, v, pos, 0, 0, &s) == 0) {
-        set_str(c, &c->cfg->seeds[i], s);
+    if (want_string(c, path, v, pos, ENDPOINT_MAX_LEN, &s) < 0) {
+        return;
+    }
+    at = strchr(s, '@');
+    if (at != NULL) {
+        int sized = (size_t)(at - s) == sizeof hex - 1;
+        if (sized) {
+            memcpy(hex, s, sizeof hex - 1);
+            hex[sizeof hex - 1] = '\0';
+        }
+        if (!sized || wm_hex_decode(hex, seed->key, sizeof seed->key) != 0) {
+            fail(c, pos,
+                 "%s: expected KEY@tcp://HOST:PORT with KEY 64 hex digits "
+                 "(a line of trusted_keys), got \"%s\"",
+                 path, shown(s, vbuf, sizeof vbuf));
+            return;
+        }
+        seed->has_key = 1;
+        s = at + 1;
+    }
+    if (check_tcp(c, path, pos, s, 0, 0) == 0) {
+        set_str(c, &seed->addr, s);
     }
 }
 
@@ -1352,7 +1387,7 @@ wm_config_free(wm_config *cfg)
     free(cfg->cluster_listen);
     free(cfg->cluster_advertise);
     for (size_t i = 0; i < cfg->nseeds; i++) {
-        free(cfg->seeds[i]);
+        free(cfg->seeds[i].addr);
     }
     free(cfg->seeds);
     free(cfg->trusted_keys);

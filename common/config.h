@@ -25,6 +25,16 @@ typedef struct wm_index {
     size_t nprojects;
 } wm_index;
 
+/* A peer to join through. Written "KEY@tcp://HOST:PORT" it names the key
+ * expected there (64 hex digits, as in trusted_keys): one handshake. Written
+ * "tcp://HOST:PORT" the key is found by trying every trusted key, one
+ * handshake each: N agents started at once make N * N. */
+typedef struct wm_seed {
+    char *addr; /* "tcp://HOST:PORT" */
+    uint8_t key[32];
+    int has_key;
+} wm_seed;
+
 typedef struct wm_config {
     /* node */
     char *name;     /* default: the host name */
@@ -37,7 +47,7 @@ typedef struct wm_config {
     /* cluster */
     char *cluster_listen;    /* default "tcp://0.0.0.0:7391" */
     char *cluster_advertise; /* NULL: derived at run time */
-    char **seeds;
+    wm_seed *seeds;
     size_t nseeds;
     char *trusted_keys; /* path; NULL: none */
     char *publishers;   /* path, trusted_keys format; NULL: none */

@@ -19,6 +19,7 @@
 #define ADDR_PREFIX_LEN (sizeof(ADDR_PREFIX) - 1)
 #define DIGEST_FLAGS    (WM_DIGEST_FULL | WM_DIGEST_REPLY)
 #define FETCH_FLAGS     WM_FETCH_UPSTREAM
+#define SYNC_FLAGS      WM_SYNC_ASK
 
 /* The smallest encodings of the repeated items, used to check a count
  * against the bytes left before anything is read for it. */
@@ -278,6 +279,16 @@ decode_ping(rd *r, wm_msg *m)
 }
 
 static const char *
+decode_sync(rd *r, wm_msg *m)
+{
+    if (!rd_u32(r, &m->seq) || !rd_u8(r, &m->flags))
+        return TRUNCATED;
+    if (m->flags & ~SYNC_FLAGS)
+        return "bad flags";
+    return decode_updates(r, m);
+}
+
+static const char *
 decode_ping_req(rd *r, wm_msg *m)
 {
     if (!rd_u32(r, &m->seq) || !rd_bytes(r, m->target, WM_ID_LEN))
@@ -468,6 +479,9 @@ wm_msg_decode(const void *frame, size_t len, wm_msg *out, const char **why)
     case WM_MSG_PING_REQ:
         err = decode_ping_req(&r, out);
         break;
+    case WM_MSG_SYNC:
+        err = decode_sync(&r, out);
+        break;
     case WM_MSG_DIGEST:
         err = decode_digest(&r, out);
         break;
@@ -553,6 +567,9 @@ msg_valid(const wm_msg *m)
     case WM_MSG_PING:
     case WM_MSG_ACK:
     case WM_MSG_PING_REQ:
+    case WM_MSG_SYNC:
+        if (m->type == WM_MSG_SYNC && (m->flags & ~SYNC_FLAGS))
+            return false;
         if (m->nupdates > WM_WIRE_MAX_UPDATES)
             return false;
         for (size_t i = 0; i < m->nupdates; i++)
@@ -697,6 +714,11 @@ wm_msg_encode(const wm_msg *m, wm_buf *out)
     case WM_MSG_PING_REQ:
         add_le(out, m->seq, 4);
         wm_buf_add(out, m->target, WM_ID_LEN);
+        add_updates(out, m);
+        break;
+    case WM_MSG_SYNC:
+        add_le(out, m->seq, 4);
+        add_le(out, m->flags, 1);
         add_updates(out, m);
         break;
     case WM_MSG_DIGEST:

@@ -43,6 +43,7 @@ enum wm_msg_type {
     WM_MSG_CHUNK = 7,    /* sha256, idx, status (+ bulk frame: the bytes) */
     WM_MSG_MAP = 8,      /* sha256 */
     WM_MSG_MAPDATA = 9,  /* sha256, status (+ bulk frame: chunk hashes) */
+    WM_MSG_SYNC = 10,    /* seq, flags, updates: part of a member's view */
 };
 
 enum wm_member_state { WM_ALIVE = 0, WM_SUSPECT = 1, WM_DEAD = 2 };
@@ -50,6 +51,9 @@ enum wm_member_state { WM_ALIVE = 0, WM_SUSPECT = 1, WM_DEAD = 2 };
 /* DIGEST flags */
 #define WM_DIGEST_FULL  1 /* the items are present */
 #define WM_DIGEST_REPLY 2 /* an answer: do not answer it again */
+
+/* SYNC flags */
+#define WM_SYNC_ASK 1 /* the first part of a view: answer with yours */
 
 /* FETCH flags */
 #define WM_FETCH_UPSTREAM 1 /* the holder may fetch it from upstream first */

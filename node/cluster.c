@@ -218,6 +218,7 @@ on_message(void *arg, const wm_from *f, const wm_msg *m, const void *bulk,
     case WM_MSG_PING:
     case WM_MSG_ACK:
     case WM_MSG_PING_REQ:
+    case WM_MSG_SYNC:
         if (wm_members_receive(c->members, f->m, m, now, c->out))
             wm_transport_reply(c->t, f, c->out, NULL, 0);
         break;
@@ -258,8 +259,6 @@ io_connect(void *arg, wm_member *m)
     wm_cluster *c = arg;
 
     wm_transport_connect(c->t, m, NULL);
-    if (m->connected)
-        wm_members_introduce(c->members, m);
 }
 
 static void

@@ -38,6 +38,8 @@
 #define MAX_RELAYS       16
 #define PIGGYBACK        8 /* updates per probe message, ours included */
 #define HEALTH_MAX       8 /* local health stays in [0, HEALTH_MAX - 1] */
+#define SYNC_MS          1000 /* views that grow are swapped this often */
+#define SYNC_NEWS        2    /* members new to this node that make it so */
 #define SUSPICION_K      2 /* confirmations that bring the base timeout */
 #define SUSPICION_MAX    6 /* a lone suspicion waits this many times it */
 
@@ -72,6 +74,8 @@ struct wm_members {
     wm_member **order; /* this round's probe order, a shuffle of members */
     size_t norder, cursor;
     int64_t next_probe, next_dead_probe;
+    int64_t next_sync;
+    size_t news; /* members whose statement came since the last swap */
     uint64_t rng;
     uint64_t rejected;
     int health; /* Lifeguard's local health: 0 is healthy */
@@ -312,15 +316,19 @@ enqueue(wm_members *ms, const wm_member *m)
  * incarnation it last signed, that report, so TO refutes it; then queued
  * changes. */
 static void
+self_update(const wm_members *ms, wm_member_update *u)
+{
+    memset(u, 0, sizeof(*u));
+    memcpy(u->id, ms->self_id, WM_ID_LEN);
+    u->state = WM_ALIVE;
+    u->incarnation = ms->self_alive.incarnation;
+    u->alive = ms->self_alive;
+}
+
+static void
 piggyback(wm_members *ms, wm_msg *m, const wm_member *to)
 {
-    wm_member_update *self = &m->updates[0];
-
-    memset(self, 0, sizeof(*self));
-    memcpy(self->id, ms->self_id, WM_ID_LEN);
-    self->state = WM_ALIVE;
-    self->incarnation = ms->self_alive.incarnation;
-    self->alive = ms->self_alive;
+    self_update(ms, &m->updates[0]);
     m->nupdates = 1;
     if (to != NULL && to->has_rumor && to->rumor_inc == to->incarnation) {
         wm_member_update *u = &m->updates[m->nupdates++];
@@ -415,6 +423,13 @@ refute(wm_members *ms, uint64_t inc)
     enqueue(ms, NULL);
 }
 
+/* A member's statement reached this node for the first time. */
+static void
+learned(wm_members *ms)
+{
+    ms->news++;
+}
+
 static void
 take_alive(wm_members *ms, wm_member *m, const wm_member_update *u,
            int64_t now)
@@ -465,6 +480,8 @@ apply(wm_members *ms, const wm_member *from, const wm_member_update *u,
             wm_info("cluster: learned of %.16s (%s) at %s", m->hex,
                     u->alive.name[0] ? u->alive.name : "?", u->alive.addr);
         }
+        if (!m->has_alive)
+            learned(ms);
         take_alive(ms, m, u, now);
         return;
     }
@@ -512,21 +529,23 @@ wm_members_ping(wm_members *ms, wm_msg *m)
 }
 
 void
-wm_members_introduce(wm_members *ms, wm_member *to)
+wm_members_sync(wm_members *ms, wm_member *to, int ask)
 {
     wm_msg *msg = ms->out;
     size_t i = 0;
 
     do {
         memset(msg, 0, offsetof(wm_msg, digest));
-        msg->type = WM_MSG_PING;
+        msg->type = WM_MSG_SYNC;
         msg->seq = ++ms->seq;
-        piggyback(ms, msg, NULL);
-        msg->nupdates = 1; /* ours only; then everyone we know */
+        msg->flags = ask && i == 0 ? WM_SYNC_ASK : 0;
+        self_update(ms, &msg->updates[0]);
+        msg->nupdates = 1;
         for (; i < ms->n && msg->nupdates < WM_WIRE_MAX_UPDATES; i++) {
             const wm_member *m = ms->members[i];
             wm_member_update *u = &msg->updates[msg->nupdates];
-            if (m == to || !m->trusted || !m->has_alive)
+            if (m == to || !m->trusted || !m->has_alive ||
+                m->state == WM_DEAD)
                 continue;
             memset(u, 0, sizeof(*u));
             memcpy(u->id, m->id, WM_ID_LEN);
@@ -665,6 +684,17 @@ wm_members_tick(wm_members *ms, int64_t now)
         probe_next(ms, now);
     }
     check_probes(ms, now);
+    /* A view that grew by more than one member in the last period (many
+     * nodes starting at once) is swapped with a random member: full views
+     * spread in a few periods, where gossip carries a few members per
+     * probe and drops what its bounded queue cannot hold. */
+    if (now >= ms->next_sync) {
+        wm_member *to;
+        if (ms->news >= SYNC_NEWS && wm_members_pick(ms, NULL, &to, 1) == 1)
+            wm_members_sync(ms, to, 1);
+        ms->news = 0;
+        ms->next_sync = now + SYNC_MS;
+    }
     /* Dead members are asked now and then, so one that comes back is
      * seen. */
     if (now >= ms->next_dead_probe) {
@@ -740,6 +770,10 @@ wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
         return 0;
     case WM_MSG_PING_REQ:
         on_ping_req(ms, from, msg, now);
+        return 0;
+    case WM_MSG_SYNC:
+        if (from != NULL && (msg->flags & WM_SYNC_ASK))
+            wm_members_sync(ms, from, 0);
         return 0;
     default:
         return 0;

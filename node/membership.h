@@ -98,8 +98,8 @@ int wm_member_usable(const wm_member *m);
 /* M just spoke to us: direct evidence that it is alive. */
 void wm_members_heard(wm_members *ms, wm_member *m, int64_t now);
 
-/* Handles a PING, ACK or PING_REQ from FROM (NULL: from a seed not yet
- * identified). For a PING, fills REPLY with the ACK to send back and
+/* Handles a PING, ACK, PING_REQ or SYNC from FROM (NULL: from a seed not
+ * yet identified). For a PING, fills REPLY with the ACK to send back and
  * returns 1; else returns 0. */
 int wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
                        int64_t now, wm_msg *reply);
@@ -108,9 +108,12 @@ int wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
  * first message to a seed. */
 void wm_members_ping(wm_members *ms, wm_msg *m);
 
-/* Sends TO every member this node knows, so a node that joins through one
- * seed learns the whole cluster in one round trip. */
-void wm_members_introduce(wm_members *ms, wm_member *to);
+/* Sends TO this node's view: its own statement and every member it knows
+ * alive with theirs, in as many SYNC messages as that takes. ASK: TO
+ * answers with its view (a push-pull, as memberlist's). A joiner swaps
+ * views with its seed, and every node with a random member now and then
+ * (wm_members_tick). */
+void wm_members_sync(wm_members *ms, wm_member *to, int ask);
 
 /* Probes, timeouts, suspicion and dead re-probes due at NOW. Returns the
  * time of the next one. */

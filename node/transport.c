@@ -249,6 +249,25 @@ seeds_close(wm_transport *t, const char *addr)
     }
 }
 
+/* Opens a socket to seed address ADDR expecting key ID. */
+static void
+seed_open(wm_transport *t, const char *addr, const uint8_t *id)
+{
+    struct seed *s = &t->seeds[t->nseeds];
+
+    snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    memcpy(s->key, id, WM_ID_LEN);
+    /* A seed named without its key is tried with every trusted key: all
+     * but one fail their handshake and retry. At the default 100 ms, N
+     * joiners of a fleet of N keys would make the seed refuse N * N
+     * handshakes 5 times in the first 2 s and be too busy to answer the
+     * one that counts. */
+    s->sock = client_socket(t, wm_trust_curve(t->trust, id), s->addr,
+                            SEED_RETRY_MS);
+    if (s->sock != NULL)
+        t->nseeds++;
+}
+
 void
 wm_transport_seeds(wm_transport *t)
 {
@@ -265,22 +284,19 @@ wm_transport_seeds(wm_transport *t)
     if (t->seeds == NULL)
         return;
     for (size_t i = 0; i < cfg->nseeds; i++) {
-        if (strcmp(cfg->seeds[i], t->advertise) == 0)
+        const wm_seed *seed = &cfg->seeds[i];
+        if (strcmp(seed->addr, t->advertise) == 0)
             continue;
-        for (size_t k = 0; k < nkeys; k++) {
-            struct seed *s = &t->seeds[t->nseeds];
-            const uint8_t *id = wm_trust_at(t->trust, k);
-            snprintf(s->addr, sizeof(s->addr), "%s", cfg->seeds[i]);
-            memcpy(s->key, id, WM_ID_LEN);
-            /* One socket per trusted key, as the seed's key is not known:
-             * all but one fail their handshake and retry. At the default
-             * 100 ms, N joiners of a fleet of N keys would make the seed
-             * refuse N * N handshakes 5 times in the first 2 s and be
-             * too busy to answer the one that counts. */
-            s->sock = client_socket(t, wm_trust_curve(t->trust, id), s->addr,
-                                    SEED_RETRY_MS);
-            if (s->sock != NULL)
-                t->nseeds++;
+        if (!seed->has_key) {
+            for (size_t k = 0; k < nkeys; k++)
+                seed_open(t, seed->addr, wm_trust_at(t->trust, k));
+        } else if (wm_trust_is_trusted(t->trust, seed->key)) {
+            seed_open(t, seed->addr, seed->key);
+        } else {
+            char hex[WM_PUBKEY_HEX];
+            wm_hex_encode(seed->key, sizeof(seed->key), hex);
+            wm_warn("cluster: seed %s: its key %.16s is not in trusted_keys; "
+                    "not tried", seed->addr, hex);
         }
     }
     t->next_seed = now_ms();
@@ -299,7 +315,7 @@ seed_identified(wm_transport *t, struct seed *s)
     snprintf(addr, sizeof(addr), "%s", s->addr);
     if (!m->connected) {
         wm_transport_connect(t, m, addr);
-        wm_members_introduce(t->ms, m);
+        wm_members_sync(t->ms, m, 1);
     }
     wm_info("cluster: seed %s is %.16s", addr, m->hex);
     seeds_close(t, addr);

@@ -232,6 +232,14 @@ static const struct bad_case bad_cases[] = {
      "cluster.seeds[1]: expected tcp://HOST:PORT", 1},
     {"{\"cluster\": {\"seeds\": [\"tcp://10.0.0.6:99999\"]}}",
      "cluster.seeds[0]: port must be", 1},
+    {"{\"cluster\": {\"seeds\": [\"abcd@tcp://10.0.0.6:7391\"]}}",
+     "cluster.seeds[0]: expected KEY@tcp://HOST:PORT with KEY 64 hex", 1},
+    {"{\"cluster\": {\"seeds\": [\"00112233445566778899aabbccddeeff"
+     "00112233445566778899AABBCCDDEEFg@tcp://10.0.0.6:7391\"]}}",
+     "cluster.seeds[0]: expected KEY@tcp://HOST:PORT", 1},
+    {"{\"cluster\": {\"seeds\": [\"00112233445566778899aabbccddeeff"
+     "00112233445566778899AABBCCDDEEFF@10.0.0.6:7391\"]}}",
+     "cluster.seeds[0]: expected tcp://HOST:PORT", 1},
     {"{\"upstream\": {\"indexes\": [{\"url\": \"ftp://pypi.org/simple/\"}]}}",
      "upstream.indexes[0].url: must start with http:// or https://", 1},
     {"{\"upstream\": {\"indexes\": [{\"url\": \"https://\"}]}}",
@@ -437,7 +445,8 @@ test_design_example(void **state)
     assert_string_equal(cfg.cluster_listen, "tcp://0.0.0.0:7391");
     assert_string_equal(cfg.cluster_advertise, "tcp://10.0.0.5:7391");
     assert_int_equal(cfg.nseeds, 1);
-    assert_string_equal(cfg.seeds[0], "tcp://10.0.0.6:7391");
+    assert_string_equal(cfg.seeds[0].addr, "tcp://10.0.0.6:7391");
+    assert_false(cfg.seeds[0].has_key);
     assert_string_equal(cfg.trusted_keys, "/etc/wheelmesh/trusted_keys");
     assert_string_equal(cfg.publishers, "/etc/wheelmesh/publishers");
     assert_int_equal(cfg.ncluster_projects, 1);
@@ -476,7 +485,8 @@ test_good_variants(void **state)
         "  \"node\": {\"data_dir\": \"/srv/wm/\"},\n"
         "  \"http\": {\"listen\": \"[::1]:8080\", \"allow_put_from\": []},\n"
         "  \"cluster\": {\"listen\": \"tcp://*:7391\", \"seeds\": [\n"
-        "      \"tcp://[fe80::1]:7391\", \"tcp://agent-2.lan:7391\"]},\n"
+        "      \"tcp://[fe80::1]:7391\", \"tcp://agent-2.lan:7391\",\n"
+        "      \"00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF@tcp://10.0.0.7:7391\"]},\n"
         "  \"upstream\": {\"indexes\": [{\"url\": "
         "\"http://mirror.lan/simple\",\n"
         "      \"projects\": [\"Foo_Bar.baz\", \"A--b__c\", \"x\"]}],\n"
@@ -497,8 +507,15 @@ test_good_variants(void **state)
     assert_int_equal(cfg.nallow_put_from, 0);
     assert_string_equal(cfg.cluster_listen, "tcp://*:7391");
     assert_null(cfg.cluster_advertise);
-    assert_int_equal(cfg.nseeds, 2);
-    assert_string_equal(cfg.seeds[1], "tcp://agent-2.lan:7391");
+    assert_int_equal(cfg.nseeds, 3);
+    assert_string_equal(cfg.seeds[1].addr, "tcp://agent-2.lan:7391");
+    assert_false(cfg.seeds[1].has_key);
+    /* A seed named with its key: one handshake, not one per trusted key. */
+    assert_string_equal(cfg.seeds[2].addr, "tcp://10.0.0.7:7391");
+    assert_true(cfg.seeds[2].has_key);
+    assert_int_equal(cfg.seeds[2].key[0], 0x00);
+    assert_int_equal(cfg.seeds[2].key[1], 0x11);
+    assert_int_equal(cfg.seeds[2].key[31], 0xff);
     assert_int_equal(cfg.nindexes, 1);
     assert_string_equal(cfg.indexes[0].url, "http://mirror.lan/simple/");
     assert_int_equal(cfg.indexes[0].nprojects, 3);

@@ -4,8 +4,9 @@
  * statements (only a member moves its own address), reports that count
  * only at the incarnation a member signed, refutation that never wraps,
  * the probe cycle (suspect, dead, alive again), the designee, trust
- * taken back, and Lifeguard: local health, suspicions that wait for
- * confirmations, and the suspect told of its suspicion.
+ * taken back, Lifeguard (local health, suspicions that wait for
+ * confirmations, the suspect told of its suspicion), and views swapped
+ * when they grow.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,9 +27,9 @@
 
 static wm_identity *keys[NKEYS]; /* 0 is the node under test */
 static int trusted[NKEYS];
-static int sent, connects, changes;
+static int sent, connects, changes, syncs;
 static uint64_t saved_incarnation;
-static wm_msg last;
+static wm_msg last, last_sync;
 
 static int
 key_index(const uint8_t *id)
@@ -44,6 +45,10 @@ io_send(void *arg, wm_member *to, const wm_msg *m)
 {
     sent++;
     last = *m;
+    if (m->type == WM_MSG_SYNC) {
+        syncs++;
+        last_sync = *m;
+    }
 }
 
 static void
@@ -81,7 +86,7 @@ new_members(uint64_t incarnation)
 
     for (int i = 0; i < NKEYS; i++)
         trusted[i] = 1;
-    sent = connects = changes = 0;
+    sent = connects = changes = syncs = 0;
     return wm_members_new(keys[0], "tcp://10.0.0.1:7391", "self",
                           incarnation, &io, 42);
 }
@@ -503,6 +508,59 @@ teardown(void **state)
     return 0;
 }
 
+/* A view swap (SYNC): what it carries is taken as gossip is; ASK gets
+ * this node's view back; a view that grew by more than one member is
+ * swapped with someone on the next tick, and a settled one is not. */
+static void
+test_view_swap(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, one, reply;
+    wm_member *b;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    m.type = WM_MSG_SYNC;
+    m.seq = 7;
+    m.flags = WM_SYNC_ASK;
+    for (int k = 1; k <= 4; k++) {
+        alive_update(&one, k, 3, "tcp://10.0.0.9:7391", k);
+        m.updates[m.nupdates++] = one.updates[0];
+    }
+    b = wm_members_add(ms, wm_identity_pubkey(keys[1]), 0);
+    assert_non_null(b);
+    assert_int_equal(wm_members_receive(ms, b, &m, 0, &reply), 0);
+    for (int k = 1; k <= 4; k++)
+        assert_int_equal(member(ms, k)->incarnation, 3);
+    /* The answer: this node's view, less what B said of itself, not asking
+     * for another answer. */
+    assert_int_equal(syncs, 1);
+    assert_int_equal(last_sync.flags, 0);
+    assert_int_equal(last_sync.nupdates, 1 + 3);
+    assert_int_equal(key_index(last_sync.updates[0].id), 0);
+    for (size_t i = 1; i < last_sync.nupdates; i++)
+        assert_int_not_equal(key_index(last_sync.updates[i].id), 1);
+
+    /* No ASK, no answer; a forged statement in a swap is refused. */
+    m.flags = 0;
+    alive_update(&one, 5, 9, "tcp://10.0.0.66:7391", 1);
+    m.updates[0] = one.updates[0];
+    m.nupdates = 1;
+    wm_members_receive(ms, b, &m, 0, &reply);
+    assert_int_equal(syncs, 1);
+    assert_null(member(ms, 5));
+
+    /* Four members learned: the next tick swaps views with one of them,
+     * asking for theirs; with nothing new since, no more swaps. */
+    wm_members_tick(ms, 0);
+    assert_int_equal(syncs, 2);
+    assert_int_equal(last_sync.flags, WM_SYNC_ASK);
+    for (int64_t t = 1000; t <= 10000; t += 500)
+        wm_members_tick(ms, t);
+    assert_int_equal(syncs, 2);
+    wm_members_destroy(&ms);
+}
+
 int
 main(void)
 {
@@ -515,6 +573,7 @@ main(void)
         cmocka_unit_test(test_local_health),
         cmocka_unit_test(test_suspicion_waits_for_confirmations),
         cmocka_unit_test(test_suspect_is_told),
+        cmocka_unit_test(test_view_swap),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -46,6 +46,7 @@ enum base {
     B_CHUNK,
     B_MAP,
     B_MAPDATA,
+    B_SYNC,     /* ASK, one ALIVE update */
     /* Every count and string at its cap, every shape of update and entry
      * mixed, the last update's and entry's counters at
      * WM_WIRE_COUNTER_MAX - 1. */
@@ -342,6 +343,13 @@ build(int b, wm_msg *m)
         fill(m->sha256, 32, 14);
         m->status = WM_CHUNK_BUSY;
         break;
+    case B_SYNC:
+        m->type = WM_MSG_SYNC;
+        m->seq = 0xa1a2a3a4;
+        m->flags = WM_SYNC_ASK;
+        m->nupdates = 1;
+        make_update(&m->updates[0], 0, WM_ALIVE, 0);
+        break;
     default:
         fail_msg("no base %d", b);
     }
@@ -430,9 +438,12 @@ assert_msg_equal(const wm_msg *a, const wm_msg *b)
     case WM_MSG_PING:
     case WM_MSG_ACK:
     case WM_MSG_PING_REQ:
+    case WM_MSG_SYNC:
         assert_int_equal(a->seq, b->seq);
         if (a->type == WM_MSG_PING_REQ)
             assert_memory_equal(a->target, b->target, WM_ID_LEN);
+        if (a->type == WM_MSG_SYNC)
+            assert_int_equal(a->flags, b->flags);
         assert_int_equal(a->nupdates, b->nupdates);
         for (i = 0; i < a->nupdates; i++)
             assert_update_equal(&a->updates[i], &b->updates[i]);
@@ -720,6 +731,8 @@ static const struct ok_case ok_cases[] = {
     {"mapdata LATER", B_MAPDATA, ok_status_later},
     {"mapdata BUSY", B_MAPDATA, ok_status_busy},
     {"fetch flags 0", B_FETCH, ok_flags_0},
+    {"sync, no ASK", B_SYNC, ok_flags_0},
+    {"sync, no updates", B_SYNC, ok_no_updates},
     {"digest REPLY, no items", B_DIGEST0, ok_digest_reply},
 };
 
@@ -764,6 +777,7 @@ test_layout(void **state)
         {B_CHUNK, C_STATUS + 1},
         {B_MAP, 3 + 32},
         {B_MAPDATA, MD_STATUS + 1},
+        {B_SYNC, P_LEN + 1}, /* a PING with a flags byte after the seq */
         {M_PING, M_PING_LEN},
         {M_ACK, M_PING_LEN},
         {M_PING_REQ, M_PING_LEN + 32},
@@ -905,7 +919,7 @@ static const struct bad_case {
     {"version 3", B_ACK, {SET(1, 3)}, "bad version"},
     {"version 255", B_MAP, {SET(1, 255)}, "bad version"},
     {"type 0", B_PING, {SET(2, 0)}, "unknown type"},
-    {"type 10", B_MAP, {SET(2, 10)}, "unknown type"},
+    {"type 11", B_MAP, {SET(2, 11)}, "unknown type"},
     {"type 255", B_MAP, {SET(2, 255)}, "unknown type"},
     {"header only", B_MAP, {CUT(3)}, "truncated"},
     /* Trailing bytes, for every type. */
@@ -921,6 +935,7 @@ static const struct bad_case {
     {"trailing CHUNK", B_CHUNK, {ADD(0)}, "trailing bytes"},
     {"trailing MAP", B_MAP, {ADD(0)}, "trailing bytes"},
     {"trailing MAPDATA", B_MAPDATA, {ADD(0)}, "trailing bytes"},
+    {"trailing SYNC", B_SYNC, {ADD(0)}, "trailing bytes"},
     /* Counts. */
     {"updates 2, one there", B_PING, {SET(P_NUPD, 2)}, "truncated"},
     {"updates > data", B_PING, {SET(P_NUPD, 4)}, "count larger than the frame"},
@@ -1019,6 +1034,9 @@ static const struct bad_case {
      "digest items without FULL flag"},
     {"fetch flags 2", B_FETCH, {SET(F_FLAGS, 2)}, "bad flags"},
     {"fetch flags 0xff", B_FETCH0, {SET(F_FLAGS, 0xff)}, "bad flags"},
+    {"sync flags 2", B_SYNC, {SET(3 + 4, 2)}, "bad flags"},
+    {"sync flags 0xff", B_SYNC, {SET(3 + 4, 0xff)}, "bad flags"},
+    {"sync flags cut", B_SYNC, {CUT(3 + 4)}, "truncated"},
     {"chunk status 4", B_CHUNK, {SET(C_STATUS, 4)}, "bad status"},
     {"chunk status 255", B_CHUNK, {SET(C_STATUS, 255)}, "bad status"},
     {"mapdata status 4", B_MAPDATA, {SET(MD_STATUS, 4)}, "bad status"},
@@ -1544,7 +1562,7 @@ sp_pyver_high(wm_msg *m)
 }
 
 static void
-sp_fetch_flags(wm_msg *m)
+sp_flags_2(wm_msg *m)
 {
     m->flags = 2;
 }
@@ -1580,9 +1598,9 @@ sp_type_0(wm_msg *m)
 }
 
 static void
-sp_type_10(wm_msg *m)
+sp_type_11(wm_msg *m)
 {
-    m->type = 10;
+    m->type = 11;
 }
 
 static const struct enc_case enc_cases[] = {
@@ -1629,14 +1647,15 @@ static const struct enc_case enc_cases[] = {
     {"requires_python unterminated (129)", B_ENTRIES, sp_pyver_unterminated},
     {"requires_python newline", B_ENTRIES, sp_pyver_newline},
     {"requires_python high bytes", B_ENTRIES, sp_pyver_high},
-    {"fetch flags 2", B_FETCH, sp_fetch_flags},
+    {"fetch flags 2", B_FETCH, sp_flags_2},
+    {"sync flags 2", B_SYNC, sp_flags_2},
     {"fetch name with /", B_FETCH, sp_fetch_name},
     {"fetch name .", B_FETCH0, sp_fetch_dot},
     {"chunk status 4", B_CHUNK, sp_status_4},
     {"chunk status 255", B_CHUNK, sp_status_255},
     {"mapdata status 4", B_MAPDATA, sp_status_4},
     {"type 0", B_MAP, sp_type_0},
-    {"type 10", B_MAP, sp_type_10},
+    {"type 11", B_MAP, sp_type_11},
 };
 
 static void

@@ -99,12 +99,12 @@ class Fleet:
         ports = [harness.free_port() for _ in range(n)]
         self.nodes = []
         for i in range(n):
-            if i == 0:
-                seeds = []
-            elif seeding == "chain":
-                seeds = [cu.addr(ports[i - 1])]
-            else:
-                seeds = [cu.addr(ports[0])]
+            seed = None if i == 0 else i - 1 if seeding == "chain" else 0
+            # Seeds are named with their key (KEY@tcp://...): one
+            # handshake each, where an address alone costs one per
+            # trusted key.
+            seeds = [] if seed is None else [
+                "%s@%s" % (self.keys[seed].pub, cu.addr(ports[seed]))]
             node = cu.ClusterNode(self.keys[i], trusted=self.trusted,
                                   seeds=seeds, cluster_port=ports[i],
                                   label="n%d" % i, name="n%d" % i,

@@ -109,11 +109,14 @@ class ThreeNodes(ClusterCase):
                                     keys.values())
         ports = {n: h.free_port() for n in "ABCD"}
         seeds = {"A": [], "B": ["A"], "C": ["B"], "D": ["A", "B"]}
+        # C names its seed's key (KEY@tcp://...): one handshake.
+        named = {"C"}
         cls.by_name = {}
         for n in "ABCD":
             node = cu.ClusterNode(
                 keys[n], trusted=everyone if n == "D" else ring,
-                seeds=[cu.addr(ports[s]) for s in seeds[n]],
+                seeds=[("%s@" % keys[s].pub if n in named else "") +
+                       cu.addr(ports[s]) for s in seeds[n]],
                 cluster_port=ports[n], upstream=cls.nginx.url, label=n)
             cls.addClassCleanup(node.cleanup)
             cls.by_name[n] = node
@@ -127,6 +130,8 @@ class ThreeNodes(ClusterCase):
             w(lambda x=x, others=others: all(
                 x.member_state(y.id) == "alive" for y in others),
               "%s to see the two others alive" % x.label, timeout=15)
+        assert "seed %s is %s" % (cu.addr(ports["B"]), keys["B"].pub[:16]) \
+            in cls.C.log_text(), cls.C.log_text()
 
     @classmethod
     def wheel_designated(cls, ids, want, project):

@@ -10,9 +10,9 @@
  *
  * The glue is that of node/cluster.c and node/transport.c: a message from
  * a member marks it heard, a PING is answered on the socket it came on, a
- * member whose address is new is connected to and introduced to everyone
- * this node knows, a joining node pings its seed address every 2 s until
- * the member there answers, and the index's idle gossip sends one random
+ * member whose address is new is connected to, a joining node pings its
+ * seed address every 2 s until the member there answers and then swaps
+ * views with it (wm_members_sync), and the index's idle gossip sends one random
  * member a digest hash every second (it is heard like any message).
  *
  * A run has three phases: all nodes start within 100 ms, seeded from node
@@ -85,7 +85,6 @@ struct options {
     int warmup_s, quiet_s, join_limit_s, kill_limit_s;
     int starve, late;
     int burst_ms, stall_ms, late_ms;
-    int introduce; /* 1: on every new address (cluster.c); 0: to joiners */
     int digest;
     int preload; /* start converged: no join phase */
     int check;
@@ -122,8 +121,6 @@ static struct sim {
     enum phase phase;
     node *victim;
     wm_msg *in, *reply, *out;
-    int introducing; /* handling a joiner's first message (EV_SEED) */
-    int preloading;  /* handing every node every statement: send nothing */
     /* counters of the current phase */
     uint64_t bytes, swim_bytes, msgs;
     uint64_t false_dead, false_suspect, by_starved, refutations;
@@ -210,13 +207,8 @@ io_send(void *arg, wm_member *to, const wm_msg *m)
 static void
 io_connect(void *arg, wm_member *m)
 {
-    node *self = arg;
-
+    (void)arg;
     m->connected = 1; /* a DEALER to its signed address */
-    if (S.preloading)
-        return;
-    if (S.opt.introduce || S.introducing)
-        wm_members_introduce(self->ms, m);
 }
 
 static void
@@ -267,7 +259,7 @@ seed_identified(node *self, node *seed)
         return NULL;
     if (!m->connected) {
         m->connected = 1; /* a DEALER to the seed's address */
-        wm_members_introduce(self->ms, m);
+        wm_members_sync(self->ms, m, 1);
     }
     self->seed_found = 1;
     return m;
@@ -293,11 +285,9 @@ on_message(node *self, const sim_event *e)
     wm_members_heard(self->ms, f, now_ms());
     if (S.in->type == WM_MSG_DIGEST)
         return; /* idle gossip: equal digests need no answer */
-    S.introducing = e->kind == EV_SEED;
     if (wm_members_receive(self->ms, f, S.in, now_ms(), S.reply))
         transmit(self, src, e->kind == EV_SEED ? EV_SEED_REPLY : EV_PEER,
                  S.reply);
-    S.introducing = 0;
 }
 
 static void
@@ -563,7 +553,6 @@ preload(void)
         wm_members_ping(S.nodes[j].ms, S.out);
         own[j] = S.out->updates[0];
     }
-    S.preloading = 1;
     for (size_t i = 0; i < S.n; i++) {
         size_t j = 0;
         while (j < S.n) {
@@ -576,7 +565,6 @@ preload(void)
         }
         S.nodes[i].seed_found = 1;
     }
-    S.preloading = 0;
     free(own);
 }
 
@@ -759,8 +747,6 @@ usage(FILE *f)
         "  --stall-ms S       (300)\n"
         "  --late K           the next K nodes handle every message late\n"
         "  --late-ms L        by L (1000)\n"
-        "  --introduce-joiners-only  introduce only to joining nodes, not "
-        "on every new address\n"
         "  --no-digest        no idle index gossip\n"
         "  --preload          start converged (every node handed every\n"
         "                     statement): no join, rounds are \"-\"\n"
@@ -807,7 +793,6 @@ main(int argc, char **argv)
         {"stall-ms", required_argument, NULL, 't'},
         {"late", required_argument, NULL, 'a'},
         {"late-ms", required_argument, NULL, 'A'},
-        {"introduce-joiners-only", no_argument, NULL, 'I'},
         {"no-digest", no_argument, NULL, 'D'},
         {"preload", no_argument, NULL, 'p'},
         {"check", no_argument, NULL, 'c'},
@@ -829,7 +814,6 @@ main(int argc, char **argv)
                              .burst_ms = 300,
                              .stall_ms = 300,
                              .late_ms = 1000,
-                             .introduce = 1,
                              .digest = 1,
                              .max_rounds = 20,
                              .seed = 1};
@@ -878,9 +862,6 @@ main(int argc, char **argv)
         case 'A':
             S.opt.late_ms = atoi(optarg);
             break;
-        case 'I':
-            S.opt.introduce = 0;
-            break;
         case 'D':
             S.opt.digest = 0;
             break;
@@ -928,11 +909,9 @@ main(int argc, char **argv)
         die("out of memory");
 
     printf("# seed %" PRIu64 ", latency median %.1f ms sigma %.2f, quiet "
-           "%d s, %s, starved %d (%d ms run / %d ms stall), late %d (%d "
+           "%d s, starved %d (%d ms run / %d ms stall), late %d (%d "
            "ms)\n",
            S.opt.seed, S.opt.latency_ms, S.opt.sigma, S.opt.quiet_s,
-           S.opt.introduce ? "introduce on every new address"
-                           : "introduce to joiners only",
            S.opt.starve, S.opt.burst_ms, S.opt.stall_ms, S.opt.late,
            S.opt.late_ms);
     print_header();
