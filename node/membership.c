@@ -705,9 +705,33 @@ wm_members_tick(wm_members *ms, int64_t now)
                 send_ping(ms, m, WM_MSG_PING, ++ms->seq, NULL);
         }
     }
-    return ms->next_probe < now + PROBE_TIMEOUT_MS / 5
-               ? ms->next_probe
-               : now + PROBE_TIMEOUT_MS / 5;
+    return wm_members_next(ms);
+}
+
+static void
+earliest(int64_t *t, int64_t candidate)
+{
+    if (candidate < *t)
+        *t = candidate;
+}
+
+int64_t
+wm_members_next(const wm_members *ms)
+{
+    int64_t t = ms->next_probe;
+
+    earliest(&t, ms->next_dead_probe);
+    earliest(&t, ms->next_sync);
+    for (size_t i = 0; i < ms->n; i++) {
+        const wm_member *m = ms->members[i];
+        if (m->probing && !m->indirect_sent)
+            earliest(&t, m->probe_sent + scaled(ms, PROBE_TIMEOUT_MS));
+        if (m->probing)
+            earliest(&t, m->probe_sent + scaled(ms, 2 * PROBE_MS));
+        if (m->state == WM_SUSPECT)
+            earliest(&t, m->state_since + suspicion_timeout(ms, m));
+    }
+    return t;
 }
 
 static void

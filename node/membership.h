@@ -116,8 +116,13 @@ void wm_members_ping(wm_members *ms, wm_msg *m);
 void wm_members_sync(wm_members *ms, wm_member *to, int ask);
 
 /* Probes, timeouts, suspicion and dead re-probes due at NOW. Returns the
- * time of the next one. */
+ * time of the next one (wm_members_next). */
 int64_t wm_members_tick(wm_members *ms, int64_t now);
+
+/* When the next probe, timeout, verdict or swap is due: what a message
+ * changed included, so a caller that asks after handling its messages
+ * need not wake before then. */
+int64_t wm_members_next(const wm_members *ms);
 
 /* Up to WANT random alive, usable members other than EXCEPT into OUT. */
 size_t wm_members_pick(wm_members *ms, const wm_member *except,

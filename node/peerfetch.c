@@ -852,6 +852,12 @@ wm_peerfetch_tick(wm_peerfetch *pf, int64_t now)
     }
 }
 
+int
+wm_peerfetch_active(const wm_peerfetch *pf)
+{
+    return pf->list != NULL;
+}
+
 void
 wm_peerfetch_counters(const wm_peerfetch *pf, uint64_t *done,
                       uint64_t *failed)

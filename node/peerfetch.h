@@ -99,6 +99,9 @@ void wm_peerfetch_flush(wm_peerfetch *pf);
 /* Timeouts and windows, due at NOW. */
 void wm_peerfetch_tick(wm_peerfetch *pf, int64_t now);
 
+/* True while a fetch runs (and so wants its ticks). */
+int wm_peerfetch_active(const wm_peerfetch *pf);
+
 /* Counters: fetches completed, and failed. */
 void wm_peerfetch_counters(const wm_peerfetch *pf, uint64_t *done,
                            uint64_t *failed);
