@@ -40,6 +40,7 @@
 #define HEALTH_MAX       8 /* local health stays in [0, HEALTH_MAX - 1] */
 #define SYNC_MS          1000 /* views that grow are swapped this often */
 #define SYNC_NEWS        2    /* members new to this node that make it so */
+#define SETTLE_MAX_MS    16000 /* swaps after a start: 1, 2, 4 ... 16 s apart */
 #define SUSPICION_K      2 /* confirmations that bring the base timeout */
 #define SUSPICION_MAX    6 /* a lone suspicion waits this many times it */
 
@@ -75,6 +76,7 @@ struct wm_members {
     size_t norder, cursor;
     int64_t next_probe, next_dead_probe;
     int64_t next_sync;
+    int64_t next_settle, settle_gap; /* the swaps after a start; gap 0: done */
     size_t news; /* members whose statement came since the last swap */
     uint64_t rng;
     uint64_t rejected;
@@ -138,6 +140,7 @@ wm_members_new(const wm_identity *self, const char *addr, const char *name,
     memcpy(ms->self_id, wm_identity_pubkey(self), WM_ID_LEN);
     ms->io = *io;
     ms->rng = seed | 1;
+    ms->settle_gap = SYNC_MS;
     if (incarnation == 0 || incarnation >= WM_WIRE_COUNTER_MAX)
         incarnation = 1;
     ms->self_alive.incarnation = incarnation;
@@ -687,13 +690,25 @@ wm_members_tick(wm_members *ms, int64_t now)
     /* A view that grew by more than one member in the last period (many
      * nodes starting at once) is swapped with a random member: full views
      * spread in a few periods, where gossip carries a few members per
-     * probe and drops what its bounded queue cannot hold. */
+     * probe and drops what its bounded queue cannot hold. And a node swaps
+     * a few times, further and further apart, after it starts: a member
+     * whose news it missed in the join is not news any more. */
+    if (ms->next_settle == 0) /* the first tick */
+        ms->next_settle = now + ms->settle_gap;
     if (now >= ms->next_sync) {
         wm_member *to;
-        if (ms->news >= SYNC_NEWS && wm_members_pick(ms, NULL, &to, 1) == 1)
+        int settle = ms->settle_gap > 0 && now >= ms->next_settle;
+        if ((ms->news >= SYNC_NEWS || settle) &&
+            wm_members_pick(ms, NULL, &to, 1) == 1)
             wm_members_sync(ms, to, 1);
         ms->news = 0;
         ms->next_sync = now + SYNC_MS;
+        if (settle) {
+            ms->settle_gap *= 2;
+            ms->next_settle = now + ms->settle_gap;
+            if (ms->settle_gap > SETTLE_MAX_MS)
+                ms->settle_gap = 0;
+        }
     }
     /* Dead members are asked now and then, so one that comes back is
      * seen. */
