@@ -29,10 +29,17 @@ wm_identity_init(void)
     return sodium_init() < 0 ? -1 : 0;
 }
 
+/* The key lives in locked memory (never swapped) and is wiped when freed.
+ * Not sodium_malloc: the wheelmesh binary replaces it (node/curveheap.c).
+ * A failed lock is not fatal, as it is not for sodium_malloc. */
 static wm_identity *
 identity_alloc(void)
 {
-    return sodium_malloc(sizeof(wm_identity));
+    wm_identity *id = calloc(1, sizeof(*id));
+
+    if (id != NULL)
+        (void)sodium_mlock(id, sizeof(*id));
+    return id;
 }
 
 wm_identity *
@@ -139,7 +146,8 @@ wm_identity_destroy(wm_identity **id)
 {
     if (id == NULL || *id == NULL)
         return;
-    sodium_free(*id); /* wipes before freeing */
+    sodium_munlock(*id, sizeof(**id)); /* wipes, then unlocks */
+    free(*id);
     *id = NULL;
 }
 

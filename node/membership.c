@@ -40,7 +40,7 @@
 #define HEALTH_MAX       8 /* local health stays in [0, HEALTH_MAX - 1] */
 #define SYNC_MS          1000 /* views that grow are swapped this often */
 #define SYNC_NEWS        2    /* members new to this node that make it so */
-#define SETTLE_MAX_MS    16000 /* swaps after a start: 1, 2, 4 ... 16 s apart */
+#define SETTLE_MAX_MS    4000 /* swaps after a start: 1, 3 and 7 s after it */
 #define SUSPICION_K      2 /* confirmations that bring the base timeout */
 #define SUSPICION_MAX    6 /* a lone suspicion waits this many times it */
 
@@ -314,10 +314,7 @@ enqueue(wm_members *ms, const wm_member *m)
     q->left = (int)retransmits(ms);
 }
 
-/* Fills M's updates: this node's statement first; then, when M goes to a
- * member TO (NULL: unknown) that was reported suspect or dead at the
- * incarnation it last signed, that report, so TO refutes it; then queued
- * changes. */
+/* Fills U with this node's own signed statement. */
 static void
 self_update(const wm_members *ms, wm_member_update *u)
 {
@@ -328,6 +325,10 @@ self_update(const wm_members *ms, wm_member_update *u)
     u->alive = ms->self_alive;
 }
 
+/* Fills M's updates: this node's statement first; then, when M goes to a
+ * member TO (NULL: unknown) that was reported suspect or dead at the
+ * incarnation it last signed, that report, so TO refutes it; then queued
+ * changes. */
 static void
 piggyback(wm_members *ms, wm_msg *m, const wm_member *to)
 {
@@ -426,13 +427,6 @@ refute(wm_members *ms, uint64_t inc)
     enqueue(ms, NULL);
 }
 
-/* A member's statement reached this node for the first time. */
-static void
-learned(wm_members *ms)
-{
-    ms->news++;
-}
-
 static void
 take_alive(wm_members *ms, wm_member *m, const wm_member_update *u,
            int64_t now)
@@ -484,7 +478,7 @@ apply(wm_members *ms, const wm_member *from, const wm_member_update *u,
                     u->alive.name[0] ? u->alive.name : "?", u->alive.addr);
         }
         if (!m->has_alive)
-            learned(ms);
+            ms->news++; /* its statement reached this node: news */
         take_alive(ms, m, u, now);
         return;
     }
@@ -811,8 +805,14 @@ wm_members_receive(wm_members *ms, wm_member *from, const wm_msg *msg,
         on_ping_req(ms, from, msg, now);
         return 0;
     case WM_MSG_SYNC:
-        if (from != NULL && (msg->flags & WM_SYNC_ASK))
+        /* A view for a small ASK: at most once a period per member, or one
+         * hostile member could make this node send its view nonstop. */
+        if (from != NULL && (msg->flags & WM_SYNC_ASK) &&
+            (from->sync_answered == 0 ||
+             now - from->sync_answered >= SYNC_MS)) {
+            from->sync_answered = now;
             wm_members_sync(ms, from, 0);
+        }
         return 0;
     default:
         return 0;

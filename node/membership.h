@@ -42,7 +42,8 @@ typedef struct wm_member {
     uint32_t probe_seq;
     int64_t probe_sent;
     int probing, indirect_sent;
-    int64_t digest_sent; /* last full digest sent in answer to it */
+    int64_t digest_sent;   /* last full digest sent in answer to it */
+    int64_t sync_answered; /* last view sent in answer to its ASK */
     /* Lifeguard. Who reported the current suspicion (NULL: this node's own
      * probe); the first is its origin and every other one a confirmation
      * that brings the dead verdict closer. Wire statements name no
