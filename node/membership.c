@@ -631,11 +631,27 @@ suspicion_ms(const wm_members *ms)
     return 4 * k * PROBE_MS;
 }
 
+/* True when fewer than SUSPICION_K members besides M could confirm a
+ * suspicion of it: the trusted ones not dead. Dead ones confirm nothing. */
+static int
+too_few_witnesses(const wm_members *ms, const wm_member *m)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < ms->n && n < SUSPICION_K; i++) {
+        const wm_member *w = ms->members[i];
+        n += w != m && w->trusted && w->state != WM_DEAD;
+    }
+    return n < SUSPICION_K;
+}
+
 /* How long M stays suspect before this node declares it dead: from
  * SUSPICION_MAX times suspicion_ms while nobody confirms the suspicion,
  * down to suspicion_ms with SUSPICION_K confirmations, by log(c + 1) /
- * log(K + 1) as Lifeguard does. A cluster too small to hold that many
- * accusers waits suspicion_ms. */
+ * log(K + 1) as Lifeguard does. Where too few members are left to
+ * confirm it (a small cluster, or one whose other members died), the
+ * wait is suspicion_ms: waiting for confirmations that cannot come only
+ * kept a dead member listed 30 s and more. */
 static int64_t
 suspicion_timeout(const wm_members *ms, const wm_member *m)
 {
@@ -643,7 +659,7 @@ suspicion_timeout(const wm_members *ms, const wm_member *m)
     int64_t base = suspicion_ms(ms), max = SUSPICION_MAX * base;
     size_t c = m->naccusers > 0 ? m->naccusers - 1 : 0;
 
-    if (ms->n + 1 < SUSPICION_K + 2)
+    if (too_few_witnesses(ms, m))
         return base;
     return max - (max - base) * permille[c] / 1000;
 }

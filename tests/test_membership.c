@@ -404,6 +404,33 @@ test_suspicion_waits_for_confirmations(void **state)
     }
 }
 
+/* When the others are dead, nobody is left to confirm a suspicion: it
+ * waits the base timeout, not six times it (a dead member stayed listed
+ * 30 s and more on a node whose other peers had gone). */
+static void
+test_suspicion_without_witnesses(void **state)
+{
+    wm_members *ms = quiet_cluster();
+    static wm_msg m, reply;
+    int64_t now;
+
+    (void)state;
+    for (int k = 3; k < NKEYS; k++) {
+        report(&m, k, WM_DEAD, 1);
+        wm_members_receive(ms, member(ms, 2), &m, 0, &reply);
+        assert_int_equal(member(ms, k)->state, WM_DEAD);
+    }
+    /* Member 2 is the only one left who could confirm: one is too few. */
+    report(&m, 1, WM_SUSPECT, 1);
+    wm_members_receive(ms, member(ms, 2), &m, 0, &reply);
+    for (now = 0; member(ms, 1)->state == WM_SUSPECT && now < 60000; now += 100)
+        wm_members_tick(ms, now);
+    assert_int_equal(member(ms, 1)->state, WM_DEAD);
+    assert_true(now - 100 >= 4000);
+    assert_true(now - 100 < 4100);
+    wm_members_destroy(&ms);
+}
+
 /* A member this node knows is suspected hears of it in whatever is sent
  * to it, until it signs a newer statement; others do not. */
 static void
@@ -596,6 +623,7 @@ main(void)
         cmocka_unit_test(test_designee_and_trust),
         cmocka_unit_test(test_local_health),
         cmocka_unit_test(test_suspicion_waits_for_confirmations),
+        cmocka_unit_test(test_suspicion_without_witnesses),
         cmocka_unit_test(test_suspect_is_told),
         cmocka_unit_test(test_view_swap),
     };
