@@ -217,8 +217,15 @@ class NodeProcessTest(unittest.TestCase):
         node = h.Node()
         self.addCleanup(node.cleanup)
         url = "http://127.0.0.1:%d/" % node.port
-        lines = [ln for ln in node.stderr_text().splitlines()
-                 if "ready" in ln and url in ln]
+        # The node answers HTTP a moment before it prints the line (the
+        # harness saw it ready by asking): wait for the line a little.
+        deadline = time.monotonic() + h.limit(5)
+        while True:
+            lines = [ln for ln in node.stderr_text().splitlines()
+                     if "ready" in ln and url in ln]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertTrue(lines, node.tail())
 
     def test_starts_within_1s(self):
