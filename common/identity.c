@@ -29,17 +29,30 @@ wm_identity_init(void)
     return sodium_init() < 0 ? -1 : 0;
 }
 
-/* The key lives in locked memory (never swapped) and is wiped when freed.
- * Not sodium_malloc: the wheelmesh binary replaces it (node/curveheap.c).
- * A failed lock is not fatal, as it is not for sodium_malloc. */
+/* The key gets pages of its own, locked (not swapped, where the memlock
+ * limit allows) and left out of core dumps, and is wiped when freed. Not
+ * sodium_malloc: the wheelmesh binary replaces it (node/curveheap.c). */
+static size_t
+identity_pages(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t p = page > 0 ? (size_t)page : 4096;
+
+    return (sizeof(wm_identity) + p - 1) / p * p;
+}
+
 static wm_identity *
 identity_alloc(void)
 {
-    wm_identity *id = calloc(1, sizeof(*id));
+    size_t size = identity_pages();
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem = NULL;
 
-    if (id != NULL)
-        (void)sodium_mlock(id, sizeof(*id));
-    return id;
+    if (posix_memalign(&mem, page > 0 ? (size_t)page : 4096, size) != 0)
+        return NULL;
+    memset(mem, 0, size);
+    (void)sodium_mlock(mem, size); /* also MADV_DONTDUMP */
+    return mem;
 }
 
 wm_identity *
@@ -146,7 +159,7 @@ wm_identity_destroy(wm_identity **id)
 {
     if (id == NULL || *id == NULL)
         return;
-    sodium_munlock(*id, sizeof(**id)); /* wipes, then unlocks */
+    sodium_munlock(*id, identity_pages()); /* wipes, then unlocks */
     free(*id);
     *id = NULL;
 }

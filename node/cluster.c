@@ -41,6 +41,7 @@ struct wm_cluster {
     wm_peerfetch *peers;
     wm_peerserve *serve;
     int64_t next_gossip;
+    int64_t next_fetch_tick; /* while a peer fetch runs */
     wm_msg *out;
     /* entries for one peer, gathered before sending */
     const wm_from *batch_to;
@@ -570,14 +571,14 @@ wm_cluster_reload(wm_cluster *c)
  * peer fetch runs. No sooner: every wake polls one socket per member, and
  * at 128 members waking every 50 ms took most of an idle node's CPU. */
 static int64_t
-next_tick(const wm_cluster *c, int64_t now)
+next_tick(const wm_cluster *c)
 {
     int64_t t = wm_members_next(c->members);
 
     if (c->next_gossip < t)
         t = c->next_gossip;
-    if (wm_peerfetch_active(c->peers) && now + TICK_MS < t)
-        t = now + TICK_MS;
+    if (wm_peerfetch_active(c->peers) && c->next_fetch_tick < t)
+        t = c->next_fetch_tick;
     return t;
 }
 
@@ -590,7 +591,7 @@ wm_cluster_poll(void *arg, zmq_pollitem_t *items, size_t max,
 
     if (!c->enabled)
         return 0;
-    left = next_tick(c, now) - now;
+    left = next_tick(c) - now;
     if (left < 0)
         left = 0;
     if (left < *timeout_ms)
@@ -609,10 +610,14 @@ wm_cluster_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
     wm_transport_dispatch(c->t, items, n);
     wm_peerfetch_flush(c->peers);
     now = wm_now_ms();
-    if (now < next_tick(c, now))
+    if (now < next_tick(c))
         return;
-    wm_members_tick(c->members, now);
-    wm_peerfetch_tick(c->peers, now);
+    if (now >= wm_members_next(c->members))
+        wm_members_tick(c->members, now);
+    if (now >= c->next_fetch_tick) {
+        c->next_fetch_tick = now + TICK_MS;
+        wm_peerfetch_tick(c->peers, now);
+    }
     if (now >= c->next_gossip) {
         wm_member *to[1];
         c->next_gossip = now + GOSSIP_MS - 100 + rand() % 200;

@@ -5,7 +5,7 @@
  * live in ordinary ZeroMQ messages before and after: the guard protects
  * nothing there, and its system calls took over half the CPU of a 64-node
  * join on the build machine (perf: munmap, mprotect; the join took 14.6 s
- * with them, 6.3 s without). These definitions take the place of
+ * with them, 4 s without). These definitions take the place of
  * libsodium's in the wheelmesh binary: the executable's symbols come first
  * in the dynamic linker's search, libzmq's calls included. The node's own
  * secret key does not use them (identity.c locks and wipes it itself).

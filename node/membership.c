@@ -708,9 +708,13 @@ wm_members_tick(wm_members *ms, int64_t now)
     if (now >= ms->next_sync) {
         wm_member *to;
         int settle = ms->settle_gap > 0 && now >= ms->next_settle;
+        int sent = 0;
         if ((ms->news >= SYNC_NEWS || settle) &&
-            wm_members_pick(ms, NULL, &to, 1) == 1)
+            wm_members_pick(ms, NULL, &to, 1) == 1) {
             wm_members_sync(ms, to, 1);
+            sent = 1;
+        }
+        settle = settle && sent; /* a swap after a start waits for someone */
         ms->news = 0;
         ms->next_sync = now + SYNC_MS;
         if (settle) {

@@ -285,7 +285,10 @@ wm_transport_seeds(wm_transport *t)
         return;
     for (size_t i = 0; i < cfg->nseeds; i++) {
         const wm_seed *seed = &cfg->seeds[i];
-        if (strcmp(seed->addr, t->advertise) == 0)
+        /* This node itself: the same seed list goes to every agent. */
+        if (strcmp(seed->addr, t->advertise) == 0 ||
+            (seed->has_key && memcmp(seed->key, wm_identity_pubkey(t->node->id),
+                                     WM_ID_LEN) == 0))
             continue;
         if (!seed->has_key) {
             for (size_t k = 0; k < nkeys; k++)
