@@ -16,6 +16,7 @@ max_seq) are below 2^62.
 
     PING, ACK     seq u32, updates
     PING_REQ      seq u32, target id[32], updates
+    SYNC          seq u32, flags u8 (ASK 1), updates: part of a view
       updates     n u8 (<= 16), then n x update
       update      id[32], state u8 (ALIVE 0, SUSPECT 1, DEAD 2),
                   incarnation u64; ALIVE only: addr str ("tcp://..." of at
@@ -79,10 +80,12 @@ COUNTER_MAX = 1 << 62
 # 1 MiB, the last one shorter, and a chunk map is their sha256s in order.
 CHUNK_SIZE = 1 << 20
 
-PING, ACK, PING_REQ, DIGEST, ENTRIES, FETCH, CHUNK, MAP, MAPDATA = range(1, 10)
+(PING, ACK, PING_REQ, DIGEST, ENTRIES, FETCH, CHUNK, MAP, MAPDATA,
+ SYNC) = range(1, 11)
 TYPE_NAMES = {PING: "PING", ACK: "ACK", PING_REQ: "PING_REQ",
               DIGEST: "DIGEST", ENTRIES: "ENTRIES", FETCH: "FETCH",
-              CHUNK: "CHUNK", MAP: "MAP", MAPDATA: "MAPDATA"}
+              CHUNK: "CHUNK", MAP: "MAP", MAPDATA: "MAPDATA", SYNC: "SYNC"}
+SYNC_ASK = 1
 # The types whose message carries a second (bulk) frame.
 BULK_TYPES = (CHUNK, MAPDATA)
 
@@ -194,7 +197,7 @@ class Msg:
 
     def __repr__(self):
         t = self.type
-        if t in (PING, ACK, PING_REQ):
+        if t in (PING, ACK, PING_REQ, SYNC):
             return "%s(seq %d, %r)" % (self.name, self.seq, self.updates)
         if t in (FETCH, CHUNK, MAP, MAPDATA):
             return "%s(%s.., idx %d, flags %d, status %d, %r)" % (
@@ -433,6 +436,11 @@ def decode(frame):
     elif t == PING_REQ:
         m.seq, m.target = r.le(4), r.take(ID_LEN)
         m.updates = _updates(r)
+    elif t == SYNC:
+        m.seq, m.flags = r.le(4), r.le(1)
+        if m.flags & ~SYNC_ASK:
+            raise WireError("bad flags")
+        m.updates = _updates(r)
     elif t == DIGEST:
         m.flags = r.le(1)
         if m.flags & ~_DIGEST_FLAGS:
@@ -588,6 +596,11 @@ def encode(m):
         return head + _le(m.seq, 4) + _encode_updates(m.updates)
     if t == PING_REQ:
         return (head + _le(m.seq, 4) + _fixed(m.target, ID_LEN, "target")
+                + _encode_updates(m.updates))
+    if t == SYNC:
+        if m.flags & ~SYNC_ASK:
+            raise WireError("bad flags")
+        return (head + _le(m.seq, 4) + _le(m.flags, 1)
                 + _encode_updates(m.updates))
     if t == DIGEST:
         if m.flags & ~_DIGEST_FLAGS or len(m.digest) > MAX_DIGEST:
