@@ -15,6 +15,7 @@
  */
 #include "config.h"
 #include "hash.h"
+#include "wire.h"
 #include "wheelname.h"
 
 #include <arpa/inet.h>
@@ -543,6 +544,10 @@ check_tcp(ctx *c, const char *path, size_t pos, const char *s, int star,
         (strncmp(s + 6, "0.0.0.0:", 8) == 0 ||
          strncmp(s + 6, "[::]:", 5) == 0)) {
         why = "peers cannot dial the unspecified address";
+    }
+    /* An address peers dial travels in members' statements. */
+    if (why == NULL && !any && strlen(s) > WM_WIRE_ADDR_MAX) {
+        why = "longer than the 128 bytes a member's address may be";
     }
     if (why != NULL) {
         fail(c, pos, "%s: %s (in \"%s\")", path, why,

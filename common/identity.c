@@ -33,10 +33,18 @@ wm_identity_init(void)
  * limit allows) and left out of core dumps, and is wiped when freed. Not
  * sodium_malloc: the wheelmesh binary replaces it (node/curveheap.c). */
 static size_t
-identity_pages(void)
+page_size(void)
 {
     long page = sysconf(_SC_PAGESIZE);
-    size_t p = page > 0 ? (size_t)page : 4096;
+
+    return page > 0 ? (size_t)page : 4096;
+}
+
+/* The identity's size, rounded up to whole pages. */
+static size_t
+identity_pages(void)
+{
+    size_t p = page_size();
 
     return (sizeof(wm_identity) + p - 1) / p * p;
 }
@@ -45,10 +53,9 @@ static wm_identity *
 identity_alloc(void)
 {
     size_t size = identity_pages();
-    long page = sysconf(_SC_PAGESIZE);
     void *mem = NULL;
 
-    if (posix_memalign(&mem, page > 0 ? (size_t)page : 4096, size) != 0)
+    if (posix_memalign(&mem, page_size(), size) != 0)
         return NULL;
     memset(mem, 0, size);
     (void)sodium_mlock(mem, size); /* also MADV_DONTDUMP */

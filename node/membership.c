@@ -714,10 +714,9 @@ wm_members_tick(wm_members *ms, int64_t now)
             wm_members_sync(ms, to, 1);
             sent = 1;
         }
-        settle = settle && sent; /* a swap after a start waits for someone */
         ms->news = 0;
         ms->next_sync = now + SYNC_MS;
-        if (settle) {
+        if (settle && sent) { /* one after a start waits for someone */
             ms->settle_gap *= 2;
             ms->next_settle = now + ms->settle_gap;
             if (ms->settle_gap > SETTLE_MAX_MS)

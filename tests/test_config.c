@@ -232,6 +232,11 @@ static const struct bad_case bad_cases[] = {
      "cluster.seeds[1]: expected tcp://HOST:PORT", 1},
     {"{\"cluster\": {\"seeds\": [\"tcp://10.0.0.6:99999\"]}}",
      "cluster.seeds[0]: port must be", 1},
+    {"{\"cluster\": {\"seeds\": [\"tcp://"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "example:7391\"]}}",
+     "cluster.seeds[0]: longer than the 128 bytes", 1},
     {"{\"cluster\": {\"seeds\": [\"abcd@tcp://10.0.0.6:7391\"]}}",
      "cluster.seeds[0]: expected KEY@tcp://HOST:PORT with KEY 64 hex", 1},
     {"{\"cluster\": {\"seeds\": [\"00112233445566778899aabbccddeeff"
