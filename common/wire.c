@@ -20,6 +20,7 @@
 #define DIGEST_FLAGS    (WM_DIGEST_FULL | WM_DIGEST_REPLY)
 #define FETCH_FLAGS     WM_FETCH_UPSTREAM
 #define SYNC_FLAGS      WM_SYNC_ASK
+#define HAVE_FLAGS      WM_HAVE_ASK
 
 /* The smallest encodings of the repeated items, used to check a count
  * against the bytes left before anything is read for it. */
@@ -437,6 +438,33 @@ decode_mapdata(rd *r, wm_msg *m)
     return status_ok(m->status) ? NULL : "bad status";
 }
 
+/* A bitmap of NCHUNKS bits in BITMAP's first bytes: 1..WM_WIRE_MAX_CHUNKS
+ * of them, none set past the last (so one set of chunks has one
+ * encoding). */
+static bool
+bitmap_ok(uint32_t nchunks, const uint8_t *bitmap)
+{
+    if (nchunks == 0 || nchunks > WM_WIRE_MAX_CHUNKS)
+        return false;
+    return nchunks % 8 == 0 ||
+           (bitmap[nchunks / 8] & (uint8_t)(0xff << (nchunks % 8))) == 0;
+}
+
+static const char *
+decode_have(rd *r, wm_msg *m)
+{
+    if (!rd_bytes(r, m->sha256, 32) || !rd_u8(r, &m->flags) ||
+        !rd_u32(r, &m->nchunks))
+        return TRUNCATED;
+    if (m->flags & ~HAVE_FLAGS)
+        return "bad flags";
+    if (m->nchunks == 0 || m->nchunks > WM_WIRE_MAX_CHUNKS)
+        return "bad chunk count";
+    if (!rd_bytes(r, m->bitmap, (m->nchunks + 7) / 8))
+        return TRUNCATED;
+    return bitmap_ok(m->nchunks, m->bitmap) ? NULL : "bits past the last chunk";
+}
+
 /* OUT is zeroed first (some 80 KiB; cheap next to a network round trip),
  * so no field of an earlier message shows through. */
 int
@@ -499,6 +527,9 @@ wm_msg_decode(const void *frame, size_t len, wm_msg *out, const char **why)
         break;
     case WM_MSG_MAPDATA:
         err = decode_mapdata(&r, out);
+        break;
+    case WM_MSG_HAVE:
+        err = decode_have(&r, out);
         break;
     default:
         err = "unknown type";
@@ -601,6 +632,8 @@ msg_valid(const wm_msg *m)
         return status_ok(m->status);
     case WM_MSG_MAP:
         return true;
+    case WM_MSG_HAVE:
+        return !(m->flags & ~HAVE_FLAGS) && bitmap_ok(m->nchunks, m->bitmap);
     default:
         return false;
     }
@@ -757,6 +790,12 @@ wm_msg_encode(const wm_msg *m, wm_buf *out)
     case WM_MSG_MAPDATA:
         wm_buf_add(out, m->sha256, 32);
         add_le(out, m->status, 1);
+        break;
+    case WM_MSG_HAVE:
+        wm_buf_add(out, m->sha256, 32);
+        add_le(out, m->flags, 1);
+        add_le(out, m->nchunks, 4);
+        wm_buf_add(out, m->bitmap, (m->nchunks + 7) / 8);
         break;
     }
     return out->failed ? -ENOMEM : 0;

@@ -29,6 +29,7 @@
 #define WM_WIRE_MAX_DIGEST  1024 /* origins in one digest */
 #define WM_WIRE_MAX_ENTRIES 64   /* index entries in one message */
 #define WM_WIRE_FRAME_MAX   (1u << 20) /* a header frame never exceeds this */
+#define WM_WIRE_MAX_CHUNKS  65536 /* chunks in one HAVE bitmap: 64 GiB */
 /* Incarnations and sequence numbers at or above this are refused: they
  * only ever grow by one, so such a value is an attempt to wrap them. */
 #define WM_WIRE_COUNTER_MAX ((uint64_t)1 << 62)
@@ -44,6 +45,7 @@ enum wm_msg_type {
     WM_MSG_MAP = 8,      /* sha256 */
     WM_MSG_MAPDATA = 9,  /* sha256, status (+ bulk frame: chunk hashes) */
     WM_MSG_SYNC = 10,    /* seq, flags, updates: part of a member's view */
+    WM_MSG_HAVE = 11,    /* sha256, flags, nchunks, bitmap: chunks held */
 };
 
 enum wm_member_state { WM_ALIVE = 0, WM_SUSPECT = 1, WM_DEAD = 2 };
@@ -54,6 +56,9 @@ enum wm_member_state { WM_ALIVE = 0, WM_SUSPECT = 1, WM_DEAD = 2 };
 
 /* SYNC flags */
 #define WM_SYNC_ASK 1 /* the first part of a view: answer with yours */
+
+/* HAVE flags */
+#define WM_HAVE_ASK 1 /* "I am fetching it too": answer with yours */
 
 /* FETCH flags */
 #define WM_FETCH_UPSTREAM 1 /* the holder may fetch it from upstream first */
@@ -141,7 +146,11 @@ typedef struct wm_msg {
     uint8_t sha256[32];
     uint32_t idx;
     uint8_t status;
-    char filename[WM_WIRE_NAME_MAX + 1];
+    /* HAVE (sha256 and flags above): bit i of bitmap (byte i / 8, bit
+     * i % 8) is chunk i; the bits past nchunks are zero */
+    uint32_t nchunks;
+    uint8_t bitmap[WM_WIRE_MAX_CHUNKS / 8];
+    char filename[WM_WIRE_NAME_MAX + 1]; /* last: see the senders' memset */
 } wm_msg;
 
 /* Appends the header frame of M to OUT (whose cap must allow

@@ -241,6 +241,9 @@ on_message(void *arg, const wm_from *f, const wm_msg *m, const void *bulk,
     case WM_MSG_MAPDATA:
         wm_peerfetch_on_mapdata(c->peers, f, m, bulk, blen);
         break;
+    case WM_MSG_HAVE:
+        wm_peerfetch_on_have(c->peers, f, m);
+        break;
     }
 }
 
@@ -477,7 +480,7 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *trust, void *pub,
         wm_cluster_destroy(&c);
         return rc;
     }
-    c->peers = wm_peerfetch_new(c->t, pub, node->store,
+    c->peers = wm_peerfetch_new(c->t, c->members, pub, node->store,
                                 (int64_t)node->cfg->timeout_s * 1000);
     if (c->peers == NULL) {
         wm_cluster_destroy(&c);
@@ -502,7 +505,7 @@ wm_cluster_serve(wm_cluster *c, wm_fetch *fetch)
 
     if (!c->enabled)
         return 0;
-    c->serve = wm_peerserve_new(c->node, c->t, fetch);
+    c->serve = wm_peerserve_new(c->node, c->t, fetch, c->peers);
     if (c->serve == NULL)
         return -ENOMEM;
 #ifdef WM_TEST_HOOKS

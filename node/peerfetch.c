@@ -6,6 +6,18 @@
  * hash (from the bytes in hand when the chunk is next, else read back) and
  * made readable.
  *
+ * A swarm: a holder fetch of a wheel of SWARM_MIN_CHUNKS or more tells
+ * every usable member that it is fetching it (HAVE with ASK); members
+ * fetching it too answer with the chunks they have, and from then on
+ * both send each other what they have, at most every HAVE_MS. Such a
+ * partial holder is asked only for chunks it said it has, lowest first;
+ * a whole holder, the scarce one, for the chunks fewest partial holders
+ * have, each fetch starting at a random point, so the whole holders'
+ * uplinks carry chunks the swarm lacks and the swarm spreads them. A
+ * partial holder's chunks are checked against the chunk map like any.
+ * Windows adapt to each holder's delay: a holder slowed by contention gets
+ * fewer chunks in flight rather than timeouts.
+ *
  * A holder fetch from the first byte writes its chunks straight into the
  * store: a chunk that passed its hash is kept as ZeroMQ received it (no
  * copy) until the end of the loop's turn, when one transaction puts every
@@ -24,12 +36,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "hash.h"
 #include "log.h"
 #include "store.h"
 
-#define WINDOW           8
-#define MAX_HOLDERS      8
+#define WINDOW           8    /* chunks in flight per holder, at most */
+#define WINDOW_START     4
+#define FAST_MS          250  /* a chunk back this soon: the window grows */
+#define SLOW_MS          1500 /* a chunk back this late: it shrinks */
+#define MAX_INFLIGHT     24   /* chunks in flight per fetch */
+#define MAX_HOLDERS      8    /* whole holders used */
+#define MAX_PARTIAL      16   /* partial holders used */
+#define SWARM_MIN_CHUNKS 8
+#define HAVE_MS          250
 #define CHUNK_TIMEOUT_MS 5000
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
@@ -44,9 +65,11 @@ struct held {
 
 struct holder {
     wm_member *m;
+    uint8_t *has; /* a partial holder's chunks (a bitmap); NULL: all */
     int dropped;
     int bad; /* sent bytes that fail their hashes */
     int inflight;
+    int window;
     int64_t last_reply;  /* a busy holder answers, late; a gone one not */
     int64_t not_before;  /* after a LATER */
     int64_t later_since; /* first LATER since its last chunk; 0: none */
@@ -73,8 +96,16 @@ struct wm_pfetch {
     size_t cap_chunks;
     uint32_t prefix; /* chunks hashed in order */
     wm_sha256 *hash;
-    struct holder holders[MAX_HOLDERS];
-    size_t nholders;
+    struct holder holders[MAX_HOLDERS + MAX_PARTIAL];
+    size_t nholders, npartial;
+    int inflight;
+    int64_t progress_at; /* the last chunk that came in */
+    /* the swarm (a holder fetch of SWARM_MIN_CHUNKS or more) */
+    int swarm;
+    uint32_t start;  /* where whole holders' picks begin */
+    uint8_t *rarity; /* per chunk: partial holders that have it */
+    int have_news;   /* chunks DONE since partial holders were told */
+    int64_t have_at;
     struct held *held; /* chunks for the store at the end of the turn */
     size_t nheld, held_cap;
     uint64_t stored; /* bytes of chunks put into the store */
@@ -82,6 +113,7 @@ struct wm_pfetch {
 
 struct wm_peerfetch {
     wm_transport *t;
+    wm_members *members;
     void *pub;
     wm_store *store;
     int (*room)(void *arg, uint64_t bytes); /* may chunks go in first? */
@@ -146,6 +178,9 @@ static void
 fetch_free(wm_pfetch *f)
 {
     release_held(f);
+    for (size_t i = 0; i < f->nholders; i++)
+        free(f->holders[i].has);
+    free(f->rarity);
     free(f->held);
     wm_download_release(f->dl);
     wm_sha256_destroy(&f->hash);
@@ -200,6 +235,76 @@ holder_of(wm_pfetch *f, const wm_member *m)
     return NULL;
 }
 
+static int
+bit_is(const uint8_t *bits, uint32_t i)
+{
+    return bits[i / 8] >> (i % 8) & 1;
+}
+
+/* A holder more: whole, or partial (no chunk known yet). NULL when out of
+ * memory. The caller checks there is room. */
+static struct holder *
+add_holder(wm_pfetch *f, wm_member *m, int partial)
+{
+    struct holder *h = &f->holders[f->nholders];
+
+    *h = (struct holder){.m = m, .window = WINDOW_START,
+                         .last_reply = now_ms()};
+    if (partial && (h->has = calloc(1, ((size_t)f->last + 8) / 8)) == NULL)
+        return NULL;
+    f->nholders++;
+    f->npartial += partial;
+    return h;
+}
+
+/* HAVE for F into the fetcher's message: the chunks it has, checked and
+ * kept. */
+static void
+build_have(wm_pfetch *f, int ask)
+{
+    wm_msg *m = f->pf->out;
+
+    memset(m, 0, sizeof(*m) - sizeof(m->filename));
+    m->type = WM_MSG_HAVE;
+    memcpy(m->sha256, f->dl->sha256, 32);
+    m->flags = ask ? WM_HAVE_ASK : 0;
+    m->nchunks = f->last + 1;
+    for (uint32_t i = 0; i <= f->last; i++)
+        if (f->state[i] == DONE)
+            m->bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+/* A swarm fetch starts: every usable member not already a holder hears
+ * of it; those fetching the wheel too answer with their chunks. */
+static void
+announce(wm_pfetch *f)
+{
+    wm_members *ms = f->pf->members;
+
+    build_have(f, 1);
+    for (size_t i = 0; i < wm_members_count(ms); i++) {
+        wm_member *m = wm_members_at(ms, i);
+        if (wm_member_usable(m) && holder_of(f, m) == NULL)
+            wm_transport_send(f->pf->t, m, f->pf->out, NULL, 0);
+    }
+}
+
+/* Tells F's partial holders what it has now, when that changed and
+ * HAVE_MS passed since it last did (or NOW is the end). */
+static void
+tell_partials(wm_pfetch *f, int64_t now, int now_or_never)
+{
+    if (!f->have_news || f->npartial == 0 ||
+        (!now_or_never && now - f->have_at < HAVE_MS))
+        return;
+    build_have(f, 0);
+    for (size_t i = 0; i < f->nholders; i++)
+        if (f->holders[i].has != NULL && !f->holders[i].dropped)
+            wm_transport_send(f->pf->t, f->holders[i].m, f->pf->out, NULL, 0);
+    f->have_news = 0;
+    f->have_at = now;
+}
+
 static void
 mark_bad(wm_pfetch *f, const wm_member *m)
 {
@@ -217,8 +322,10 @@ drop(wm_pfetch *f, wm_member *m, const char *why)
     if (h == NULL || h->dropped)
         return;
     h->dropped = 1;
+    f->inflight -= h->inflight;
     h->inflight = 0;
-    m->failures++;
+    if (h->has == NULL || h->bad) /* a partial holder's fetch may end */
+        m->failures++;
     for (size_t i = 0; i < f->cap_chunks; i++)
         if (f->state[i] == ASKED && f->asked_of[i] == m)
             f->state[i] = TO_ASK;
@@ -296,6 +403,8 @@ complete(wm_pfetch *f)
     wm_sha256_final(f->hash, digest);
     wm_sha256_destroy(&f->hash); /* nothing to take over from now */
     if (memcmp(digest, f->dl->sha256, 32) == 0) {
+        if (f->swarm) /* they may ask this node for anything now */
+            tell_partials(f, now_ms(), 1);
         atomic_store(&f->dl->total, f->size);
         atomic_store(&f->dl->received, f->size);
         wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers",
@@ -331,6 +440,7 @@ send_fetch(wm_pfetch *f, struct holder *h, uint32_t idx, int64_t now)
     f->asked_of[idx] = h->m;
     f->asked_at[idx] = now;
     h->inflight++;
+    f->inflight++;
 }
 
 static void
@@ -343,8 +453,8 @@ ask_map(wm_pfetch *f, int64_t now)
     if (f->map_from != NULL)
         return;
     for (size_t i = 0; i < f->nholders; i++) {
-        if (f->holders[i].dropped)
-            continue;
+        if (f->holders[i].dropped || f->holders[i].has != NULL)
+            continue; /* a partial holder has no map to give */
         memset(m, 0, sizeof(*m) - sizeof(m->filename));
         m->type = WM_MSG_MAP;
         memcpy(m->sha256, f->dl->sha256, 32);
@@ -355,13 +465,69 @@ ask_map(wm_pfetch *f, int64_t now)
     }
 }
 
+/* Can a partial holder give a chunk F still needs? */
+static int
+partials_can_help(const wm_pfetch *f)
+{
+    for (size_t i = 0; i < f->nholders; i++) {
+        const struct holder *h = &f->holders[i];
+        if (h->has == NULL || h->dropped)
+            continue;
+        for (uint32_t c = f->prefix; c <= f->last; c++)
+            if (f->state[c] != DONE && f->state[c] != HELD && bit_is(h->has, c))
+                return 1;
+    }
+    return 0;
+}
+
+/* Per chunk, how many live partial holders have it. */
+static void
+count_rarity(wm_pfetch *f)
+{
+    memset(f->rarity, 0, (size_t)f->last + 1);
+    for (size_t i = 0; i < f->nholders; i++) {
+        const struct holder *h = &f->holders[i];
+        if (h->has == NULL || h->dropped)
+            continue;
+        for (uint32_t c = 0; c <= f->last; c++)
+            f->rarity[c] += (uint8_t)bit_is(h->has, c);
+    }
+}
+
+/* In a swarm, the chunk to ask of H next (UINT32_MAX: none): of a partial
+ * holder the first it has, of a whole one the rarest, from F's start. */
+static uint32_t
+pick_in_swarm(const wm_pfetch *f, const struct holder *h)
+{
+    uint32_t n = f->last + 1, best = UINT32_MAX;
+
+    if (h->has != NULL) {
+        for (uint32_t c = f->prefix; c < n; c++)
+            if (f->state[c] == TO_ASK && bit_is(h->has, c))
+                return c;
+        return UINT32_MAX;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t c = (f->start + k) % n;
+        if (f->state[c] != TO_ASK)
+            continue;
+        if (best == UINT32_MAX || f->rarity[c] < f->rarity[best])
+            best = c;
+        if (f->rarity[c] == 0)
+            break;
+    }
+    return best;
+}
+
 /* Keeps every holder's window full; drops holders that stall or keep
- * answering "later". Returns 0, or -1 when F ended. */
+ * answering "later" while nothing else comes in. Returns 0, or -1 when F
+ * ended. */
 static int
 fill(wm_pfetch *f, int64_t now)
 {
-    size_t live = 0;
+    size_t whole = 0;
     uint32_t next = f->prefix;
+    int64_t budget = f->pf->later_budget_ms;
 
     /* A chunk not answered in time is asked again (of whoever has room);
      * its holder is dropped only when it has answered nothing at all for
@@ -376,19 +542,21 @@ fill(wm_pfetch *f, int64_t now)
             continue;
         }
         f->state[i] = TO_ASK;
-        if (h->inflight > 0)
+        if (h->inflight > 0) {
             h->inflight--;
+            f->inflight--;
+        }
     }
     for (size_t i = 0; i < f->nholders; i++) {
         struct holder *h = &f->holders[i];
         if (!h->dropped && !wm_member_usable(h->m))
             drop(f, h->m, "not alive");
         if (!h->dropped && h->later_since != 0 &&
-            now - h->later_since > f->pf->later_budget_ms)
+            now - h->later_since > budget && now - f->progress_at > budget)
             drop(f, h->m, "kept answering \"later\"");
-        live += !h->dropped;
+        whole += !h->dropped && h->has == NULL;
     }
-    if (live == 0) {
+    if (whole == 0 && (f->map == NULL || !partials_can_help(f))) {
         finish(f, -ENOENT, "no peer could serve it");
         return -1;
     }
@@ -396,11 +564,25 @@ fill(wm_pfetch *f, int64_t now)
         ask_map(f, now);
         return 0;
     }
+    if (f->swarm)
+        tell_partials(f, now, 0);
+    if (f->npartial > 0)
+        count_rarity(f);
     for (size_t i = 0; i < f->nholders; i++) {
         struct holder *h = &f->holders[i];
         if (h->dropped || now < h->not_before)
             continue;
-        while (h->inflight < WINDOW) {
+        while (h->inflight < h->window && f->inflight < MAX_INFLIGHT) {
+            if (f->npartial > 0) {
+                uint32_t c = pick_in_swarm(f, h);
+                if (c == UINT32_MAX)
+                    break;
+                send_fetch(f, h, c, now);
+                if (f->state[c] == TO_ASK)
+                    break; /* could not send */
+                continue;
+            }
+            /* No swarm: in order from the prefix, for the readers. */
             uint32_t end = f->last != UINT32_MAX
                                ? f->last + 1
                                : f->prefix + (uint32_t)(WINDOW * f->nholders);
@@ -493,12 +675,19 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
                     " bytes before it is stored; fetched into a spool file",
                     dl->filename, size);
     }
-    for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++) {
-        f->holders[f->nholders].last_reply = now_ms();
-        f->holders[f->nholders++].m = holders[i].m;
+    for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++)
+        add_holder(f, holders[i].m, 0);
+    f->progress_at = now_ms();
+    if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS && pf->members != NULL) {
+        f->swarm = 1;
+        f->start = randombytes_uniform(f->last + 1);
+        if ((f->rarity = calloc(1, (size_t)f->last + 1)) == NULL)
+            goto fail;
     }
     f->next = pf->list;
     pf->list = f;
+    if (f->swarm)
+        announce(f);
     fill(f, now_ms()); /* a usable holder: it cannot end here */
     return f;
 fail:
@@ -666,6 +855,7 @@ to_spool(wm_pfetch *f, const char *why)
     for (size_t i = f->prefix; i < f->cap_chunks; i++)
         if (f->state[i] == DONE)
             f->state[i] = TO_ASK;
+    f->have_news = 1;
     for (size_t i = 0; i < f->nheld; i++) {
         uint32_t idx = f->held[i].idx;
         zmq_msg_t *msg = &f->held[i].msg;
@@ -728,6 +918,7 @@ wm_peerfetch_flush(wm_peerfetch *pf)
                 f->state[f->held[i].idx] = DONE;
                 f->stored += zmq_msg_size(&f->held[i].msg);
             }
+            f->have_news = 1;
         }
         rc = advance(f, UINT32_MAX, NULL);
         release_held(f);
@@ -754,11 +945,19 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         f->asked_of[idx] != from->m)
         return; /* late or unasked: ignore */
     h = holder_of(f, from->m);
-    if (h != NULL && h->inflight > 0)
+    if (h != NULL && h->inflight > 0) {
         h->inflight--;
+        f->inflight--;
+    }
     if (h != NULL)
         h->last_reply = now_ms();
     f->state[idx] = TO_ASK;
+    if (h != NULL && h->has != NULL && m->status == WM_CHUNK_LATER) {
+        /* A partial holder without it (yet): asked again once it says */
+        h->has[idx / 8] &= (uint8_t)~(1u << (idx % 8));
+        fill(f, now_ms());
+        return;
+    }
     if (m->status == WM_CHUNK_LATER || m->status == WM_CHUNK_BUSY) {
         /* Alive, not ready (or at its upload limit): others are asked
          * meanwhile; one that never sends a byte runs out of budget. */
@@ -777,8 +976,17 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         fill(f, now_ms());
         return;
     }
-    if (h != NULL)
+    if (h != NULL) {
+        /* Delay, not loss, says the holder is contended: fewer chunks
+         * in flight to it rather than timeouts. */
+        int64_t took = now_ms() - f->asked_at[idx];
+        if (took < FAST_MS && h->window < WINDOW)
+            h->window++;
+        else if (took > SLOW_MS && h->window > 1)
+            h->window--;
         h->later_since = 0;
+    }
+    f->progress_at = now_ms();
     if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
         if (len > 0)
             goto bad;
@@ -828,6 +1036,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         return;
     }
     f->state[idx] = DONE;
+    f->have_news = 1;
     rc = advance(f, idx, bulk);
     if (rc < 0)
         finish(f, -EIO, "cannot read the spool file");
@@ -841,6 +1050,45 @@ bad:
     mark_bad(f, from->m);
     drop(f, from->m, "sent a bad chunk");
     fill(f, now_ms());
+}
+
+void
+wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
+{
+    wm_pfetch *f = find(pf, m->sha256);
+    struct holder *h;
+    int fresh = 0;
+
+    if (f == NULL || !f->swarm || from->m == NULL ||
+        !wm_member_usable(from->m) || m->nchunks != f->last + 1)
+        return;
+    h = holder_of(f, from->m);
+    if (h == NULL) {
+        if (f->npartial >= MAX_PARTIAL ||
+            (h = add_holder(f, from->m, 1)) == NULL)
+            return;
+        fresh = 1;
+    }
+    if (h->dropped || h->has == NULL)
+        return; /* a whole holder has every chunk anyway */
+    for (size_t i = 0; i < (m->nchunks + 7) / 8; i++)
+        h->has[i] |= m->bitmap[i];
+    if (fresh && (m->flags & WM_HAVE_ASK)) {
+        build_have(f, 0);
+        wm_transport_send(pf->t, from->m, pf->out, NULL, 0);
+    }
+    fill(f, now_ms());
+}
+
+size_t
+wm_peerfetch_chunk_ready(const wm_peerfetch *pf, const uint8_t *sha,
+                         uint32_t idx)
+{
+    const wm_pfetch *f = find(pf, sha);
+
+    if (f == NULL || f->map == NULL || idx > f->last || f->state[idx] != DONE)
+        return 0;
+    return (size_t)chunk_len(f, idx);
 }
 
 void
@@ -867,8 +1115,8 @@ wm_peerfetch_counters(const wm_peerfetch *pf, uint64_t *done,
 }
 
 wm_peerfetch *
-wm_peerfetch_new(wm_transport *t, void *pub, wm_store *store,
-                 int64_t later_budget_ms)
+wm_peerfetch_new(wm_transport *t, wm_members *members, void *pub,
+                 wm_store *store, int64_t later_budget_ms)
 {
     wm_peerfetch *pf = calloc(1, sizeof(*pf));
 
@@ -877,6 +1125,7 @@ wm_peerfetch_new(wm_transport *t, void *pub, wm_store *store,
         return NULL;
     }
     pf->t = t;
+    pf->members = members;
     pf->pub = pub;
     pf->store = store;
     pf->later_budget_ms = later_budget_ms;

@@ -4,7 +4,9 @@
  * checked against the chunk map whose hash its holders signed, the whole
  * file hashed in order as the readable prefix grows. A fetch succeeds
  * only when that hash is the sha256 it was asked for: the map binds
- * chunks, this binds the map to the name.
+ * chunks, this binds the map to the name. Members fetching the same
+ * wheel at the same time form a swarm: each also asks the others for
+ * the chunks they have (HAVE messages), and serves its own.
  *
  * A designee fetch asks one member that is fetching the wheel from
  * upstream for everyone; its size is unknown until the end, its "later"
@@ -38,11 +40,13 @@ typedef struct wm_pf_holder {
  * the cap), -EIO (spool). WHY: one line. */
 typedef void (*wm_pf_fn)(void *arg, wm_pfetch *f, int rc, const char *why);
 
-/* Creates the fetcher: sends through T, publishes progress on PUB, writes
+/* Creates the fetcher: sends through T, tells the usable MEMBERS (NULL:
+ * no swarm) of a swarm fetch, publishes progress on PUB, writes
  * holder fetches straight into STORE (NULL: the spool).
  * LATER_BUDGET_MS: how long a holder may answer "later" without sending a
  * chunk. NULL when out of memory. */
-wm_peerfetch *wm_peerfetch_new(wm_transport *t, void *pub, wm_store *store,
+wm_peerfetch *wm_peerfetch_new(wm_transport *t, wm_members *members,
+                               void *pub, wm_store *store,
                                int64_t later_budget_ms);
 
 /* Asks FN(ARG, BYTES) before a holder fetch puts its chunks into the
@@ -90,6 +94,16 @@ void wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from,
                            const wm_msg *m, const void *bulk, size_t len);
 void wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
                              const wm_msg *m, const void *bulk, size_t len);
+
+/* A member's HAVE: it fetches SHA too, and has these chunks. */
+void wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from,
+                          const wm_msg *m);
+
+/* For serving a swarm: the length of chunk IDX of SHA when a fetch has it
+ * checked against its chunk map and written (readable with
+ * wm_download_pread), else 0. */
+size_t wm_peerfetch_chunk_ready(const wm_peerfetch *pf, const uint8_t *sha,
+                                uint32_t idx);
 
 /* At the end of each loop turn that handled messages: the chunks that
  * arrived go into the store in one transaction, and each fetch's prefix

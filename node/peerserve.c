@@ -28,6 +28,7 @@ struct wm_peerserve {
     wm_node *node;
     wm_transport *t;
     wm_fetch *fetch;
+    wm_peerfetch *fetching; /* this node's fetches from peers */
     wm_msg *out;
     int fault_bad_chunks;
     /* the peers being served, and their buckets */
@@ -130,7 +131,8 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     wm_transport_reply(ps->t, from, m, data, len);
 }
 
-/* Chunk IDX of a download still arriving: whole chunks only. */
+/* Chunk IDX of a download still arriving: whole chunks of its prefix, or
+ * a chunk a fetch from peers checked against its chunk map. */
 static void
 serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
               uint32_t idx)
@@ -139,6 +141,7 @@ serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
     int state = atomic_load(&dl->state);
     uint64_t got = atomic_load(&dl->received),
              off = (uint64_t)idx * WM_CHUNK_SIZE, len;
+    size_t checked = wm_peerfetch_chunk_ready(ps->fetching, dl->sha256, idx);
 
     if (state == WM_DL_FAILED) {
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_MISSING, NULL, 0);
@@ -150,6 +153,8 @@ serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
                   : (got - off < WM_CHUNK_SIZE ? got - off : WM_CHUNK_SIZE);
     } else if (off + WM_CHUNK_SIZE <= got) {
         len = WM_CHUNK_SIZE;
+    } else if (checked > 0) {
+        len = checked;
     } else {
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_LATER, NULL, 0);
         return;
@@ -259,7 +264,8 @@ wm_peerserve_set_fault(wm_peerserve *ps, int bad_chunks)
 }
 
 wm_peerserve *
-wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch)
+wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch,
+                 wm_peerfetch *peers)
 {
     wm_peerserve *ps = calloc(1, sizeof(*ps));
 
@@ -270,6 +276,7 @@ wm_peerserve_new(wm_node *node, wm_transport *t, wm_fetch *fetch)
     ps->node = node;
     ps->t = t;
     ps->fetch = fetch;
+    ps->fetching = peers;
     return ps;
 }
 

@@ -9,14 +9,16 @@
 
 #include "fetch.h"
 #include "node.h"
+#include "peerfetch.h"
 #include "transport.h"
 
 typedef struct wm_peerserve wm_peerserve;
 
-/* Serves from NODE's store and FETCH's downloads, answering through T.
- * NULL when out of memory. */
+/* Serves from NODE's store and FETCH's downloads (with the chunks PEERS
+ * checked of those it fetches from peers), answering through T. NULL when
+ * out of memory. */
 wm_peerserve *wm_peerserve_new(wm_node *node, wm_transport *t,
-                               wm_fetch *fetch);
+                               wm_fetch *fetch, wm_peerfetch *peers);
 void wm_peerserve_destroy(wm_peerserve **ps);
 
 /* FETCH and MAP requests. */

@@ -47,6 +47,7 @@ enum base {
     B_MAP,
     B_MAPDATA,
     B_SYNC,     /* ASK, one ALIVE update */
+    B_HAVE,     /* ASK, 11 chunks: 0, 2 and 9 held */
     /* Every count and string at its cap, every shape of update and entry
      * mixed, the last update's and entry's counters at
      * WM_WIRE_COUNTER_MAX - 1. */
@@ -56,6 +57,7 @@ enum base {
     M_DIGEST,
     M_ENTRIES,
     M_FETCH,
+    M_HAVE, /* 65,536 chunks, all held */
     N_BASES
 };
 
@@ -134,6 +136,9 @@ enum shape { SH_CLAIM, SH_REMOVE, SH_ADD };
 #define F_LEN     (F_FN + NAME_LEN)
 #define C_STATUS  (3 + 32 + 4)
 #define MD_STATUS (3 + 32)
+#define H_FLAGS   (3 + 32)
+#define H_COUNT   (H_FLAGS + 1)
+#define H_BITMAP  (H_COUNT + 4)
 
 /* The domain strings that open the signed bytes (NUL included). Pinned:
  * changing one invalidates every signature in a cluster. */
@@ -350,6 +355,20 @@ build(int b, wm_msg *m)
         m->nupdates = 1;
         make_update(&m->updates[0], 0, WM_ALIVE, 0);
         break;
+    case B_HAVE:
+        m->type = WM_MSG_HAVE;
+        fill(m->sha256, 32, 15);
+        m->flags = WM_HAVE_ASK;
+        m->nchunks = 11;
+        m->bitmap[0] = 0x05;
+        m->bitmap[1] = 0x02;
+        break;
+    case M_HAVE:
+        m->type = WM_MSG_HAVE;
+        fill(m->sha256, 32, 16);
+        m->nchunks = WM_WIRE_MAX_CHUNKS;
+        memset(m->bitmap, 0xff, sizeof(m->bitmap));
+        break;
     default:
         fail_msg("no base %d", b);
     }
@@ -476,6 +495,12 @@ assert_msg_equal(const wm_msg *a, const wm_msg *b)
             assert_int_equal(a->idx, b->idx);
         if (a->type == WM_MSG_CHUNK || a->type == WM_MSG_MAPDATA)
             assert_int_equal(a->status, b->status);
+        break;
+    case WM_MSG_HAVE:
+        assert_memory_equal(a->sha256, b->sha256, 32);
+        assert_int_equal(a->flags, b->flags);
+        assert_int_equal(a->nchunks, b->nchunks);
+        assert_memory_equal(a->bitmap, b->bitmap, (a->nchunks + 7) / 8);
         break;
     default:
         fail_msg("unexpected type %d", a->type);
@@ -699,6 +724,21 @@ ok_digest_reply(wm_msg *m)
     m->flags = WM_DIGEST_REPLY;
 }
 
+static void
+ok_have_one(wm_msg *m)
+{
+    m->nchunks = 1;
+    memset(m->bitmap, 0, 2);
+}
+
+static void
+ok_have_eight(wm_msg *m)
+{
+    m->nchunks = 8;
+    m->bitmap[0] = 0xff;
+    m->bitmap[1] = 0;
+}
+
 static const struct ok_case ok_cases[] = {
     {"incarnation 2^62 - 1", B_PING, ok_inc_top},
     {"req incarnation 2^62 - 1", B_PING_REQ, ok_inc_top},
@@ -733,6 +773,9 @@ static const struct ok_case ok_cases[] = {
     {"fetch flags 0", B_FETCH, ok_flags_0},
     {"sync, no ASK", B_SYNC, ok_flags_0},
     {"sync, no updates", B_SYNC, ok_no_updates},
+    {"have, no ASK", B_HAVE, ok_flags_0},
+    {"have, one chunk, none held", B_HAVE, ok_have_one},
+    {"have, 8 chunks, all held", B_HAVE, ok_have_eight},
     {"digest REPLY, no items", B_DIGEST0, ok_digest_reply},
 };
 
@@ -778,6 +821,8 @@ test_layout(void **state)
         {B_MAP, 3 + 32},
         {B_MAPDATA, MD_STATUS + 1},
         {B_SYNC, P_LEN + 1}, /* a PING with a flags byte after the seq */
+        {B_HAVE, H_BITMAP + 2},
+        {M_HAVE, H_BITMAP + WM_WIRE_MAX_CHUNKS / 8},
         {M_PING, M_PING_LEN},
         {M_ACK, M_PING_LEN},
         {M_PING_REQ, M_PING_LEN + 32},
@@ -919,7 +964,7 @@ static const struct bad_case {
     {"version 3", B_ACK, {SET(1, 3)}, "bad version"},
     {"version 255", B_MAP, {SET(1, 255)}, "bad version"},
     {"type 0", B_PING, {SET(2, 0)}, "unknown type"},
-    {"type 11", B_MAP, {SET(2, 11)}, "unknown type"},
+    {"type 12", B_MAP, {SET(2, 12)}, "unknown type"},
     {"type 255", B_MAP, {SET(2, 255)}, "unknown type"},
     {"header only", B_MAP, {CUT(3)}, "truncated"},
     /* Trailing bytes, for every type. */
@@ -936,6 +981,7 @@ static const struct bad_case {
     {"trailing MAP", B_MAP, {ADD(0)}, "trailing bytes"},
     {"trailing MAPDATA", B_MAPDATA, {ADD(0)}, "trailing bytes"},
     {"trailing SYNC", B_SYNC, {ADD(0)}, "trailing bytes"},
+    {"trailing HAVE", B_HAVE, {ADD(0)}, "trailing bytes"},
     /* Counts. */
     {"updates 2, one there", B_PING, {SET(P_NUPD, 2)}, "truncated"},
     {"updates > data", B_PING, {SET(P_NUPD, 4)}, "count larger than the frame"},
@@ -1037,6 +1083,20 @@ static const struct bad_case {
     {"sync flags 2", B_SYNC, {SET(3 + 4, 2)}, "bad flags"},
     {"sync flags 0xff", B_SYNC, {SET(3 + 4, 0xff)}, "bad flags"},
     {"sync flags cut", B_SYNC, {CUT(3 + 4)}, "truncated"},
+    {"have flags 2", B_HAVE, {SET(H_FLAGS, 2)}, "bad flags"},
+    {"have 0 chunks", B_HAVE, {SET(H_COUNT, 0)}, "bad chunk count"},
+    {"have 65,537 chunks",
+     B_HAVE,
+     {SET(H_COUNT, 1), SET(H_COUNT + 2, 1)},
+     "bad chunk count"},
+    {"have count cut", B_HAVE, {CUT(H_COUNT + 2)}, "truncated"},
+    {"have bitmap cut", B_HAVE, {CUT(H_BITMAP + 1)}, "truncated"},
+    {"have 8 chunks, 2 bytes of bitmap", B_HAVE, {SET(H_COUNT, 8)},
+     "trailing bytes"},
+    {"have bit 11 of 11", B_HAVE, {SET(H_BITMAP + 1, 0x0a)},
+     "bits past the last chunk"},
+    {"have bit 15 of 11", B_HAVE, {SET(H_BITMAP + 1, 0x80)},
+     "bits past the last chunk"},
     {"chunk status 4", B_CHUNK, {SET(C_STATUS, 4)}, "bad status"},
     {"chunk status 255", B_CHUNK, {SET(C_STATUS, 255)}, "bad status"},
     {"mapdata status 4", B_MAPDATA, {SET(MD_STATUS, 4)}, "bad status"},
@@ -1598,9 +1658,27 @@ sp_type_0(wm_msg *m)
 }
 
 static void
-sp_type_11(wm_msg *m)
+sp_type_12(wm_msg *m)
 {
-    m->type = 11;
+    m->type = 12;
+}
+
+static void
+sp_have_0(wm_msg *m)
+{
+    m->nchunks = 0;
+}
+
+static void
+sp_have_over(wm_msg *m)
+{
+    m->nchunks = WM_WIRE_MAX_CHUNKS + 1;
+}
+
+static void
+sp_have_stray_bit(wm_msg *m)
+{
+    m->bitmap[1] |= 0x40;
 }
 
 static const struct enc_case enc_cases[] = {
@@ -1655,7 +1733,11 @@ static const struct enc_case enc_cases[] = {
     {"chunk status 255", B_CHUNK, sp_status_255},
     {"mapdata status 4", B_MAPDATA, sp_status_4},
     {"type 0", B_MAP, sp_type_0},
-    {"type 11", B_MAP, sp_type_11},
+    {"have flags 2", B_HAVE, sp_flags_2},
+    {"have 0 chunks", B_HAVE, sp_have_0},
+    {"have 65,537 chunks", B_HAVE, sp_have_over},
+    {"have bit 14 of 11", B_HAVE, sp_have_stray_bit},
+    {"type 12", B_MAP, sp_type_12},
 };
 
 static void
