@@ -19,6 +19,9 @@ from one Python thread:
   signed by the peer's own key (a publisher wherever cluster.publishers is
   the trusted keys file, cluster_util's default), or by another publisher
   key, or no claim (then only an upstream page can name the wheel);
+- a node's HAVE with ASK ("I am fetching this wheel; what do you have?")
+  is answered, for a wheel given to claim_chunks(), with a HAVE that
+  claims every chunk: a member pretending to be part of a swarm;
 - FETCH and MAP are answered by a Behaviour chosen per wheel sha256:
   Serve (real bytes, optionally stopping after some chunks, optionally with
   a chunk map of other bytes), Later (CHUNK LATER forever), Busy (CHUNK
@@ -178,6 +181,8 @@ class EvilPeer:
         self.received = collections.Counter()
         self.fetches = collections.Counter()
         self.maps = collections.Counter()
+        self.haves = []  # HAVE messages received (wire.Msg)
+        self.claims = set()  # sha256s whose every chunk it says it has
         self.bytes_sent = 0
         self.router_pings = collections.Counter()  # by routing id
         self.errors = []
@@ -215,6 +220,11 @@ class EvilPeer:
         """Answer FETCH / MAP for wheel SHA_HEX with BEHAVIOUR."""
         self.behaviours[bytes.fromhex(sha_hex)] = behaviour
         return behaviour
+
+    def claim_chunks(self, sha_hex):
+        """Answer a node's HAVE ASK for SHA_HEX with 'I have every chunk'
+        (what FETCH then gets is the behaviour's)."""
+        self.claims.add(bytes.fromhex(sha_hex))
 
     def join(self, node, timeout=15.0):
         """Connects to NODE (a cluster_util.ClusterNode), introduces itself
@@ -418,6 +428,11 @@ class EvilPeer:
                 status, bulk = out
                 reply(wire.frames(wire.chunk(m.sha256, m.idx, status),
                                   bulk if status == wire.OK else b""))
+        elif m.type == wire.HAVE:
+            self.haves.append(m)
+            if m.sha256 in self.claims and m.flags & wire.HAVE_ASK:
+                reply(wire.frames(wire.have(m.sha256, m.nchunks,
+                                            range(m.nchunks))))
         elif m.type == wire.MAP:
             self.maps[m.sha256.hex()] += 1
             b = self.behaviours.get(m.sha256, self.default)

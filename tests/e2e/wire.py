@@ -41,6 +41,9 @@ max_seq) are below 2^62.
                   BUSY 3) + bulk frame (always; empty unless OK)
     MAP           sha256[32]
     MAPDATA       sha256[32], status u8 + bulk frame (the chunk hashes)
+    HAVE          sha256[32], flags u8 (ASK 1), nchunks u32 (1..65536),
+                  bitmap of (nchunks + 7) / 8 bytes: bit i (byte i // 8,
+                  bit i % 8) is chunk i, the bits past nchunks zero
 
 What is signed (wm_*_signed_bytes), each with its domain string and NUL:
 
@@ -81,11 +84,14 @@ COUNTER_MAX = 1 << 62
 CHUNK_SIZE = 1 << 20
 
 (PING, ACK, PING_REQ, DIGEST, ENTRIES, FETCH, CHUNK, MAP, MAPDATA,
- SYNC) = range(1, 11)
+ SYNC, HAVE) = range(1, 12)
 TYPE_NAMES = {PING: "PING", ACK: "ACK", PING_REQ: "PING_REQ",
               DIGEST: "DIGEST", ENTRIES: "ENTRIES", FETCH: "FETCH",
-              CHUNK: "CHUNK", MAP: "MAP", MAPDATA: "MAPDATA", SYNC: "SYNC"}
+              CHUNK: "CHUNK", MAP: "MAP", MAPDATA: "MAPDATA", SYNC: "SYNC",
+              HAVE: "HAVE"}
 SYNC_ASK = 1
+HAVE_ASK = 1
+MAX_CHUNKS = 65536
 # The types whose message carries a second (bulk) frame.
 BULK_TYPES = (CHUNK, MAPDATA)
 
@@ -181,7 +187,8 @@ class Msg:
 
     def __init__(self, type, seq=0, target=b"\0" * 32, updates=(), flags=0,
                  digest_hash=b"\0" * 32, digest=(), entries=(),
-                 sha256=b"\0" * 32, idx=0, status=OK, filename=""):
+                 sha256=b"\0" * 32, idx=0, status=OK, filename="",
+                 nchunks=0, chunks=()):
         self.type = type
         self.seq, self.target = seq, target
         self.updates = list(updates)
@@ -190,6 +197,8 @@ class Msg:
         self.entries = list(entries)
         self.sha256, self.idx, self.status = sha256, idx, status
         self.filename = filename
+        # HAVE: the chunk count and the set of chunk indexes held
+        self.nchunks, self.chunks = nchunks, set(chunks)
 
     @property
     def name(self):
@@ -237,6 +246,13 @@ def map_request(sha256):
 
 def mapdata(sha256, status=OK):
     return Msg(MAPDATA, sha256=sha256, status=status)
+
+
+def have(sha256, nchunks, chunks, flags=0):
+    """HAVE: this member fetches SHA256 (of NCHUNKS chunks) too and holds
+    the chunk indexes CHUNKS."""
+    return Msg(HAVE, sha256=sha256, flags=flags, nchunks=nchunks,
+               chunks=chunks)
 
 
 def entries(items):
@@ -484,6 +500,17 @@ def decode(frame):
         m.sha256, m.status = r.take(32), r.le(1)
         if m.status > BUSY:
             raise WireError("bad status")
+    elif t == HAVE:
+        m.sha256, m.flags, m.nchunks = r.take(32), r.le(1), r.le(4)
+        if m.flags & ~HAVE_ASK:
+            raise WireError("bad flags")
+        if not 0 < m.nchunks <= MAX_CHUNKS:
+            raise WireError("bad chunk count")
+        bits = r.take((m.nchunks + 7) // 8)
+        m.chunks = {i for i in range(len(bits) * 8)
+                    if bits[i // 8] >> (i % 8) & 1}
+        if any(i >= m.nchunks for i in m.chunks):
+            raise WireError("bits past the last chunk")
     else:
         raise WireError("unknown type")
     if r.left:
@@ -641,6 +668,16 @@ def encode(m):
         if not 0 <= m.status <= BUSY:
             raise WireError("bad status")
         return head + _fixed(m.sha256, 32, "sha256") + _le(m.status, 1)
+    if t == HAVE:
+        if m.flags & ~HAVE_ASK or not 0 < m.nchunks <= MAX_CHUNKS:
+            raise WireError("bad have")
+        bits = bytearray((m.nchunks + 7) // 8)
+        for i in m.chunks:
+            if not 0 <= i < m.nchunks:
+                raise WireError("bits past the last chunk")
+            bits[i // 8] |= 1 << (i % 8)
+        return (head + _fixed(m.sha256, 32, "sha256") + _le(m.flags, 1)
+                + _le(m.nchunks, 4) + bytes(bits))
     raise WireError("unknown type")
 
 
