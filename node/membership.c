@@ -213,6 +213,12 @@ wm_members_count(const wm_members *ms)
     return ms->n;
 }
 
+const uint8_t *
+wm_members_self_id(const wm_members *ms)
+{
+    return ms->self_id;
+}
+
 wm_member *
 wm_members_at(const wm_members *ms, size_t i)
 {

@@ -91,6 +91,7 @@ wm_member *wm_members_get(const wm_members *ms, const uint8_t *id);
 wm_member *wm_members_add(wm_members *ms, const uint8_t *id, int64_t now);
 
 size_t wm_members_count(const wm_members *ms);
+const uint8_t *wm_members_self_id(const wm_members *ms);
 wm_member *wm_members_at(const wm_members *ms, size_t i);
 
 /* True when M may be asked for anything: trusted, not dead, connected. */

@@ -43,14 +43,16 @@
 #include "store.h"
 
 #define WINDOW           8    /* chunks in flight per holder, at most */
-#define WINDOW_START     4
+#define WINDOW_START     2    /* then one more per quick chunk */
 #define FAST_MS          250  /* a chunk back this soon: the window grows */
 #define SLOW_MS          1500 /* a chunk back this late: it shrinks */
-#define MAX_INFLIGHT     24   /* chunks in flight per fetch */
+#define MAX_INFLIGHT     16   /* chunks in flight per fetch */
 #define MAX_HOLDERS      8    /* whole holders used */
 #define MAX_PARTIAL      16   /* partial holders used */
 #define SWARM_MIN_CHUNKS 8
 #define HAVE_MS          250
+#define SWARM_WAIT_MS    50   /* for fetchers that started with this one */
+#define STALL_MS         2000 /* then others' stripes are asked of whole */
 #define CHUNK_TIMEOUT_MS 5000
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
@@ -70,6 +72,7 @@ struct holder {
     int bad; /* sent bytes that fail their hashes */
     int inflight;
     int window;
+    int64_t srtt; /* smoothed time a chunk takes to come back; 0: none yet */
     int64_t last_reply;  /* a busy holder answers, late; a gone one not */
     int64_t not_before;  /* after a LATER */
     int64_t later_since; /* first LATER since its last chunk; 0: none */
@@ -99,6 +102,8 @@ struct wm_pfetch {
     struct holder holders[MAX_HOLDERS + MAX_PARTIAL];
     size_t nholders, npartial;
     int inflight;
+    size_t turn; /* the holder served first next time */
+    int64_t started;
     int64_t progress_at; /* the last chunk that came in */
     /* the swarm (a holder fetch of SWARM_MIN_CHUNKS or more) */
     int swarm;
@@ -494,19 +499,58 @@ count_rarity(wm_pfetch *f)
     }
 }
 
+/* This node's stripe of F's chunks: with K fetchers in the swarm (this
+ * node and its live partial holders), those whose index modulo K is this
+ * node's rank among them by id. Whole holders are asked for these first,
+ * so fetchers that started together ask them for different chunks and a
+ * whole holder's uplink carries each chunk about once. */
+struct stripe {
+    uint32_t rank, k;
+};
+
+static struct stripe
+my_stripe(const wm_pfetch *f)
+{
+    const uint8_t *self = wm_members_self_id(f->pf->members);
+    struct stripe s = {0, 1};
+
+    for (size_t i = 0; i < f->nholders; i++) {
+        const struct holder *h = &f->holders[i];
+        if (h->has == NULL || h->dropped)
+            continue;
+        s.k++;
+        s.rank += memcmp(h->m->id, self, WM_ID_LEN) < 0;
+    }
+    return s;
+}
+
 /* In a swarm, the chunk to ask of H next (UINT32_MAX: none): of a partial
- * holder the first it has, of a whole one the rarest, from F's start. */
+ * holder the rarest it has (the lowest of those, for the readers), so
+ * that no holder of a new chunk is asked for it by everyone at once; of a
+ * whole one the first of this node's stripe
+ * that no partial holder has. Chunks of other stripes are their fetchers'
+ * to bring in; only when nothing came in for STALL_MS and twice H's
+ * delay (a fetcher slow, or one that never fetches its stripe) is a whole
+ * holder asked for the rarest, from F's start. */
 static uint32_t
-pick_in_swarm(const wm_pfetch *f, const struct holder *h)
+pick_in_swarm(const wm_pfetch *f, const struct holder *h, struct stripe s,
+              int64_t now)
 {
     uint32_t n = f->last + 1, best = UINT32_MAX;
 
     if (h->has != NULL) {
         for (uint32_t c = f->prefix; c < n; c++)
-            if (f->state[c] == TO_ASK && bit_is(h->has, c))
-                return c;
-        return UINT32_MAX;
+            if (f->state[c] == TO_ASK && bit_is(h->has, c) &&
+                (best == UINT32_MAX || f->rarity[c] < f->rarity[best]))
+                best = c;
+        return best;
     }
+    for (uint32_t c = f->prefix + (s.rank + s.k - f->prefix % s.k) % s.k;
+         c < n; c += s.k)
+        if (f->state[c] == TO_ASK && f->rarity[c] == 0)
+            return c;
+    if (now - f->progress_at <= STALL_MS || now - f->progress_at <= 2 * h->srtt)
+        return UINT32_MAX;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t c = (f->start + k) % n;
         if (f->state[c] != TO_ASK)
@@ -527,19 +571,41 @@ fill(wm_pfetch *f, int64_t now)
 {
     size_t whole = 0;
     uint32_t next = f->prefix;
+    struct stripe stripe = {0, 1};
     int64_t budget = f->pf->later_budget_ms;
 
-    /* A chunk not answered in time is asked again (of whoever has room);
-     * its holder is dropped only when it has answered nothing at all for
-     * as long: slow because busy is not gone. */
+    for (size_t i = 0; i < f->nholders; i++)
+        whole += !f->holders[i].dropped && f->holders[i].has == NULL;
+    /* A chunk not answered in time (three times the holder's usual delay,
+     * at least CHUNK_TIMEOUT_MS) is asked again, of whoever has room. A
+     * holder that answered nothing at all for as long is gone, or its
+     * uplink is that full (a swarm's seed, a partial holder serving
+     * many), or a lost connection took its answers: slow because busy is
+     * not gone. It keeps one chunk in flight while the fetch still moves
+     * (a partial holder until it has been silent for the whole budget);
+     * else it is dropped, and so is a silent whole holder while another
+     * is left. Membership says when a member is gone. */
     for (size_t i = 0; i < f->cap_chunks; i++) {
         struct holder *h;
-        if (f->state[i] != ASKED || now - f->asked_at[i] <= CHUNK_TIMEOUT_MS)
+        int64_t limit;
+        if (f->state[i] != ASKED)
             continue;
         h = holder_of(f, f->asked_of[i]);
-        if (h == NULL || now - h->last_reply > CHUNK_TIMEOUT_MS) {
-            drop(f, f->asked_of[i], "no answer in time");
+        limit = h != NULL && 3 * h->srtt > CHUNK_TIMEOUT_MS ? 3 * h->srtt
+                                                            : CHUNK_TIMEOUT_MS;
+        if (now - f->asked_at[i] <= limit)
             continue;
+        if (h == NULL || now - h->last_reply > limit) {
+            int keep = h != NULL && (h->has != NULL
+                                         ? now - h->last_reply <= budget
+                                         : whole == 1 &&
+                                               now - f->progress_at <= limit);
+            if (!keep) {
+                drop(f, f->asked_of[i], "no answer in time");
+                whole -= h != NULL && h->has == NULL;
+                continue;
+            }
+            h->window = 1;
         }
         f->state[i] = TO_ASK;
         if (h->inflight > 0) {
@@ -554,8 +620,10 @@ fill(wm_pfetch *f, int64_t now)
         if (!h->dropped && h->later_since != 0 &&
             now - h->later_since > budget && now - f->progress_at > budget)
             drop(f, h->m, "kept answering \"later\"");
-        whole += !h->dropped && h->has == NULL;
     }
+    whole = 0;
+    for (size_t i = 0; i < f->nholders; i++)
+        whole += !f->holders[i].dropped && f->holders[i].has == NULL;
     if (whole == 0 && (f->map == NULL || !partials_can_help(f))) {
         finish(f, -ENOENT, "no peer could serve it");
         return -1;
@@ -564,17 +632,24 @@ fill(wm_pfetch *f, int64_t now)
         ask_map(f, now);
         return 0;
     }
+    if (f->swarm && now - f->started < SWARM_WAIT_MS)
+        return 0; /* ticks come every 50 ms */
     if (f->swarm)
         tell_partials(f, now, 0);
-    if (f->npartial > 0)
+    if (f->npartial > 0) {
         count_rarity(f);
-    for (size_t i = 0; i < f->nholders; i++) {
-        struct holder *h = &f->holders[i];
+        stripe = my_stripe(f);
+    }
+    /* The holders in turn, from a different one each time, so the
+     * fetch's chunks in flight are spread over all of them. */
+    f->turn++;
+    for (size_t j = 0; j < f->nholders; j++) {
+        struct holder *h = &f->holders[(f->turn + j) % f->nholders];
         if (h->dropped || now < h->not_before)
             continue;
         while (h->inflight < h->window && f->inflight < MAX_INFLIGHT) {
             if (f->npartial > 0) {
-                uint32_t c = pick_in_swarm(f, h);
+                uint32_t c = pick_in_swarm(f, h, stripe, now);
                 if (c == UINT32_MAX)
                     break;
                 send_fetch(f, h, c, now);
@@ -677,7 +752,7 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     }
     for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++)
         add_holder(f, holders[i].m, 0);
-    f->progress_at = now_ms();
+    f->started = f->progress_at = now_ms();
     if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS && pf->members != NULL) {
         f->swarm = 1;
         f->start = randombytes_uniform(f->last + 1);
@@ -931,6 +1006,32 @@ wm_peerfetch_flush(wm_peerfetch *pf)
     }
 }
 
+/* A chunk H sends after it was asked again (of H or another holder): its
+ * bytes are as good as any once they match the chunk map, and taking
+ * them saves the other answer (on a swarm's full uplinks, a chunk's
+ * worth). Returns 1 when M is to be handled as asked of H now. */
+static int
+take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
+{
+    uint32_t idx = m->idx;
+    struct holder *other;
+
+    if (h == NULL || m->status != WM_CHUNK_OK || f->map == NULL ||
+        idx > f->last || (f->state[idx] != TO_ASK && f->state[idx] != ASKED))
+        return 0;
+    if (f->state[idx] == ASKED &&
+        (other = holder_of(f, f->asked_of[idx])) != NULL &&
+        other->inflight > 0) {
+        other->inflight--; /* its answer will be late in turn */
+        f->inflight--;
+    }
+    f->state[idx] = ASKED;
+    f->asked_of[idx] = h->m;
+    h->inflight++; /* as if asked now: the caller counts the answer */
+    f->inflight++;
+    return 1;
+}
+
 void
 wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
                       const void *bulk, size_t len)
@@ -941,10 +1042,12 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     uint8_t digest[32];
     int rc;
 
-    if (f == NULL || idx >= f->cap_chunks || f->state[idx] != ASKED ||
-        f->asked_of[idx] != from->m)
-        return; /* late or unasked: ignore */
+    if (f == NULL || idx >= f->cap_chunks)
+        return;
     h = holder_of(f, from->m);
+    if ((f->state[idx] != ASKED || f->asked_of[idx] != from->m) &&
+        !take_late(f, h, m))
+        return; /* unasked, or not worth having: ignore */
     if (h != NULL && h->inflight > 0) {
         h->inflight--;
         f->inflight--;
@@ -980,6 +1083,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         /* Delay, not loss, says the holder is contended: fewer chunks
          * in flight to it rather than timeouts. */
         int64_t took = now_ms() - f->asked_at[idx];
+        h->srtt = h->srtt == 0 ? took : (7 * h->srtt + took) / 8;
         if (took < FAST_MS && h->window < WINDOW)
             h->window++;
         else if (took > SLOW_MS && h->window > 1)

@@ -20,7 +20,7 @@
 #include "clock.h"
 #include "log.h"
 
-#define MAX_PEERS     8    /* served at once */
+#define MAX_PEERS     16   /* served at once: a swarm of 16 fetchers */
 #define PEER_IDLE_MS  2000 /* a peer not heard for this long is done */
 #define BURST_S       0.25 /* the bucket holds a quarter second's rate */
 

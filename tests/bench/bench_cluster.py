@@ -25,6 +25,14 @@ See README.md next to this file ("Cluster benchmark").
       Then nothing happens for --idle-s seconds and cluster.bytes_out is
       read before and after. Targets: full convergence < 2 s at 32 nodes,
       idle gossip < 1 KB/s per node.
+  (d) a swarm: 1 + --swarm-n hosts in network namespaces, every host's
+      link capped by tbf at --swarm-rate each way; a --swarm-mb wheel put
+      on h1, then every other host's curl asks its own node for it at the
+      same moment. Reported: each fetcher's rate as a share of its link
+      (min, median, max), what h1 and the swarm sent, and the peer fetches
+      that failed (each one would have gone to upstream). Target: every
+      fetcher >= 80 % of its link, no failed peer fetch. Needs root;
+      not in the default --only.
 
 Every part reports the median over --rounds rounds. --quick: a short run.
 --only PARTS runs some of them (e.g. --only ac); --json FILE also writes
@@ -58,6 +66,7 @@ TARGET_A_PIP = 1.15  # pip via B / pip from nginx <=
 TARGET_B = 2.5      # 1-holder time / 3-holder time >=
 TARGET_C_S = 2.0    # convergence at the largest size (32) <
 TARGET_IDLE = 1000  # idle gossip bytes/s per node <
+TARGET_D = 0.80     # every swarm fetcher's rate / its link's >=
 
 
 def keygen(path):
@@ -363,6 +372,15 @@ def bench_a(args, work, res):
 # (b) three holders vs one over capped links
 
 
+def ns_put(node, path):
+    """`wheelmesh put` of PATH on NODE, from inside its namespace."""
+    p = harness.run(node.lab_host.exec_argv(
+        [harness.BIN, "put", "--node", node.url, path]), timeout=600)
+    if p.returncode != 0:
+        raise BenchError("put on %s failed\n%s"
+                         % (node.name, harness.describe(p)))
+
+
 def bench_b(args, work, res):
     import netns_util as nu
     try:
@@ -383,13 +401,6 @@ def bench_b(args, work, res):
         wait_until("five namespaced nodes alive", lambda: all(
             list(alive_view(n).values()).count("alive") == 4 for n in nodes),
             30)
-
-        def ns_put(node, path):
-            p = harness.run(node.lab_host.exec_argv(
-                [harness.BIN, "put", "--node", node.url, path]), timeout=600)
-            if p.returncode != 0:
-                raise BenchError("put on %s failed\n%s"
-                                 % (node.name, harness.describe(p)))
 
         rounds = []
         for r in range(args.rounds):
@@ -457,6 +468,123 @@ def _rate_bits(rate):
         return float("nan")
     return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6,
                                 "g": 1e9}[m.group(2)]
+
+
+# --------------------------------------------------------------------------
+# (d) a swarm
+
+
+def bench_d(args, work, res):
+    import netns_util as nu
+    try:
+        lab = nu.Lab()
+    except nu.Skip as e:
+        log("(d) skipped: %s" % e)
+        res["d"] = {"skipped": str(e)}
+        return
+    nodes = []
+    wdir = os.path.join(work, "d-wheels")
+    os.makedirs(wdir)
+    n = args.swarm_n + 1
+    try:
+        hosts = [lab.add_host() for _ in range(n)]
+        for h in hosts:
+            lab.cap(h, args.swarm_rate, up=True, down=os.environ.get("NODOWN") is None)
+        nodes = nu.start_cluster(lab, hosts)
+        seed, fetchers = nodes[0], nodes[1:]
+        wait_until("%d namespaced nodes alive" % n, lambda: all(
+            list(alive_view(x).values()).count("alive") == n - 1
+            for x in nodes), 60, interval=0.25)
+        rounds = []
+        for r in range(args.rounds):
+            w = makewheel.make_wheel(wdir, "bench-swarm-r%d" % r, "1.0",
+                                     size=args.swarm_mb * MiB)
+            size, sha = os.path.getsize(w), harness.sha256_file(w)
+            ns_put(seed, w)
+            os.unlink(w)
+            wait_until("every fetcher sees h1 hold it", lambda: all(
+                holders_of(f, sha) == [seed.pubkey] for f in fetchers), 30,
+                interval=0.1)
+
+            def cluster(x):
+                return x.status()["cluster"]
+            before = {x.name: cluster(x) for x in nodes}
+            took, errors = {}, []
+            go = threading.Event()
+
+            def fetch(f):
+                url = "http://127.0.0.1:%d/files/%s/%s" % (
+                    f.port, sha, os.path.basename(w))
+                go.wait()
+                try:
+                    took[f.name] = curl_time(f.lab_host.exec_argv([]),
+                                             args.curl, url, size)
+                except Exception as e:  # reported below
+                    errors.append("%s: %s" % (f.name, e))
+            threads = [threading.Thread(target=fetch, args=(f,))
+                       for f in fetchers]
+            for t in threads:
+                t.start()
+            timeline, t_go = [], time.monotonic()
+
+            def sample():
+                # what h1 and the fetchers sent, each second: where the
+                # swarm spends its time
+                while any(t.is_alive() for t in threads):
+                    timeline.append((round(time.monotonic() - t_go, 1),
+                                     [cluster(x)["bytes_out"] for x in nodes]))
+                    time.sleep(1.0)
+            sampler = threading.Thread(target=sample)
+            go.set()
+            sampler.start()
+            for t in threads:
+                t.join()
+            sampler.join()
+            if errors:
+                raise BenchError("swarm fetches failed: %s\n%s" % (
+                    errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
+                                      for x in nodes[:3])))
+            after = {x.name: cluster(x) for x in nodes}
+            if os.environ.get("WM_BENCH_TAILS"):
+                for x in nodes[:4]:
+                    log("--- %s\n%s" % (x.name, x.tail(25)))
+            sent = {x.name: after[x.name]["bytes_out"]
+                    - before[x.name]["bytes_out"] for x in nodes}
+            failed = sum(after[f.name]["peer_fetch_failures"]
+                         - before[f.name]["peer_fetch_failures"]
+                         for f in fetchers)
+            link = _rate_bits(args.swarm_rate) / 8
+            share = sorted(size / t / link for t in took.values())
+            rate_mb = []
+            for (t0_, a), (t1_, b) in zip(timeline, timeline[1:]):
+                rate_mb.append((t1_, round((b[0] - a[0]) / (t1_ - t0_) / 1e6,
+                                           1),
+                                round(sum(b[1:]) - sum(a[1:]))
+                                / (t1_ - t0_) / 1e6))
+            log("(d) MB/s sent each second (t, h1, all fetchers): %s" % (
+                " ".join("%.0f:%.1f/%.0f" % x for x in rate_mb)))
+            row = {"seconds": took, "share_of_link": share,
+                   "sent_mb_per_s": rate_mb,
+                   "seed_sent_copies": sent[seed.name] / size,
+                   "swarm_sent_copies": sum(sent[f.name] for f in fetchers)
+                   / size, "failed_peer_fetches": failed}
+            rounds.append(row)
+            log("(d) round %d/%d: %d fetchers, share of link min %.2f "
+                "median %.2f max %.2f; h1 sent %.2f copies, the swarm %.2f; "
+                "%d failed peer fetches" % (
+                    r + 1, args.rounds, len(fetchers), share[0],
+                    median(share), share[-1], row["seed_sent_copies"],
+                    row["swarm_sent_copies"], failed))
+        res["d"] = {"size_bytes": size, "rate": args.swarm_rate,
+                    "fetchers": len(fetchers), "rounds": rounds,
+                    "ideal_s": size / (_rate_bits(args.swarm_rate) / 8)}
+    finally:
+        for x in nodes:
+            try:
+                x.cleanup()
+            except harness.NodeError as e:
+                log("node %s: %s" % (x.name, e))
+        lab.cleanup()
 
 
 # --------------------------------------------------------------------------
@@ -682,6 +810,26 @@ def report(res, args):
         misses += not ok
         add("    idle gossip, worst size: %.0f B/s per node (target < %d) %s"
             % (worst, TARGET_IDLE, verdict(ok)))
+    if "d" in res:
+        d = res["d"]
+        add("")
+        if "skipped" in d:
+            add("(d) skipped: %s" % d["skipped"])
+        else:
+            add("(d) a swarm: %d hosts fetch a %.0f MiB wheel held by h1 at "
+                "once, every link %s each way (ideal %.1f s)"
+                % (d["fetchers"], d["size_bytes"] / MiB, d["rate"],
+                   d["ideal_s"]))
+            for i, r in enumerate(d["rounds"]):
+                sh = r["share_of_link"]
+                ok = sh[0] >= TARGET_D and r["failed_peer_fetches"] == 0
+                misses += not ok
+                add("    round %d: share of link min %.2f median %.2f max "
+                    "%.2f (target every one >= %.2f); h1 sent %.2f copies, "
+                    "the swarm %.2f; failed peer fetches %d %s"
+                    % (i + 1, sh[0], median(sh), sh[-1], TARGET_D,
+                       r["seed_sent_copies"], r["swarm_sent_copies"],
+                       r["failed_peer_fetches"], verdict(ok)))
     add("")
     print("\n".join(lines))
     return misses
@@ -702,7 +850,12 @@ def main(argv=None):
     ap.add_argument("--sizes")
     ap.add_argument("--idle-s", type=float)
     ap.add_argument("--only", default="abc",
-                    help="parts to run, e.g. 'ac' (default abc)")
+                    help="parts to run, e.g. 'ac' (default abc; d, the "
+                    "swarm, only when named)")
+    ap.add_argument("--swarm-n", type=int, default=16,
+                    help="(d) fetchers")
+    ap.add_argument("--swarm-mb", type=int, default=256)
+    ap.add_argument("--swarm-rate", default="50mbit")
     ap.add_argument("--curl", default=shutil.which("curl") or "/usr/bin/curl")
     ap.add_argument("--json", metavar="FILE",
                     help="also write every number as JSON to FILE")
@@ -739,6 +892,8 @@ def main(argv=None):
             bench_b(args, work, res)
         if "a" in args.only:
             bench_a(args, work, res)
+        if "d" in args.only:
+            bench_d(args, work, res)
     except (BenchError, harness.NodeError, AssertionError) as e:
         log("FAILED: %s" % e)
         if res:
