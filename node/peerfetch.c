@@ -103,6 +103,7 @@ struct wm_pfetch {
     size_t nholders, npartial;
     int inflight;
     size_t turn; /* the holder served first next time */
+    uint32_t from_whole, from_partial, reasked, late; /* for the log */
     int64_t started;
     int64_t progress_at; /* the last chunk that came in */
     /* the swarm (a holder fetch of SWARM_MIN_CHUNKS or more) */
@@ -412,8 +413,11 @@ complete(wm_pfetch *f)
             tell_partials(f, now_ms(), 1);
         atomic_store(&f->dl->total, f->size);
         atomic_store(&f->dl->received, f->size);
-        wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers",
-                f->dl->filename, f->size);
+        wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers: %" PRIu32
+                " chunks from whole holders, %" PRIu32 " from partial ones, %"
+                PRIu32 " asked again, %" PRIu32 " late",
+                f->dl->filename, f->size, f->from_whole, f->from_partial,
+                f->reasked, f->late);
         finish(f, 0, "ok");
         return;
     }
@@ -607,6 +611,7 @@ fill(wm_pfetch *f, int64_t now)
             }
             h->window = 1;
         }
+        f->reasked++;
         f->state[i] = TO_ASK;
         if (h->inflight > 0) {
             h->inflight--;
@@ -1029,6 +1034,7 @@ take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
     f->asked_of[idx] = h->m;
     h->inflight++; /* as if asked now: the caller counts the answer */
     f->inflight++;
+    f->late++;
     return 1;
 }
 
@@ -1091,6 +1097,10 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         h->later_since = 0;
     }
     f->progress_at = now_ms();
+    if (h != NULL && h->has != NULL)
+        f->from_partial++;
+    else
+        f->from_whole++;
     if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
         if (len > 0)
             goto bad;

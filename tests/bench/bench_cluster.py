@@ -489,7 +489,7 @@ def bench_d(args, work, res):
     try:
         hosts = [lab.add_host() for _ in range(n)]
         for h in hosts:
-            lab.cap(h, args.swarm_rate, up=True, down=os.environ.get("NODOWN") is None)
+            lab.cap(h, args.swarm_rate, up=True, down=True)
         nodes = nu.start_cluster(lab, hosts)
         seed, fetchers = nodes[0], nodes[1:]
         wait_until("%d namespaced nodes alive" % n, lambda: all(
@@ -545,9 +545,10 @@ def bench_d(args, work, res):
                     errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
                                       for x in nodes[:3])))
             after = {x.name: cluster(x) for x in nodes}
-            if os.environ.get("WM_BENCH_TAILS"):
-                for x in nodes[:4]:
-                    log("--- %s\n%s" % (x.name, x.tail(25)))
+            for x in fetchers[:3]:  # how each got its chunks
+                for line in x.tail(60).splitlines():
+                    if os.path.basename(w) in line and "from peers:" in line:
+                        log("(d) %s: %s" % (x.name, line.split(": ", 3)[-1]))
             sent = {x.name: after[x.name]["bytes_out"]
                     - before[x.name]["bytes_out"] for x in nodes}
             failed = sum(after[f.name]["peer_fetch_failures"]
