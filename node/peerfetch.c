@@ -1014,14 +1014,15 @@ wm_peerfetch_flush(wm_peerfetch *pf)
 /* A chunk H sends after it was asked again (of H or another holder): its
  * bytes are as good as any once they match the chunk map, and taking
  * them saves the other answer (on a swarm's full uplinks, a chunk's
- * worth). Returns 1 when M is to be handled as asked of H now. */
+ * worth). Nothing from a holder that sent bad bytes. Returns 1 when M is
+ * to be handled as asked of H now. */
 static int
 take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
 {
     uint32_t idx = m->idx;
     struct holder *other;
 
-    if (h == NULL || m->status != WM_CHUNK_OK || f->map == NULL ||
+    if (h == NULL || h->bad || m->status != WM_CHUNK_OK || f->map == NULL ||
         idx > f->last || (f->state[idx] != TO_ASK && f->state[idx] != ASKED))
         return 0;
     if (f->state[idx] == ASKED &&
