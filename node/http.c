@@ -22,18 +22,15 @@
 
 #include "call.h"
 #include "download.h"
+#include "guard.h"
 #include "hash.h"
 #include "httpparse.h"
 #include "log.h"
-#include "guard.h"
 #include "pages.h"
+#include "reply.h"
 #include "upload.h"
-#include "wheelread.h"
 #include "wheelname.h"
-
-#define CT_JSON  "application/vnd.pypi.simple.v1+json"
-#define CT_HTML1 "application/vnd.pypi.simple.v1+html"
-#define CT_TEXT  "text/plain; charset=utf-8"
+#include "wheelread.h"
 
 #define IDLE_S       60 /* a connection without progress is closed */
 #define KEEPALIVE_S  30 /* between a keep-alive connection's requests */
@@ -47,171 +44,6 @@ struct wm_http {
 
 /* The per-request state of everything but a PUT: "seen, answer now". */
 static char request_seen;
-
-/* --- responses */
-
-static enum MHD_Result
-queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
-{
-    enum MHD_Result ret;
-
-    if (r == NULL)
-        return MHD_NO;
-    ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-/* A one-line plain-text answer; errors always look like this. */
-static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
-                                  const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum MHD_Result
-reply_text(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
-{
-    struct MHD_Response *r;
-    va_list ap;
-    wm_buf b;
-    char *text;
-    size_t len = 0;
-
-    wm_buf_init(&b, 1024);
-    va_start(ap, fmt);
-    wm_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    wm_buf_adds(&b, "\n");
-    text = wm_buf_steal(&b, &len);
-    if (text == NULL)
-        return MHD_NO;
-    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
-    return queue(c, status, r);
-}
-
-#define reply_error(c, status, ...) reply_text(c, status, "error: " __VA_ARGS__)
-
-static enum MHD_Result
-reply_redirect(struct MHD_Connection *c, const char *location)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-
-    if (r != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
-    return queue(c, MHD_HTTP_MOVED_PERMANENTLY, r);
-}
-
-/* True when the request's If-None-Match names ETAG (or is "*"). */
-static int
-etag_matches(struct MHD_Connection *c, const char *etag)
-{
-    const char *inm = MHD_lookup_connection_value(
-        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-
-    return inm != NULL && (strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL);
-}
-
-/* Sends a blob (a page, metadata) with its ETag, taking the caller's
- * reference; a 304 when the client has it already. */
-static enum MHD_Result
-reply_blob(struct MHD_Connection *c, unsigned status, wm_blob *blob,
-           const char *content_type, int vary)
-{
-    struct MHD_Response *r;
-    char etag[sizeof(blob->etag)];
-
-    memcpy(etag, blob->etag, sizeof(etag));
-    if (etag_matches(c, etag)) {
-        status = MHD_HTTP_NOT_MODIFIED;
-        wm_blob_release(blob);
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    } else {
-        r = MHD_create_response_from_buffer_with_free_callback_cls(
-            blob->len, blob->data,
-            (MHD_ContentReaderFreeCallback)wm_blob_release, blob);
-        if (r == NULL)
-            wm_blob_release(blob);
-    }
-    if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (vary)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
-    return queue(c, status, r);
-}
-
-/* Sends a page rendered here (taking BODY, which may be NULL when the
- * rendering failed). */
-static enum MHD_Result
-reply_page(struct MHD_Connection *c, unsigned status, char *body, size_t len,
-           const char *content_type, int vary)
-{
-    wm_blob *blob = body != NULL ? wm_blob_new(body, len) : NULL;
-
-    free(body);
-    if (blob == NULL)
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "cannot render the page");
-    return reply_blob(c, status, blob, content_type, vary);
-}
-
-/* --- content negotiation (PEP 691) */
-
-/* What /simple/ serves, in the order that breaks ties: HTML first, as
- * PEP 691 recommends for clients that accept anything. */
-static const char *const offered[] = {
-    "text/html",
-    "application/vnd.pypi.simple.v1+html",
-    "application/vnd.pypi.simple.latest+html",
-    CT_JSON,
-    "application/vnd.pypi.simple.latest+json",
-};
-
-struct media {
-    enum wm_page_format fmt;
-    const char *content_type;
-};
-
-static const struct media medias[] = {
-    {WM_PAGE_HTML, "text/html; charset=utf-8"},
-    {WM_PAGE_HTML, CT_HTML1},
-    {WM_PAGE_HTML, CT_HTML1},
-    {WM_PAGE_JSON, CT_JSON},
-    {WM_PAGE_JSON, CT_JSON},
-};
-
-/* A 406 says what the client could have had; like every answer that
- * depends on Accept, it varies on it. */
-static enum MHD_Result
-reply_not_acceptable(struct MHD_Connection *c)
-{
-    static const char why[] = "error: this index serves " CT_JSON
-                              ", " CT_HTML1 " and text/html\n";
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        sizeof(why) - 1, (void *)why, MHD_RESPMEM_PERSISTENT);
-
-    if (r != NULL) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
-    }
-    return queue(c, MHD_HTTP_NOT_ACCEPTABLE, r);
-}
-
-/* The media type ACCEPT ranks highest, or NULL (406). */
-static const struct media *
-negotiate(const char *accept)
-{
-    int i = wm_http_accept(accept, offered,
-                           sizeof(offered) / sizeof(offered[0]));
-
-    return i >= 0 ? &medias[i] : NULL;
-}
 
 /* --- pages */
 
@@ -244,12 +76,12 @@ check_project(struct MHD_Connection *c, const char *prefix, const char *name,
     char norm[WM_PROJECT_MAX + 1], location[WM_PROJECT_MAX + 16];
 
     if (wm_project_normalize(name, norm, sizeof(norm)) != 0) {
-        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
+        *ret = wm_reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
         return 0;
     }
     if (missing_slash || strcmp(norm, name) != 0) {
         snprintf(location, sizeof(location), "%s%s/", prefix, norm);
-        *ret = reply_redirect(c, location);
+        *ret = wm_reply_redirect(c, location);
         return 0;
     }
     return 1;
@@ -259,8 +91,8 @@ check_project(struct MHD_Connection *c, const char *prefix, const char *name,
 static enum MHD_Result
 reply_failed(struct MHD_Connection *c, const wm_call *call)
 {
-    return reply_error(c, call->status != 0 ? call->status : 500, "%s",
-                       call->why[0] != '\0' ? call->why : "failed");
+    return wm_reply_error(c, call->status != 0 ? call->status : 500, "%s",
+                          call->why[0] != '\0' ? call->why : "failed");
 }
 
 /* Runs CALL (taking it) and answers with its blob, or its failure. */
@@ -271,12 +103,13 @@ reply_call(wm_http *h, struct MHD_Connection *c, wm_call *call,
     enum MHD_Result ret;
 
     if (wm_call_run(h->node->zmq, call) != 0)
-        ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
+        ret =
+            wm_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "node is stopping");
     else if (call->blob == NULL)
         ret = reply_failed(c, call);
     else
-        ret = reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob), content_type,
-                         vary);
+        ret = wm_reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob),
+                            content_type, vary);
     wm_call_release(call);
     return ret;
 }
@@ -285,7 +118,7 @@ static enum MHD_Result
 serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
 {
     char project[WM_PROJECT_MAX + 1];
-    const struct media *m;
+    const wm_media *m;
     wm_store_view *v;
     wm_call *call;
     enum MHD_Result ret;
@@ -295,21 +128,22 @@ serve_simple(wm_http *h, struct MHD_Connection *c, const char *path)
 
     rs = route_name(path, "/simple/", project, sizeof(project));
     if (rs < 0)
-        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+        return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
     if (project[0] != '\0' &&
         !check_project(c, "/simple/", project, rs == 1, &ret))
         return ret;
-    m = negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                              MHD_HTTP_HEADER_ACCEPT));
+    m = wm_reply_negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_ACCEPT));
     if (m == NULL)
-        return reply_not_acceptable(c);
+        return wm_reply_not_acceptable(c);
     if (project[0] == '\0') { /* local projects only: upstream's list is
                                * huge and pip never reads it */
         if (wm_store_view_open(h->node->store, &v) != 0)
-            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+            return wm_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "store busy");
         body = wm_page_root(v, m->fmt, &len);
         wm_store_view_close(&v);
-        return reply_page(c, MHD_HTTP_OK, body, len, m->content_type, 1);
+        return wm_reply_page(c, MHD_HTTP_OK, body, len, m->content_type, 1);
     }
     /* The loop keeps the project's prepared page. */
     call = wm_call_new(WM_OP_PAGE);
@@ -344,7 +178,7 @@ serve_links(wm_http *h, struct MHD_Connection *c, const char *path)
 
     rs = route_name(path, "/links/", project, sizeof(project));
     if (rs < 0)
-        return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+        return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
     if (project[0] != '\0' &&
         !check_project(c, "/links/", project, rs == 1, &ret))
         return ret;
@@ -366,7 +200,7 @@ serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
 
     if (wm_store_metadata(v, f->sha256, &meta, &mlen) != 0) {
         wm_store_view_close(&v);
-        return reply_error(c, MHD_HTTP_NOT_FOUND, "no metadata stored");
+        return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no metadata stored");
     }
     /* A copy: a slow client holds no read transaction. */
     r = MHD_create_response_from_buffer(mlen, (void *)meta,
@@ -377,8 +211,8 @@ serve_local_meta(struct MHD_Connection *c, wm_store_view *v,
     wm_hex_encode(f->meta_sha256, WM_SHA256_LEN, hex);
     snprintf(etag, sizeof(etag), "\"%s\"", hex);
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
-    return queue(c, MHD_HTTP_OK, r);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, WM_CT_TEXT);
+    return wm_reply_queue(c, MHD_HTTP_OK, r);
 }
 
 /* Sends local wheel F (or the range asked for) from the map; takes V. */
@@ -394,12 +228,12 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
 
     wm_hex_encode(f->sha256, WM_SHA256_LEN, hex);
     snprintf(etag, sizeof(etag), "\"%s\"", hex);
-    if (etag_matches(c, etag)) {
+    if (wm_reply_etag_matches(c, etag)) {
         wm_store_view_close(&v);
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (r != NULL)
             MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-        return queue(c, MHD_HTTP_NOT_MODIFIED, r);
+        return wm_reply_queue(c, MHD_HTTP_NOT_MODIFIED, r);
     }
     range =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
@@ -413,15 +247,16 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
         snprintf(cr, sizeof(cr), "bytes */%" PRIu64, f->size);
         if (r != NULL) {
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    WM_CT_TEXT);
         }
-        return queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
+        return wm_reply_queue(c, MHD_HTTP_RANGE_NOT_SATISFIABLE, r);
     }
     wm_usage_note(h->node->usage, f->sha256);
     r = wm_wheel_response(h->node->store, v, f, first, last);
     if (r == NULL)
-        return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "stored file is damaged");
+        return wm_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "stored file is damaged");
     atomic_fetch_add(&cnt->hits_local, 1);
     atomic_fetch_add(&cnt->bytes_served, last - first + 1);
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
@@ -431,11 +266,11 @@ serve_local_wheel(wm_http *h, struct MHD_Connection *c, wm_store_view *v,
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
                             "public, max-age=31536000, immutable");
     if (range == NULL)
-        return queue(c, MHD_HTTP_OK, r);
+        return wm_reply_queue(c, MHD_HTTP_OK, r);
     snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
              last, f->size);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-    return queue(c, MHD_HTTP_PARTIAL_CONTENT, r);
+    return wm_reply_queue(c, MHD_HTTP_PARTIAL_CONTENT, r);
 }
 
 /* A client reading a download while it arrives. */
@@ -491,12 +326,12 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
         enum MHD_Result ret;
         atomic_fetch_add(&h->node->counters.misses, 1);
         if (atomic_load(&dl->state) == WM_DL_FAILED)
-            ret = reply_error(c, dl->status != 0 ? dl->status : 502, "%s",
-                              dl->why[0] != '\0' ? dl->why
-                                                  : "the download failed");
+            ret = wm_reply_error(c, dl->status != 0 ? dl->status : 502, "%s",
+                                 dl->why[0] != '\0' ? dl->why
+                                                    : "the download failed");
         else
-            ret = reply_error(c, MHD_HTTP_GATEWAY_TIMEOUT,
-                              "%s: no byte arrived in time", dl->filename);
+            ret = wm_reply_error(c, MHD_HTTP_GATEWAY_TIMEOUT,
+                                 "%s: no byte arrived in time", dl->filename);
         dl_free(st);
         return ret;
     }
@@ -520,7 +355,7 @@ serve_download(wm_http *h, struct MHD_Connection *c, wm_download *dl)
     MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "application/octet-stream");
-    return queue(c, MHD_HTTP_OK, r);
+    return wm_reply_queue(c, MHD_HTTP_OK, r);
 }
 
 /* Serves /files/<sha256>/<filename> and its ".metadata" companion: from
@@ -539,16 +374,16 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
     int is_meta = 0, found;
 
     if (slash == NULL || slash - rest != 64)
-        return reply_error(c, MHD_HTTP_BAD_REQUEST,
-                           "bad sha256 in the URL (want 64 hex digits)");
+        return wm_reply_error(c, MHD_HTTP_BAD_REQUEST,
+                              "bad sha256 in the URL (want 64 hex digits)");
     memcpy(hex, rest, 64);
     hex[64] = '\0';
     if (wm_hex_decode(hex, sha, sizeof(sha)) != 0)
-        return reply_error(c, MHD_HTTP_BAD_REQUEST,
-                           "bad sha256 in the URL (want 64 hex digits)");
+        return wm_reply_error(c, MHD_HTTP_BAD_REQUEST,
+                              "bad sha256 in the URL (want 64 hex digits)");
     flen = strlen(slash + 1);
     if (flen >= sizeof(filename))
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "file name too long");
+        return wm_reply_error(c, MHD_HTTP_BAD_REQUEST, "file name too long");
     memcpy(filename, slash + 1, flen + 1);
     if (flen > 9 && strcmp(filename + flen - 9, ".metadata") == 0) {
         filename[flen - 9] = '\0';
@@ -556,7 +391,8 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         if (wm_store_view_open(h->node->store, &v) != 0)
-            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+            return wm_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "store busy");
         found = wm_store_get(v, sha, &f) == 0;
         if (found && strcmp(f.filename, filename) == 0)
             return is_meta ? serve_local_meta(c, v, &f)
@@ -564,7 +400,7 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
         wm_store_view_close(&v);
         if (found) {
             atomic_fetch_add(&h->node->counters.misses, 1);
-            return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+            return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
         }
         call = wm_call_new(is_meta ? WM_OP_META : WM_OP_FETCH);
         if (call == NULL)
@@ -573,16 +409,16 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
         snprintf(call->filename, sizeof(call->filename), "%s", filename);
         if (wm_call_run(h->node->zmq, call) != 0) {
             wm_call_release(call);
-            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "node is stopping");
+            return wm_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "node is stopping");
         }
         if (call->result == -EEXIST) {
             wm_call_release(call);
             continue; /* stored meanwhile: serve it from the map */
         }
         if (call->blob != NULL)
-            ret = reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob), CT_TEXT,
-                             0);
+            ret = wm_reply_blob(c, MHD_HTTP_OK, wm_blob_ref(call->blob),
+                                WM_CT_TEXT, 0);
         else if (call->download != NULL)
             ret = serve_download(h, c, wm_download_ref(call->download));
         else {
@@ -593,7 +429,7 @@ serve_file(wm_http *h, struct MHD_Connection *c, const char *rest)
         wm_call_release(call);
         return ret;
     }
-    return reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+    return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no such file");
 }
 
 /* --- PUT /files/<filename> */
@@ -623,9 +459,9 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
 
     if (!client_allowed(h, c)) {
         atomic_fetch_add(&h->node->counters.put_rejected, 1);
-        return reply_error(c, MHD_HTTP_FORBIDDEN,
-                           "PUT is not allowed from this address "
-                           "(http.allow_put_from)");
+        return wm_reply_error(c, MHD_HTTP_FORBIDDEN,
+                              "PUT is not allowed from this address "
+                              "(http.allow_put_from)");
     }
     clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -634,8 +470,8 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
         declared = strtoull(clen, &end, 10);
         if (errno == 0 && *end == '\0' && declared > h->node->cfg->max_size) {
             atomic_fetch_add(&h->node->counters.put_rejected, 1);
-            return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                               "wheel is larger than cache.max_size");
+            return wm_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "wheel is larger than cache.max_size");
         }
     }
     u = wm_upload_begin(filename, h->node->cfg->data_dir,
@@ -643,8 +479,8 @@ put_begin(wm_http *h, struct MHD_Connection *c, const char *filename,
     if (u == NULL) {
         atomic_fetch_add(&h->node->counters.put_rejected, 1);
         return status == MHD_HTTP_BAD_REQUEST
-                   ? reply_error(c, status, "bad wheel filename: %s", why)
-                   : reply_error(c, status, "%s", why);
+                   ? wm_reply_error(c, status, "bad wheel filename: %s", why)
+                   : wm_reply_error(c, status, "%s", why);
     }
     *con_cls = u;
     return MHD_YES;
@@ -662,8 +498,10 @@ put_data(wm_http *h, struct MHD_Connection *c, wm_upload *u, const char *data,
         return MHD_YES;
     atomic_fetch_add(&h->node->counters.put_rejected, 1);
     return status == MHD_HTTP_CONTENT_TOO_LARGE
-               ? reply_error(c, status, "wheel is larger than cache.max_size")
-               : reply_error(c, status, "cannot spool the upload (disk full?)");
+               ? wm_reply_error(c, status,
+                                "wheel is larger than cache.max_size")
+               : wm_reply_error(c, status,
+                                "cannot spool the upload (disk full?)");
 }
 
 /* The body is complete: check the wheel, then have the loop store it. */
@@ -681,14 +519,14 @@ put_end(wm_http *h, struct MHD_Connection *c, wm_upload *u)
 
     if (call == NULL) {
         atomic_fetch_add(&cnt->put_rejected, 1);
-        return reply_error(c, status, "%s", why);
+        return wm_reply_error(c, status, "%s", why);
     }
     rc = call->result;
     if (rc == 0) {
         if (wm_call_run(h->node->zmq, call) != 0) {
             wm_call_release(call);
-            return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "node is stopping");
+            return wm_reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "node is stopping");
         }
         rc = call->result;
     }
@@ -698,36 +536,36 @@ put_end(wm_http *h, struct MHD_Connection *c, wm_upload *u)
         wm_info("http: stored %s (%" PRIu64 " bytes)", call->info.filename,
                 call->info.size);
         body = wm_page_put_result(&call->info, &blen);
-        ret = reply_page(c, MHD_HTTP_CREATED, body, blen, "application/json",
-                         0);
+        ret = wm_reply_page(c, MHD_HTTP_CREATED, body, blen, "application/json",
+                            0);
         break;
     case -EEXIST:
         body = wm_page_put_result(&call->info, &blen);
-        ret = reply_page(c, MHD_HTTP_OK, body, blen, "application/json", 0);
+        ret = wm_reply_page(c, MHD_HTTP_OK, body, blen, "application/json", 0);
         break;
     case -EBUSY:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        ret = reply_error(c, MHD_HTTP_CONFLICT,
-                          "a different wheel with this filename is stored");
+        ret = wm_reply_error(c, MHD_HTTP_CONFLICT,
+                             "a different wheel with this filename is stored");
         break;
     case -ENOSPC:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        ret = reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
-                          "the store is full (cache.map_size)");
+        ret = wm_reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
+                             "the store is full (cache.map_size)");
         break;
     case -EDQUOT:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        ret = reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
-                          "the cache (cache.max_size) is full of wheels no "
-                          "upstream page lists: prune a project or raise "
-                          "the cap");
+        ret = wm_reply_error(c, MHD_HTTP_INSUFFICIENT_STORAGE,
+                             "the cache (cache.max_size) is full of wheels no "
+                             "upstream page lists: prune a project or raise "
+                             "the cap");
         break;
     default:
         atomic_fetch_add(&cnt->put_rejected, 1);
-        ret = call->status != 0 ? reply_failed(c, call)
-                                : reply_error(c,
-                                              MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                              "cannot store the wheel");
+        ret = call->status != 0
+                  ? reply_failed(c, call)
+                  : wm_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                   "cannot store the wheel");
         break;
     }
     wm_call_release(call);
@@ -783,16 +621,16 @@ serve_prune(wm_http *h, struct MHD_Connection *c)
     const char *why;
 
     if (!client_allowed(h, c))
-        return reply_error(c, MHD_HTTP_FORBIDDEN,
-                           "prune is not allowed from this address "
-                           "(http.allow_put_from)");
+        return wm_reply_error(c, MHD_HTTP_FORBIDDEN,
+                              "prune is not allowed from this address "
+                              "(http.allow_put_from)");
     call = wm_call_new(WM_OP_PRUNE);
     if (call == NULL)
         return MHD_NO;
     why = prune_filter(c, call);
     if (why != NULL) {
         wm_call_release(call);
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return wm_reply_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
     }
     return reply_call(h, c, call, "application/json", 0);
 }
@@ -812,7 +650,7 @@ serve_api(wm_http *h, struct MHD_Connection *c, const char *path)
                                "text/plain; version=0.0.4; charset=utf-8");
     arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
     if (arg != NULL && wm_project_normalize(arg, norm, sizeof(norm)) != 0)
-        return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
+        return wm_reply_error(c, MHD_HTTP_BAD_REQUEST, "bad project name");
     return serve_from_loop(h, c, WM_OP_FILES, norm, "application/json");
 }
 
@@ -821,18 +659,6 @@ is_read(const char *method)
 {
     return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
            strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-}
-
-static enum MHD_Result
-method_not_allowed(struct MHD_Connection *c, const char *allow)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        strlen("error: method not allowed\n"), "error: method not allowed\n",
-        MHD_RESPMEM_PERSISTENT);
-
-    if (r != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    return queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
 /* The connection's slot in the head guard, or -1. */
@@ -859,8 +685,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         wm_debug("http: %s %s", method, url);
         if (is_put && strncmp(url, "/files/", 7) == 0) {
             if (strchr(url + 7, '/') != NULL)
-                return reply_error(c, MHD_HTTP_BAD_REQUEST,
-                                   "bad wheel filename: path separator");
+                return wm_reply_error(c, MHD_HTTP_BAD_REQUEST,
+                                      "bad wheel filename: path separator");
             return put_begin(h, c, url + 7, con_cls);
         }
         /* Answer on the next call: MHD 0.9.75 closes the connection of a
@@ -886,35 +712,35 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     if (strncmp(url, "/files/", 7) == 0) {
         const char *rest = url + 7;
         if (!is_read(method))
-            return method_not_allowed(c, "GET, HEAD, PUT");
+            return wm_reply_method_not_allowed(c, "GET, HEAD, PUT");
         return serve_file(h, c, rest);
     }
     if (strcmp(url, "/api/cache") == 0) {
         if (strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
-            return method_not_allowed(c, "DELETE");
+            return wm_reply_method_not_allowed(c, "DELETE");
         return serve_prune(h, c);
     }
     if (!is_read(method))
-        return method_not_allowed(c, "GET, HEAD");
+        return wm_reply_method_not_allowed(c, "GET, HEAD");
     if (strcmp(url, "/healthz") == 0)
-        return reply_text(c, MHD_HTTP_OK, "ok");
+        return wm_reply_text(c, MHD_HTTP_OK, "ok");
     if (strcmp(url, "/") == 0)
-        return reply_text(c, MHD_HTTP_OK,
-                          "wheelmesh %s: pip --index-url %ssimple/ or "
-                          "--find-links %slinks/; /api/status, /metrics",
-                          WM_VERSION, h->node->url, h->node->url);
+        return wm_reply_text(c, MHD_HTTP_OK,
+                             "wheelmesh %s: pip --index-url %ssimple/ or "
+                             "--find-links %slinks/; /api/status, /metrics",
+                             WM_VERSION, h->node->url, h->node->url);
     if (strcmp(url, "/simple") == 0)
-        return reply_redirect(c, "/simple/");
+        return wm_reply_redirect(c, "/simple/");
     if (strncmp(url, "/simple/", 8) == 0)
         return serve_simple(h, c, url);
     if (strcmp(url, "/links") == 0)
-        return reply_redirect(c, "/links/");
+        return wm_reply_redirect(c, "/links/");
     if (strncmp(url, "/links/", 7) == 0)
         return serve_links(h, c, url);
     if (strcmp(url, "/api/status") == 0 || strcmp(url, "/api/files") == 0 ||
         strcmp(url, "/metrics") == 0)
         return serve_api(h, c, url);
-    return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+    return wm_reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
 }
 
 static void

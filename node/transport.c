@@ -541,6 +541,7 @@ wm_transport_poll(void *arg, zmq_pollitem_t *items, size_t max,
     void *cur = NULL;
     struct peer *p;
     int64_t left;
+    int seeding = 0;
 
     if (want > max)
         return want;
@@ -556,8 +557,9 @@ wm_transport_poll(void *arg, zmq_pollitem_t *items, size_t max,
         if (t->seeds[i].sock == NULL || add_owner(t, NULL, &t->seeds[i]) != 0)
             continue;
         items[n++] = (zmq_pollitem_t){t->seeds[i].sock, 0, ZMQ_POLLIN, 0};
+        seeding = 1;
     }
-    if (t->nseeds > 0) {
+    if (seeding) { /* once every seed answered, no more wake-ups for them */
         left = t->next_seed - now_ms();
         if (left < 0)
             left = 0;
