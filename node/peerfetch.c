@@ -53,7 +53,9 @@
 #define HAVE_MS          250
 #define SWARM_WAIT_MS    50   /* for fetchers that started with this one */
 #define STALL_MS         2000 /* then others' stripes are asked of whole */
-#define CHUNK_TIMEOUT_MS 5000
+#define STALLED_MS       5000 /* ... for this long */
+#define CHUNK_TIMEOUT_MS 5000  /* or three times a holder's delay, */
+#define CHUNK_TIMEOUT_MAX 20000 /* but no more */
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
 
@@ -105,6 +107,7 @@ struct wm_pfetch {
     size_t turn; /* the holder served first next time */
     uint32_t from_whole, from_partial, reasked, late; /* for the log */
     int64_t started;
+    int64_t stalled_until; /* whole holders asked for any stripe till then */
     int64_t progress_at; /* the last chunk that came in */
     /* the swarm (a holder fetch of SWARM_MIN_CHUNKS or more) */
     int swarm;
@@ -533,9 +536,8 @@ my_stripe(const wm_pfetch *f)
  * that no holder of a new chunk is asked for it by everyone at once; of a
  * whole one the first of this node's stripe
  * that no partial holder has. Chunks of other stripes are their fetchers'
- * to bring in; only when nothing came in for STALL_MS and twice H's
- * delay (a fetcher slow, or one that never fetches its stripe) is a whole
- * holder asked for the rarest, from F's start. */
+ * to bring in; only while F is stalled (see fill) is a whole holder
+ * asked for the rarest, from F's start. */
 static uint32_t
 pick_in_swarm(const wm_pfetch *f, const struct holder *h, struct stripe s,
               int64_t now)
@@ -553,7 +555,7 @@ pick_in_swarm(const wm_pfetch *f, const struct holder *h, struct stripe s,
          c < n; c += s.k)
         if (f->state[c] == TO_ASK && f->rarity[c] == 0)
             return c;
-    if (now - f->progress_at <= STALL_MS || now - f->progress_at <= 2 * h->srtt)
+    if (now >= f->stalled_until)
         return UINT32_MAX;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t c = (f->start + k) % n;
@@ -597,6 +599,8 @@ fill(wm_pfetch *f, int64_t now)
         h = holder_of(f, f->asked_of[i]);
         limit = h != NULL && 3 * h->srtt > CHUNK_TIMEOUT_MS ? 3 * h->srtt
                                                             : CHUNK_TIMEOUT_MS;
+        if (limit > CHUNK_TIMEOUT_MAX)
+            limit = CHUNK_TIMEOUT_MAX;
         if (now - f->asked_at[i] <= limit)
             continue;
         if (h == NULL || now - h->last_reply > limit) {
@@ -644,6 +648,11 @@ fill(wm_pfetch *f, int64_t now)
     if (f->npartial > 0) {
         count_rarity(f);
         stripe = my_stripe(f);
+        /* Nothing came in for a while: for STALLED_MS whole holders may
+         * be asked for other stripes too (a fetcher that is slow, or
+         * joined a swarm and never fetches its stripe). */
+        if (now - f->progress_at > STALL_MS && now >= f->stalled_until)
+            f->stalled_until = now + STALLED_MS;
     }
     /* The holders in turn, from a different one each time, so the
      * fetch's chunks in flight are spread over all of them. */
@@ -758,7 +767,8 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++)
         add_holder(f, holders[i].m, 0);
     f->started = f->progress_at = now_ms();
-    if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS && pf->members != NULL) {
+    if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS &&
+        f->last < WM_WIRE_MAX_CHUNKS && pf->members != NULL) {
         f->swarm = 1;
         f->start = randombytes_uniform(f->last + 1);
         if ((f->rarity = calloc(1, (size_t)f->last + 1)) == NULL)
@@ -1047,13 +1057,13 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     struct holder *h;
     uint32_t idx = m->idx;
     uint8_t digest[32];
-    int rc;
+    int rc, late;
 
     if (f == NULL || idx >= f->cap_chunks)
         return;
     h = holder_of(f, from->m);
-    if ((f->state[idx] != ASKED || f->asked_of[idx] != from->m) &&
-        !take_late(f, h, m))
+    late = f->state[idx] != ASKED || f->asked_of[idx] != from->m;
+    if (late && !take_late(f, h, m))
         return; /* unasked, or not worth having: ignore */
     if (h != NULL && h->inflight > 0) {
         h->inflight--;
@@ -1062,9 +1072,13 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (h != NULL)
         h->last_reply = now_ms();
     f->state[idx] = TO_ASK;
-    if (h != NULL && h->has != NULL && m->status == WM_CHUNK_LATER) {
-        /* A partial holder without it (yet): asked again once it says */
+    if (h != NULL && h->has != NULL && m->status != WM_CHUNK_OK &&
+        m->status != WM_CHUNK_MISSING) {
+        /* A partial holder without it (yet), or busy: the chunk is not
+         * counted as its until it says so again. */
         h->has[idx / 8] &= (uint8_t)~(1u << (idx % 8));
+        if (m->status == WM_CHUNK_BUSY)
+            h->not_before = now_ms() + LATER_RETRY_MS;
         fill(f, now_ms());
         return;
     }
@@ -1086,17 +1100,19 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         fill(f, now_ms());
         return;
     }
-    if (h != NULL) {
+    if (h != NULL && !late) {
         /* Delay, not loss, says the holder is contended: fewer chunks
-         * in flight to it rather than timeouts. */
+         * in flight to it rather than timeouts. (A path whose round trip
+         * alone is past FAST_MS keeps a window of 2: made for a LAN.) */
         int64_t took = now_ms() - f->asked_at[idx];
         h->srtt = h->srtt == 0 ? took : (7 * h->srtt + took) / 8;
         if (took < FAST_MS && h->window < WINDOW)
             h->window++;
         else if (took > SLOW_MS && h->window > 1)
             h->window--;
-        h->later_since = 0;
     }
+    if (h != NULL)
+        h->later_since = 0;
     f->progress_at = now_ms();
     if (h != NULL && h->has != NULL)
         f->from_partial++;
@@ -1167,32 +1183,54 @@ bad:
     fill(f, now_ms());
 }
 
+/* A slot for a new partial holder M: a free one, or that of a partial
+ * holder dropped for anything but bad bytes. NULL when none. */
+static struct holder *
+partial_slot(wm_pfetch *f, wm_member *m)
+{
+    if (f->npartial < MAX_PARTIAL)
+        return add_holder(f, m, 1);
+    for (size_t i = 0; i < f->nholders; i++) {
+        struct holder *h = &f->holders[i];
+        if (h->has == NULL || !h->dropped || h->bad)
+            continue;
+        memset(h->has, 0, ((size_t)f->last + 8) / 8);
+        *h = (struct holder){.m = m, .has = h->has, .window = WINDOW_START,
+                             .last_reply = now_ms()};
+        return h;
+    }
+    return NULL;
+}
+
 void
 wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
 {
     wm_pfetch *f = find(pf, m->sha256);
     struct holder *h;
     int fresh = 0;
+    uint8_t news = 0;
 
     if (f == NULL || !f->swarm || from->m == NULL ||
         !wm_member_usable(from->m) || m->nchunks != f->last + 1)
         return;
     h = holder_of(f, from->m);
     if (h == NULL) {
-        if (f->npartial >= MAX_PARTIAL ||
-            (h = add_holder(f, from->m, 1)) == NULL)
+        if ((h = partial_slot(f, from->m)) == NULL)
             return;
         fresh = 1;
     }
     if (h->dropped || h->has == NULL)
         return; /* a whole holder has every chunk anyway */
-    for (size_t i = 0; i < (m->nchunks + 7) / 8; i++)
+    for (size_t i = 0; i < (m->nchunks + 7) / 8; i++) {
+        news |= m->bitmap[i] & ~h->has[i];
         h->has[i] |= m->bitmap[i];
+    }
     if (fresh && (m->flags & WM_HAVE_ASK)) {
         build_have(f, 0);
         wm_transport_send(pf->t, from->m, pf->out, NULL, 0);
     }
-    fill(f, now_ms());
+    if (news) /* a HAVE that says nothing new costs nothing more */
+        fill(f, now_ms());
 }
 
 size_t
