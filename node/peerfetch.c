@@ -10,13 +10,13 @@
  * every usable member that it is fetching it (HAVE with ASK); members
  * fetching it too answer with the chunks they have, and from then on
  * both send each other what they have, at most every HAVE_MS. Such a
- * partial holder is asked only for chunks it said it has, lowest first;
- * a whole holder, the scarce one, for the chunks fewest partial holders
- * have, each fetch starting at a random point, so the whole holders'
- * uplinks carry chunks the swarm lacks and the swarm spreads them. A
- * partial holder's chunks are checked against the chunk map like any.
- * Windows adapt to each holder's delay: a holder slowed by contention gets
- * fewer chunks in flight rather than timeouts.
+ * partial holder is asked only for chunks it said it has, its rarest
+ * first; a whole holder, the scarce one, for this node's stripe of what
+ * no partial holder has (see my_stripe), so each of its chunks goes out
+ * about once and the swarm spreads it. A partial holder's chunks are
+ * checked against the chunk map like any. Windows follow each holder's
+ * delay: a holder slowed by contention gets fewer chunks in flight
+ * rather than timeouts.
  *
  * A holder fetch from the first byte writes its chunks straight into the
  * store: a chunk that passed its hash is kept as ZeroMQ received it (no
