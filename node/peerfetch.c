@@ -9,12 +9,9 @@
  * A swarm: a holder fetch of a wheel of SWARM_MIN_CHUNKS or more tells
  * every usable member that it is fetching it (HAVE with ASK); members
  * fetching it too answer with the chunks they have, and from then on
- * both send each other what they have, at most every HAVE_MS. Such a
- * partial holder is asked only for chunks it said it has, its rarest
- * first; a whole holder, the scarce one, for this node's stripe of what
- * no partial holder has (see my_stripe), so each of its chunks goes out
- * about once and the swarm spreads it. A partial holder's chunks are
- * checked against the chunk map like any. Windows follow each holder's
+ * both send each other what they have, at most every HAVE_MS. Which
+ * chunk to ask of which holder is swarm.h's choice. A partial holder's
+ * chunks are checked against the chunk map like any. Windows follow each holder's
  * delay: a holder slowed by contention gets fewer chunks in flight
  * rather than timeouts.
  *
@@ -33,14 +30,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "clock.h"
 #include "hash.h"
 #include "log.h"
 #include "store.h"
+#include "swarm.h"
 
 #define WINDOW           8    /* chunks in flight per holder, at most */
 #define WINDOW_START     2    /* then one more per quick chunk */
@@ -58,8 +56,6 @@
 #define CHUNK_TIMEOUT_MAX 20000 /* but no more */
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
-
-enum { TO_ASK = 0, ASKED = 1, HELD = 2, DONE = 3 };
 
 /* A chunk received this turn, for the store. */
 struct held {
@@ -113,7 +109,7 @@ struct wm_pfetch {
     int swarm;
     uint32_t start;  /* where whole holders' picks begin */
     uint8_t *rarity; /* per chunk: partial holders that have it */
-    int have_news;   /* chunks DONE since partial holders were told */
+    int have_news;   /* chunks WM_CS_DONE since partial holders were told */
     int64_t have_at;
     struct held *held; /* chunks for the store at the end of the turn */
     size_t nheld, held_cap;
@@ -132,15 +128,6 @@ struct wm_peerfetch {
     wm_msg *out;
     uint64_t ndone, nfailed;
 };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static wm_pfetch *
 find(const wm_peerfetch *pf, const uint8_t *sha)
@@ -170,7 +157,7 @@ grow(wm_pfetch *f, size_t n)
     if ((p = realloc(f->asked_at, cap * sizeof(*f->asked_at))) == NULL)
         return -1;
     f->asked_at = p;
-    memset(f->state + f->cap_chunks, TO_ASK, cap - f->cap_chunks);
+    memset(f->state + f->cap_chunks, WM_CS_TO_ASK, cap - f->cap_chunks);
     f->cap_chunks = cap;
     return 0;
 }
@@ -244,12 +231,6 @@ holder_of(wm_pfetch *f, const wm_member *m)
     return NULL;
 }
 
-static int
-bit_is(const uint8_t *bits, uint32_t i)
-{
-    return bits[i / 8] >> (i % 8) & 1;
-}
-
 /* A holder more: whole, or partial (no chunk known yet). NULL when out of
  * memory. The caller checks there is room. */
 static struct holder *
@@ -258,8 +239,9 @@ add_holder(wm_pfetch *f, wm_member *m, int partial)
     struct holder *h = &f->holders[f->nholders];
 
     *h = (struct holder){.m = m, .window = WINDOW_START,
-                         .last_reply = now_ms()};
-    if (partial && (h->has = calloc(1, ((size_t)f->last + 8) / 8)) == NULL)
+                         .last_reply = wm_now_ms()};
+    if (partial &&
+        (h->has = calloc(1, wm_swarm_bitmap_len(f->last + 1))) == NULL)
         return NULL;
     f->nholders++;
     f->npartial += partial;
@@ -278,9 +260,7 @@ build_have(wm_pfetch *f, int ask)
     memcpy(m->sha256, f->dl->sha256, 32);
     m->flags = ask ? WM_HAVE_ASK : 0;
     m->nchunks = f->last + 1;
-    for (uint32_t i = 0; i <= f->last; i++)
-        if (f->state[i] == DONE)
-            m->bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+    wm_swarm_done(f->state, m->nchunks, m->bitmap);
 }
 
 /* A swarm fetch starts: every usable member not already a holder hears
@@ -336,8 +316,8 @@ drop(wm_pfetch *f, wm_member *m, const char *why)
     if (h->has == NULL || h->bad) /* a partial holder's fetch may end */
         m->failures++;
     for (size_t i = 0; i < f->cap_chunks; i++)
-        if (f->state[i] == ASKED && f->asked_of[i] == m)
-            f->state[i] = TO_ASK;
+        if (f->state[i] == WM_CS_ASKED && f->asked_of[i] == m)
+            f->state[i] = WM_CS_TO_ASK;
     if (f->map_from == m)
         f->map_from = NULL;
     wm_warn("cluster: %s: dropped %.16s for this fetch: %s", f->dl->filename,
@@ -377,7 +357,7 @@ advance(wm_pfetch *f, uint32_t idx, const void *chunk)
     static uint8_t buf[WM_CHUNK_SIZE]; /* loop thread only */
     int moved = 0;
 
-    while (f->prefix < f->cap_chunks && f->state[f->prefix] == DONE &&
+    while (f->prefix < f->cap_chunks && f->state[f->prefix] == WM_CS_DONE &&
            (f->last == UINT32_MAX || f->prefix <= f->last)) {
         uint64_t len = chunk_len(f, f->prefix);
         const void *data = in_hand(f, f->prefix, idx, chunk);
@@ -413,7 +393,7 @@ complete(wm_pfetch *f)
     wm_sha256_destroy(&f->hash); /* nothing to take over from now */
     if (memcmp(digest, f->dl->sha256, 32) == 0) {
         if (f->swarm) /* they may ask this node for anything now */
-            tell_partials(f, now_ms(), 1);
+            tell_partials(f, wm_now_ms(), 1);
         atomic_store(&f->dl->total, f->size);
         atomic_store(&f->dl->received, f->size);
         wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers: %" PRIu32
@@ -448,7 +428,7 @@ send_fetch(wm_pfetch *f, struct holder *h, uint32_t idx, int64_t now)
     snprintf(m->filename, sizeof(m->filename), "%s", f->dl->filename);
     if (wm_transport_send(f->pf->t, h->m, m, NULL, 0) != 0)
         return;
-    f->state[idx] = ASKED;
+    f->state[idx] = WM_CS_ASKED;
     f->asked_of[idx] = h->m;
     f->asked_at[idx] = now;
     h->inflight++;
@@ -477,96 +457,34 @@ ask_map(wm_pfetch *f, int64_t now)
     }
 }
 
-/* Can a partial holder give a chunk F still needs? */
+/* F's live partial holders: their bitmaps into HAS and their ids into
+ * IDS (room for MAX_PARTIAL each). Returns how many. */
+static size_t
+live_partials(const wm_pfetch *f, const uint8_t **has, const uint8_t **ids)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->nholders; i++) {
+        const struct holder *h = &f->holders[i];
+        if (h->has == NULL || h->dropped)
+            continue;
+        has[n] = h->has;
+        ids[n++] = h->m->id;
+    }
+    return n;
+}
+
+/* Can a live partial holder give a chunk F still needs? */
 static int
 partials_can_help(const wm_pfetch *f)
 {
-    for (size_t i = 0; i < f->nholders; i++) {
-        const struct holder *h = &f->holders[i];
-        if (h->has == NULL || h->dropped)
-            continue;
-        for (uint32_t c = f->prefix; c <= f->last; c++)
-            if (f->state[c] != DONE && f->state[c] != HELD && bit_is(h->has, c))
-                return 1;
-    }
+    const uint8_t *has[MAX_PARTIAL], *ids[MAX_PARTIAL];
+    size_t n = live_partials(f, has, ids);
+
+    for (size_t i = 0; i < n; i++)
+        if (wm_swarm_useful(f->state, f->prefix, f->last + 1, has[i]))
+            return 1;
     return 0;
-}
-
-/* Per chunk, how many live partial holders have it. */
-static void
-count_rarity(wm_pfetch *f)
-{
-    memset(f->rarity, 0, (size_t)f->last + 1);
-    for (size_t i = 0; i < f->nholders; i++) {
-        const struct holder *h = &f->holders[i];
-        if (h->has == NULL || h->dropped)
-            continue;
-        for (uint32_t c = 0; c <= f->last; c++)
-            f->rarity[c] += (uint8_t)bit_is(h->has, c);
-    }
-}
-
-/* This node's stripe of F's chunks: with K fetchers in the swarm (this
- * node and its live partial holders), those whose index modulo K is this
- * node's rank among them by id. Whole holders are asked for these first,
- * so fetchers that started together ask them for different chunks and a
- * whole holder's uplink carries each chunk about once. */
-struct stripe {
-    uint32_t rank, k;
-};
-
-static struct stripe
-my_stripe(const wm_pfetch *f)
-{
-    const uint8_t *self = wm_members_self_id(f->pf->members);
-    struct stripe s = {0, 1};
-
-    for (size_t i = 0; i < f->nholders; i++) {
-        const struct holder *h = &f->holders[i];
-        if (h->has == NULL || h->dropped)
-            continue;
-        s.k++;
-        s.rank += memcmp(h->m->id, self, WM_ID_LEN) < 0;
-    }
-    return s;
-}
-
-/* In a swarm, the chunk to ask of H next (UINT32_MAX: none): of a partial
- * holder the rarest it has (the lowest of those, for the readers), so
- * that no holder of a new chunk is asked for it by everyone at once; of a
- * whole one the first of this node's stripe
- * that no partial holder has. Chunks of other stripes are their fetchers'
- * to bring in; only while F is stalled (see fill) is a whole holder
- * asked for the rarest, from F's start. */
-static uint32_t
-pick_in_swarm(const wm_pfetch *f, const struct holder *h, struct stripe s,
-              int64_t now)
-{
-    uint32_t n = f->last + 1, best = UINT32_MAX;
-
-    if (h->has != NULL) {
-        for (uint32_t c = f->prefix; c < n; c++)
-            if (f->state[c] == TO_ASK && bit_is(h->has, c) &&
-                (best == UINT32_MAX || f->rarity[c] < f->rarity[best]))
-                best = c;
-        return best;
-    }
-    for (uint32_t c = f->prefix + (s.rank + s.k - f->prefix % s.k) % s.k;
-         c < n; c += s.k)
-        if (f->state[c] == TO_ASK && f->rarity[c] == 0)
-            return c;
-    if (now >= f->stalled_until)
-        return UINT32_MAX;
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t c = (f->start + k) % n;
-        if (f->state[c] != TO_ASK)
-            continue;
-        if (best == UINT32_MAX || f->rarity[c] < f->rarity[best])
-            best = c;
-        if (f->rarity[c] == 0)
-            break;
-    }
-    return best;
 }
 
 /* Keeps every holder's window full; drops holders that stall or keep
@@ -577,7 +495,7 @@ fill(wm_pfetch *f, int64_t now)
 {
     size_t whole = 0;
     uint32_t next = f->prefix;
-    struct stripe stripe = {0, 1};
+    wm_stripe stripe = {0, 1};
     int64_t budget = f->pf->later_budget_ms;
 
     for (size_t i = 0; i < f->nholders; i++)
@@ -594,7 +512,7 @@ fill(wm_pfetch *f, int64_t now)
     for (size_t i = 0; i < f->cap_chunks; i++) {
         struct holder *h;
         int64_t limit;
-        if (f->state[i] != ASKED)
+        if (f->state[i] != WM_CS_ASKED)
             continue;
         h = holder_of(f, f->asked_of[i]);
         limit = h != NULL && 3 * h->srtt > CHUNK_TIMEOUT_MS ? 3 * h->srtt
@@ -616,7 +534,7 @@ fill(wm_pfetch *f, int64_t now)
             h->window = 1;
         }
         f->reasked++;
-        f->state[i] = TO_ASK;
+        f->state[i] = WM_CS_TO_ASK;
         if (h->inflight > 0) {
             h->inflight--;
             f->inflight--;
@@ -646,8 +564,10 @@ fill(wm_pfetch *f, int64_t now)
     if (f->swarm)
         tell_partials(f, now, 0);
     if (f->npartial > 0) {
-        count_rarity(f);
-        stripe = my_stripe(f);
+        const uint8_t *has[MAX_PARTIAL], *ids[MAX_PARTIAL];
+        size_t n = live_partials(f, has, ids);
+        wm_swarm_rarity(f->rarity, f->last + 1, has, n);
+        stripe = wm_swarm_stripe(wm_members_self_id(f->pf->members), ids, n);
         /* Nothing came in for a while: for STALLED_MS whole holders may
          * be asked for other stripes too (a fetcher that is slow, or
          * joined a swarm and never fetches its stripe). */
@@ -663,11 +583,17 @@ fill(wm_pfetch *f, int64_t now)
             continue;
         while (h->inflight < h->window && f->inflight < MAX_INFLIGHT) {
             if (f->npartial > 0) {
-                uint32_t c = pick_in_swarm(f, h, stripe, now);
-                if (c == UINT32_MAX)
+                uint32_t c =
+                    h->has != NULL
+                        ? wm_swarm_pick_partial(f->state, f->rarity, f->prefix,
+                                                f->last + 1, h->has)
+                        : wm_swarm_pick_whole(f->state, f->rarity, f->prefix,
+                                              f->last + 1, stripe, f->start,
+                                              now < f->stalled_until);
+                if (c == WM_NO_CHUNK)
                     break;
                 send_fetch(f, h, c, now);
-                if (f->state[c] == TO_ASK)
+                if (f->state[c] == WM_CS_TO_ASK)
                     break; /* could not send */
                 continue;
             }
@@ -678,16 +604,16 @@ fill(wm_pfetch *f, int64_t now)
             if (end > f->end)
                 end = f->end;
             while (next < end && next < f->cap_chunks &&
-                   f->state[next] != TO_ASK)
+                   f->state[next] != WM_CS_TO_ASK)
                 next++;
             if (next >= end)
                 break;
             if (next >= f->cap_chunks && grow(f, (size_t)next + 1) != 0)
                 break;
-            if (f->state[next] != TO_ASK)
+            if (f->state[next] != WM_CS_TO_ASK)
                 continue;
             send_fetch(f, h, next, now);
-            if (f->state[next] == TO_ASK)
+            if (f->state[next] == WM_CS_TO_ASK)
                 break; /* could not send */
         }
     }
@@ -755,7 +681,7 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     if (f->hash == NULL ||
         grow(f, f->last != UINT32_MAX ? f->last + 1 : (size_t)f->prefix + 64))
         goto fail;
-    memset(f->state, DONE, f->prefix); /* readers have had them */
+    memset(f->state, WM_CS_DONE, f->prefix); /* readers have had them */
     if (!designee && resume == 0 && pf->store != NULL) {
         if (room_first(pf, size))
             wm_download_use_store(dl, pf->store);
@@ -766,7 +692,7 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     }
     for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++)
         add_holder(f, holders[i].m, 0);
-    f->started = f->progress_at = now_ms();
+    f->started = f->progress_at = wm_now_ms();
     if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS &&
         f->last < WM_WIRE_MAX_CHUNKS && pf->members != NULL) {
         f->swarm = 1;
@@ -778,7 +704,7 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     pf->list = f;
     if (f->swarm)
         announce(f);
-    fill(f, now_ms()); /* a usable holder: it cannot end here */
+    fill(f, wm_now_ms()); /* a usable holder: it cannot end here */
     return f;
 fail:
     wm_sha256_destroy(&hash);
@@ -865,7 +791,7 @@ wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
     f->map = malloc(len);
     if (f->map != NULL)
         memcpy(f->map, bulk, len);
-    fill(f, now_ms());
+    fill(f, wm_now_ms());
 }
 
 /* A designee's chunk IDX of LEN bytes: its size shows only at the end. A
@@ -886,10 +812,10 @@ designee_chunk(wm_pfetch *f, uint32_t idx, size_t *lenp)
         if (idx < f->end)
             f->end = idx;
         for (size_t i = idx; i < f->cap_chunks; i++)
-            if (f->state[i] == TO_ASK)
-                f->state[i] = DONE; /* nothing to ask there */
-        f->state[idx] = DONE;
-        if (f->state[idx - 1] != DONE || f->end != idx)
+            if (f->state[i] == WM_CS_TO_ASK)
+                f->state[i] = WM_CS_DONE; /* nothing to ask there */
+        f->state[idx] = WM_CS_DONE;
+        if (f->state[idx - 1] != WM_CS_DONE || f->end != idx)
             return 0;
         /* chunk idx-1 was full: the size is a whole number of chunks */
         f->size = (uint64_t)idx * WM_CHUNK_SIZE;
@@ -904,8 +830,8 @@ designee_chunk(wm_pfetch *f, uint32_t idx, size_t *lenp)
     if (f->size != WM_SIZE_UNKNOWN) {
         atomic_store(&f->dl->total, f->size);
         for (size_t i = (size_t)f->last + 1; i < f->cap_chunks; i++)
-            if (f->state[i] == TO_ASK)
-                f->state[i] = DONE; /* past the end: nothing to ask */
+            if (f->state[i] == WM_CS_TO_ASK)
+                f->state[i] = WM_CS_DONE; /* past the end: nothing to ask */
     }
     return len > 0;
 }
@@ -943,8 +869,8 @@ to_spool(wm_pfetch *f, const char *why)
     }
     /* What followed the prefix left the store with it: asked again. */
     for (size_t i = f->prefix; i < f->cap_chunks; i++)
-        if (f->state[i] == DONE)
-            f->state[i] = TO_ASK;
+        if (f->state[i] == WM_CS_DONE)
+            f->state[i] = WM_CS_TO_ASK;
     f->have_news = 1;
     for (size_t i = 0; i < f->nheld; i++) {
         uint32_t idx = f->held[i].idx;
@@ -954,7 +880,7 @@ to_spool(wm_pfetch *f, const char *why)
             finish(f, -EIO, "cannot write the spool file (disk full?)");
             return -1;
         }
-        f->state[idx] = DONE;
+        f->state[idx] = WM_CS_DONE;
     }
     return 0;
 }
@@ -1005,7 +931,7 @@ wm_peerfetch_flush(wm_peerfetch *pf)
                 continue;
         } else {
             for (size_t i = 0; i < f->nheld; i++) {
-                f->state[f->held[i].idx] = DONE;
+                f->state[f->held[i].idx] = WM_CS_DONE;
                 f->stored += zmq_msg_size(&f->held[i].msg);
             }
             f->have_news = 1;
@@ -1017,7 +943,7 @@ wm_peerfetch_flush(wm_peerfetch *pf)
         else if (rc > 0)
             complete(f);
         else
-            fill(f, now_ms());
+            fill(f, wm_now_ms());
     }
 }
 
@@ -1033,15 +959,15 @@ take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
     struct holder *other;
 
     if (h == NULL || h->bad || m->status != WM_CHUNK_OK || f->map == NULL ||
-        idx > f->last || (f->state[idx] != TO_ASK && f->state[idx] != ASKED))
+        idx > f->last || (f->state[idx] != WM_CS_TO_ASK && f->state[idx] != WM_CS_ASKED))
         return 0;
-    if (f->state[idx] == ASKED &&
+    if (f->state[idx] == WM_CS_ASKED &&
         (other = holder_of(f, f->asked_of[idx])) != NULL &&
         other->inflight > 0) {
         other->inflight--; /* its answer will be late in turn */
         f->inflight--;
     }
-    f->state[idx] = ASKED;
+    f->state[idx] = WM_CS_ASKED;
     f->asked_of[idx] = h->m;
     h->inflight++; /* as if asked now: the caller counts the answer */
     f->inflight++;
@@ -1062,7 +988,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (f == NULL || idx >= f->cap_chunks)
         return;
     h = holder_of(f, from->m);
-    late = f->state[idx] != ASKED || f->asked_of[idx] != from->m;
+    late = f->state[idx] != WM_CS_ASKED || f->asked_of[idx] != from->m;
     if (late && !take_late(f, h, m))
         return; /* unasked, or not worth having: ignore */
     if (h != NULL && h->inflight > 0) {
@@ -1070,22 +996,22 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         f->inflight--;
     }
     if (h != NULL)
-        h->last_reply = now_ms();
-    f->state[idx] = TO_ASK;
+        h->last_reply = wm_now_ms();
+    f->state[idx] = WM_CS_TO_ASK;
     if (h != NULL && h->has != NULL && m->status != WM_CHUNK_OK &&
         m->status != WM_CHUNK_MISSING) {
         /* A partial holder without it (yet), or busy: the chunk is not
          * counted as its until it says so again. */
-        h->has[idx / 8] &= (uint8_t)~(1u << (idx % 8));
+        wm_swarm_forget(h->has, idx);
         if (m->status == WM_CHUNK_BUSY)
-            h->not_before = now_ms() + LATER_RETRY_MS;
-        fill(f, now_ms());
+            h->not_before = wm_now_ms() + LATER_RETRY_MS;
+        fill(f, wm_now_ms());
         return;
     }
     if (m->status == WM_CHUNK_LATER || m->status == WM_CHUNK_BUSY) {
         /* Alive, not ready (or at its upload limit): others are asked
          * meanwhile; one that never sends a byte runs out of budget. */
-        int64_t now = now_ms();
+        int64_t now = wm_now_ms();
         if (h != NULL) {
             h->not_before = now + LATER_RETRY_MS;
             if (h->later_since == 0)
@@ -1097,14 +1023,14 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     }
     if (m->status != WM_CHUNK_OK) {
         drop(f, from->m, "does not have it");
-        fill(f, now_ms());
+        fill(f, wm_now_ms());
         return;
     }
     if (h != NULL && !late) {
         /* Delay, not loss, says the holder is contended: fewer chunks
          * in flight to it rather than timeouts. (A path whose round trip
          * alone is past FAST_MS keeps a window of 2: made for a LAN.) */
-        int64_t took = now_ms() - f->asked_at[idx];
+        int64_t took = wm_now_ms() - f->asked_at[idx];
         h->srtt = h->srtt == 0 ? took : (7 * h->srtt + took) / 8;
         if (took < FAST_MS && h->window < WINDOW)
             h->window++;
@@ -1113,7 +1039,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     }
     if (h != NULL)
         h->later_since = 0;
-    f->progress_at = now_ms();
+    f->progress_at = wm_now_ms();
     if (h != NULL && h->has != NULL)
         f->from_partial++;
     else
@@ -1121,8 +1047,8 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
         if (len > 0)
             goto bad;
-        f->state[idx] = DONE; /* "nothing here": past the end, as we know */
-        fill(f, now_ms());
+        f->state[idx] = WM_CS_DONE; /* "nothing here": past the end, as we know */
+        fill(f, wm_now_ms());
         return;
     }
     if (f->designee && f->size == WM_SIZE_UNKNOWN) {
@@ -1138,7 +1064,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         if (rc < 0)
             goto bad;
         if (rc == 0) {
-            fill(f, now_ms());
+            fill(f, wm_now_ms());
             return;
         }
     } else {
@@ -1158,7 +1084,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
             finish(f, -EIO, "out of memory");
             return;
         }
-        f->state[idx] = HELD;
+        f->state[idx] = WM_CS_HELD;
         return;
     }
     if (pwrite(f->dl->fd, bulk, len, (off_t)idx * WM_CHUNK_SIZE) !=
@@ -1166,7 +1092,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         finish(f, -EIO, "cannot write the spool file (disk full?)");
         return;
     }
-    f->state[idx] = DONE;
+    f->state[idx] = WM_CS_DONE;
     f->have_news = 1;
     rc = advance(f, idx, bulk);
     if (rc < 0)
@@ -1174,13 +1100,13 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     else if (rc > 0)
         complete(f);
     else
-        fill(f, now_ms());
+        fill(f, wm_now_ms());
     return;
 bad:
     from->m->bad_chunks++;
     mark_bad(f, from->m);
     drop(f, from->m, "sent a bad chunk");
-    fill(f, now_ms());
+    fill(f, wm_now_ms());
 }
 
 /* A slot for a new partial holder M: a free one, or that of a partial
@@ -1194,9 +1120,9 @@ partial_slot(wm_pfetch *f, wm_member *m)
         struct holder *h = &f->holders[i];
         if (h->has == NULL || !h->dropped || h->bad)
             continue;
-        memset(h->has, 0, ((size_t)f->last + 8) / 8);
+        memset(h->has, 0, wm_swarm_bitmap_len(f->last + 1));
         *h = (struct holder){.m = m, .has = h->has, .window = WINDOW_START,
-                             .last_reply = now_ms()};
+                             .last_reply = wm_now_ms()};
         return h;
     }
     return NULL;
@@ -1207,8 +1133,7 @@ wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
 {
     wm_pfetch *f = find(pf, m->sha256);
     struct holder *h;
-    int fresh = 0;
-    uint8_t news = 0;
+    int fresh = 0, news;
 
     if (f == NULL || !f->swarm || from->m == NULL ||
         !wm_member_usable(from->m) || m->nchunks != f->last + 1)
@@ -1221,16 +1146,13 @@ wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
     }
     if (h->dropped || h->has == NULL)
         return; /* a whole holder has every chunk anyway */
-    for (size_t i = 0; i < (m->nchunks + 7) / 8; i++) {
-        news |= m->bitmap[i] & ~h->has[i];
-        h->has[i] |= m->bitmap[i];
-    }
+    news = wm_swarm_merge(h->has, m->bitmap, m->nchunks);
     if (fresh && (m->flags & WM_HAVE_ASK)) {
         build_have(f, 0);
         wm_transport_send(pf->t, from->m, pf->out, NULL, 0);
     }
     if (news) /* a HAVE that says nothing new costs nothing more */
-        fill(f, now_ms());
+        fill(f, wm_now_ms());
 }
 
 size_t
@@ -1239,7 +1161,7 @@ wm_peerfetch_chunk_ready(const wm_peerfetch *pf, const uint8_t *sha,
 {
     const wm_pfetch *f = find(pf, sha);
 
-    if (f == NULL || f->map == NULL || idx > f->last || f->state[idx] != DONE)
+    if (f == NULL || f->map == NULL || idx > f->last || f->state[idx] != WM_CS_DONE)
         return 0;
     return (size_t)chunk_len(f, idx);
 }
