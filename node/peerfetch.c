@@ -11,9 +11,9 @@
  * fetching it too answer with the chunks they have, and from then on
  * both send each other what they have, at most every HAVE_MS. Which
  * chunk to ask of which holder is swarm.h's choice. A partial holder's
- * chunks are checked against the chunk map like any. Windows follow each holder's
- * delay: a holder slowed by contention gets fewer chunks in flight
- * rather than timeouts.
+ * chunks are checked against the chunk map like any. Windows follow each
+ * holder's delay: a holder slowed by contention gets fewer chunks in
+ * flight rather than timeouts.
  *
  * A holder fetch from the first byte writes its chunks straight into the
  * store: a chunk that passed its hash is kept as ZeroMQ received it (no
@@ -109,7 +109,7 @@ struct wm_pfetch {
     int swarm;
     uint32_t start;  /* where whole holders' picks begin */
     uint8_t *rarity; /* per chunk: partial holders that have it */
-    int have_news;   /* chunks WM_CS_DONE since partial holders were told */
+    int have_news;   /* chunks done since partial holders were told */
     int64_t have_at;
     struct held *held; /* chunks for the store at the end of the turn */
     size_t nheld, held_cap;
@@ -478,13 +478,24 @@ live_partials(const wm_pfetch *f, const uint8_t **has, const uint8_t **ids)
 static int
 partials_can_help(const wm_pfetch *f)
 {
-    const uint8_t *has[MAX_PARTIAL], *ids[MAX_PARTIAL];
-    size_t n = live_partials(f, has, ids);
-
-    for (size_t i = 0; i < n; i++)
-        if (wm_swarm_useful(f->state, f->prefix, f->last + 1, has[i]))
+    for (size_t i = 0; i < f->nholders; i++) {
+        const struct holder *h = &f->holders[i];
+        if (h->has != NULL && !h->dropped &&
+            wm_swarm_useful(f->state, f->prefix, f->last + 1, h->has))
             return 1;
+    }
     return 0;
+}
+
+/* F's whole holders not dropped. */
+static size_t
+whole_left(const wm_pfetch *f)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->nholders; i++)
+        n += !f->holders[i].dropped && f->holders[i].has == NULL;
+    return n;
 }
 
 /* Keeps every holder's window full; drops holders that stall or keep
@@ -493,13 +504,11 @@ partials_can_help(const wm_pfetch *f)
 static int
 fill(wm_pfetch *f, int64_t now)
 {
-    size_t whole = 0;
+    size_t whole = whole_left(f);
     uint32_t next = f->prefix;
     wm_stripe stripe = {0, 1};
     int64_t budget = f->pf->later_budget_ms;
 
-    for (size_t i = 0; i < f->nholders; i++)
-        whole += !f->holders[i].dropped && f->holders[i].has == NULL;
     /* A chunk not answered in time (three times the holder's usual delay,
      * at least CHUNK_TIMEOUT_MS) is asked again, of whoever has room. A
      * holder that answered nothing at all for as long is gone, or its
@@ -548,10 +557,7 @@ fill(wm_pfetch *f, int64_t now)
             now - h->later_since > budget && now - f->progress_at > budget)
             drop(f, h->m, "kept answering \"later\"");
     }
-    whole = 0;
-    for (size_t i = 0; i < f->nholders; i++)
-        whole += !f->holders[i].dropped && f->holders[i].has == NULL;
-    if (whole == 0 && (f->map == NULL || !partials_can_help(f))) {
+    if (whole_left(f) == 0 && (f->map == NULL || !partials_can_help(f))) {
         finish(f, -ENOENT, "no peer could serve it");
         return -1;
     }
@@ -959,7 +965,8 @@ take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
     struct holder *other;
 
     if (h == NULL || h->bad || m->status != WM_CHUNK_OK || f->map == NULL ||
-        idx > f->last || (f->state[idx] != WM_CS_TO_ASK && f->state[idx] != WM_CS_ASKED))
+        idx > f->last ||
+        (f->state[idx] != WM_CS_TO_ASK && f->state[idx] != WM_CS_ASKED))
         return 0;
     if (f->state[idx] == WM_CS_ASKED &&
         (other = holder_of(f, f->asked_of[idx])) != NULL &&
@@ -1047,7 +1054,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
         if (len > 0)
             goto bad;
-        f->state[idx] = WM_CS_DONE; /* "nothing here": past the end, as we know */
+        f->state[idx] = WM_CS_DONE; /* "nothing here": past the known end */
         fill(f, wm_now_ms());
         return;
     }
@@ -1161,7 +1168,8 @@ wm_peerfetch_chunk_ready(const wm_peerfetch *pf, const uint8_t *sha,
 {
     const wm_pfetch *f = find(pf, sha);
 
-    if (f == NULL || f->map == NULL || idx > f->last || f->state[idx] != WM_CS_DONE)
+    if (f == NULL || f->map == NULL || idx > f->last ||
+        f->state[idx] != WM_CS_DONE)
         return 0;
     return (size_t)chunk_len(f, idx);
 }

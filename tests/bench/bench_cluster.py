@@ -42,6 +42,7 @@ on a failure, 2 on a usage error.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -381,22 +382,43 @@ def ns_put(node, path):
                          % (node.name, harness.describe(p)))
 
 
-def bench_b(args, work, res):
+@contextlib.contextmanager
+def ns_lab(part, res):
+    """A netns_util.Lab for bench part PART and the list its nodes go in,
+    both cleaned up after; None, with PART recorded as skipped, where
+    namespaces cannot be made."""
     import netns_util as nu
     try:
         lab = nu.Lab()
     except nu.Skip as e:
-        log("(b) skipped: %s" % e)
-        res["b"] = {"skipped": str(e)}
+        log("(%s) skipped: %s" % (part, e))
+        res[part] = {"skipped": str(e)}
+        yield None
         return
     nodes = []
+    try:
+        yield lab, nodes
+    finally:
+        for x in nodes:
+            try:
+                x.cleanup()
+            except harness.NodeError as e:
+                log("node %s: %s" % (x.name, e))
+        lab.cleanup()
+
+
+def bench_b(args, work, res):
+    import netns_util as nu
     wdir = os.path.join(work, "b-wheels")
     os.makedirs(wdir)
-    try:
+    with ns_lab("b", res) as got:
+        if got is None:
+            return
+        lab, nodes = got
         hosts = [lab.add_host() for _ in range(5)]
         for h in hosts[:4]:
             lab.cap(h, args.rate, up=True, down=False)
-        nodes = nu.start_cluster(lab, hosts)
+        nodes += nu.start_cluster(lab, hosts)
         fetcher = nodes[4]
         wait_until("five namespaced nodes alive", lambda: all(
             list(alive_view(n).values()).count("alive") == 4 for n in nodes),
@@ -453,13 +475,6 @@ def bench_b(args, work, res):
                     "ideal_one_s": size * 8 / rate_bps,
                     "ratio": med1 / med3,
                     "qdisc_h1": lab.qdisc_stats(hosts[0]).strip()}
-    finally:
-        for n in nodes:
-            try:
-                n.cleanup()
-            except harness.NodeError as e:
-                log("node %s: %s" % (n.name, e))
-        lab.cleanup()
 
 
 def _rate_bits(rate):
@@ -476,21 +491,17 @@ def _rate_bits(rate):
 
 def bench_d(args, work, res):
     import netns_util as nu
-    try:
-        lab = nu.Lab()
-    except nu.Skip as e:
-        log("(d) skipped: %s" % e)
-        res["d"] = {"skipped": str(e)}
-        return
-    nodes = []
     wdir = os.path.join(work, "d-wheels")
     os.makedirs(wdir)
     n = args.swarm_n + 1
-    try:
+    with ns_lab("d", res) as got:
+        if got is None:
+            return
+        lab, nodes = got
         hosts = [lab.add_host() for _ in range(n)]
         for h in hosts:
             lab.cap(h, args.swarm_rate, up=True, down=True)
-        nodes = nu.start_cluster(lab, hosts)
+        nodes += nu.start_cluster(lab, hosts)
         seed, fetchers = nodes[0], nodes[1:]
         wait_until("%d namespaced nodes alive" % n, lambda: all(
             list(alive_view(x).values()).count("alive") == n - 1
@@ -579,13 +590,6 @@ def bench_d(args, work, res):
         res["d"] = {"size_bytes": size, "rate": args.swarm_rate,
                     "fetchers": len(fetchers), "rounds": rounds,
                     "ideal_s": size / (_rate_bits(args.swarm_rate) / 8)}
-    finally:
-        for x in nodes:
-            try:
-                x.cleanup()
-            except harness.NodeError as e:
-                log("node %s: %s" % (x.name, e))
-        lab.cleanup()
 
 
 # --------------------------------------------------------------------------

@@ -236,6 +236,18 @@ class Waiter:
                ("\n" + extra()) if extra else "", tails(self.nodes)))
 
 
+def wait_all_alive(nodes, timeout=15):
+    """Waits until every one of NODES sees every other alive."""
+    nodes = list(nodes)
+    w = Waiter(nodes)
+    for x in nodes:
+        others = [y for y in nodes if y is not x]
+        w(lambda x=x, others=others: all(
+            x.member_state(y.id) == "alive" for y in others),
+          "%s to see the %d others alive" % (x.label, len(others)),
+          timeout=timeout)
+
+
 def designee(node_ids, sha):
     """The member the design designates to fetch wheel SHA from upstream
     for the cluster: the highest sha256(node id || wheel sha), both raw."""

@@ -302,12 +302,7 @@ class NodeFailure(ClusterCase):
                                {"A": [], "B": ["A"], "C": ["B"]})
         cls.A, cls.B, cls.C = nodes["A"], nodes["B"], nodes["C"]
         cls.nodes = [cls.A, cls.B, cls.C]
-        w = cu.Waiter(cls.nodes)
-        for x in cls.nodes:
-            others = [y for y in cls.nodes if y is not x]
-            w(lambda x=x, others=others: all(
-                x.member_state(y.id) == "alive" for y in others),
-              "%s to see the two others alive" % x.label, timeout=15)
+        cu.wait_all_alive(cls.nodes)
 
     def test_killed_node_is_noticed_and_catches_up_after_restart(self):
         A, B, C = self.A, self.B, self.C

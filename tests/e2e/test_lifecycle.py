@@ -385,12 +385,7 @@ class ThreeNodes(unittest.TestCase):
             cls.addClassCleanup(node.cleanup)
             cls.nodes[n] = node
         cls.A, cls.B, cls.C = (cls.nodes[n] for n in "ABC")
-        w = cu.Waiter(cls.nodes.values())
-        for x in cls.nodes.values():
-            others = [y for y in cls.nodes.values() if y is not x]
-            w(lambda x=x, others=others: all(
-                x.member_state(y.id) == "alive" for y in others),
-              "%s to see the two others alive" % x.label, timeout=15)
+        cu.wait_all_alive(cls.nodes.values())
 
     def holders(self, node, project):
         """The ids NODE says hold PROJECT's wheel (itself included)."""

@@ -56,12 +56,7 @@ class Swarm(unittest.TestCase):
         cls.E = evilpeer.EvilPeer(keys["E"], label="E")
         cls.addClassCleanup(cls.E.stop)
         cls.E.join(cls.nodes["F1"])
-        w = cu.Waiter(cls.nodes.values())
-        for x in cls.nodes.values():
-            others = [y for y in cls.nodes.values() if y is not x]
-            w(lambda x=x, others=others: all(
-                x.member_state(y.id) == "alive" for y in others),
-              "%s to see the others alive" % x.label, timeout=20)
+        cu.wait_all_alive(cls.nodes.values(), timeout=20)
 
     def uploaded(self, node):
         return node.metrics()["wheelmesh_upload_bytes_total"]

@@ -41,12 +41,7 @@ class UploadCap(unittest.TestCase):
             cls.addClassCleanup(node.cleanup)
             cls.nodes[n] = node
         cls.A, cls.B, cls.C = (cls.nodes[n] for n in "ABC")
-        w = cu.Waiter(cls.nodes.values())
-        for x in cls.nodes.values():
-            others = [y for y in cls.nodes.values() if y is not x]
-            w(lambda x=x, others=others: all(
-                x.member_state(y.id) == "alive" for y in others),
-              "%s to see the two others alive" % x.label, timeout=15)
+        cu.wait_all_alive(cls.nodes.values())
 
     def uploaded(self, node):
         return node.metrics()["wheelmesh_upload_bytes_total"]
