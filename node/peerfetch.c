@@ -32,28 +32,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "clock.h"
 #include "hash.h"
+#include "identity.h"
 #include "log.h"
 #include "store.h"
+#include "holders.h"
 #include "swarm.h"
 
-#define WINDOW           8    /* chunks in flight per holder, at most */
-#define WINDOW_START     2    /* then one more per quick chunk */
-#define FAST_MS          250  /* a chunk back this soon: the window grows */
-#define SLOW_MS          1500 /* a chunk back this late: it shrinks */
 #define MAX_INFLIGHT     16   /* chunks in flight per fetch */
-#define MAX_HOLDERS      8    /* whole holders used */
-#define MAX_PARTIAL      16   /* partial holders used */
 #define SWARM_MIN_CHUNKS 8
 #define HAVE_MS          250
 #define SWARM_WAIT_MS    50   /* for fetchers that started with this one */
 #define STALL_MS         2000 /* then others' stripes are asked of whole */
 #define STALLED_MS       5000 /* ... for this long */
-#define CHUNK_TIMEOUT_MS 5000  /* or three times a holder's delay, */
-#define CHUNK_TIMEOUT_MAX 20000 /* but no more */
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
 
@@ -61,19 +53,6 @@
 struct held {
     uint32_t idx;
     zmq_msg_t msg;
-};
-
-struct holder {
-    wm_member *m;
-    uint8_t *has; /* a partial holder's chunks (a bitmap); NULL: all */
-    int dropped;
-    int bad; /* sent bytes that fail their hashes */
-    int inflight;
-    int window;
-    int64_t srtt; /* smoothed time a chunk takes to come back; 0: none yet */
-    int64_t last_reply;  /* a busy holder answers, late; a gone one not */
-    int64_t not_before;  /* after a LATER */
-    int64_t later_since; /* first LATER since its last chunk; 0: none */
 };
 
 struct wm_pfetch {
@@ -97,9 +76,7 @@ struct wm_pfetch {
     size_t cap_chunks;
     uint32_t prefix; /* chunks hashed in order */
     wm_sha256 *hash;
-    struct holder holders[MAX_HOLDERS + MAX_PARTIAL];
-    size_t nholders, npartial;
-    int inflight;
+    wm_holders hs;
     size_t turn; /* the holder served first next time */
     uint32_t from_whole, from_partial, reasked, late; /* for the log */
     int64_t started;
@@ -174,8 +151,7 @@ static void
 fetch_free(wm_pfetch *f)
 {
     release_held(f);
-    for (size_t i = 0; i < f->nholders; i++)
-        free(f->holders[i].has);
+    wm_holders_free(&f->hs);
     free(f->rarity);
     free(f->held);
     wm_download_release(f->dl);
@@ -222,32 +198,6 @@ finish(wm_pfetch *f, int rc, const char *fmt, ...)
     fetch_free(f);
 }
 
-static struct holder *
-holder_of(wm_pfetch *f, const wm_member *m)
-{
-    for (size_t i = 0; i < f->nholders; i++)
-        if (f->holders[i].m == m)
-            return &f->holders[i];
-    return NULL;
-}
-
-/* A holder more: whole, or partial (no chunk known yet). NULL when out of
- * memory. The caller checks there is room. */
-static struct holder *
-add_holder(wm_pfetch *f, wm_member *m, int partial)
-{
-    struct holder *h = &f->holders[f->nholders];
-
-    *h = (struct holder){.m = m, .window = WINDOW_START,
-                         .last_reply = wm_now_ms()};
-    if (partial &&
-        (h->has = calloc(1, wm_swarm_bitmap_len(f->last + 1))) == NULL)
-        return NULL;
-    f->nholders++;
-    f->npartial += partial;
-    return h;
-}
-
 /* HAVE for F into the fetcher's message: the chunks it has, checked and
  * kept. */
 static void
@@ -273,7 +223,7 @@ announce(wm_pfetch *f)
     build_have(f, 1);
     for (size_t i = 0; i < wm_members_count(ms); i++) {
         wm_member *m = wm_members_at(ms, i);
-        if (wm_member_usable(m) && holder_of(f, m) == NULL)
+        if (wm_member_usable(m) && wm_holders_of(&f->hs, m) == NULL)
             wm_transport_send(f->pf->t, m, f->pf->out, NULL, 0);
     }
 }
@@ -283,13 +233,13 @@ announce(wm_pfetch *f)
 static void
 tell_partials(wm_pfetch *f, int64_t now, int now_or_never)
 {
-    if (!f->have_news || f->npartial == 0 ||
+    if (!f->have_news || f->hs.npartial == 0 ||
         (!now_or_never && now - f->have_at < HAVE_MS))
         return;
     build_have(f, 0);
-    for (size_t i = 0; i < f->nholders; i++)
-        if (f->holders[i].has != NULL && !f->holders[i].dropped)
-            wm_transport_send(f->pf->t, f->holders[i].m, f->pf->out, NULL, 0);
+    for (size_t i = 0; i < f->hs.n; i++)
+        if (f->hs.h[i].has != NULL && !f->hs.h[i].dropped)
+            wm_transport_send(f->pf->t, f->hs.h[i].m, f->pf->out, NULL, 0);
     f->have_news = 0;
     f->have_at = now;
 }
@@ -297,7 +247,7 @@ tell_partials(wm_pfetch *f, int64_t now, int now_or_never)
 static void
 mark_bad(wm_pfetch *f, const wm_member *m)
 {
-    struct holder *h = holder_of(f, m);
+    wm_holder *h = wm_holders_of(&f->hs, m);
 
     if (h != NULL)
         h->bad = 1;
@@ -306,13 +256,11 @@ mark_bad(wm_pfetch *f, const wm_member *m)
 static void
 drop(wm_pfetch *f, wm_member *m, const char *why)
 {
-    struct holder *h = holder_of(f, m);
+    wm_holder *h = wm_holders_of(&f->hs, m);
 
     if (h == NULL || h->dropped)
         return;
-    h->dropped = 1;
-    f->inflight -= h->inflight;
-    h->inflight = 0;
+    wm_holders_drop(&f->hs, h);
     if (h->has == NULL || h->bad) /* a partial holder's fetch may end */
         m->failures++;
     for (size_t i = 0; i < f->cap_chunks; i++)
@@ -408,15 +356,15 @@ complete(wm_pfetch *f)
     wm_hex_encode(digest, 32, got);
     wm_error("cluster: %s: sha256 mismatch from peers: want %s, got %s",
              f->dl->filename, want, got);
-    for (size_t i = 0; i < f->nholders; i++) {
-        f->holders[i].m->bad_chunks++;
-        f->holders[i].bad = 1;
+    for (size_t i = 0; i < f->hs.n; i++) {
+        f->hs.h[i].m->bad_chunks++;
+        f->hs.h[i].bad = 1;
     }
     finish(f, -EBADMSG, "the bytes from peers fail their sha256");
 }
 
 static void
-send_fetch(wm_pfetch *f, struct holder *h, uint32_t idx, int64_t now)
+send_fetch(wm_pfetch *f, wm_holder *h, uint32_t idx, int64_t now)
 {
     wm_msg *m = f->pf->out;
 
@@ -431,8 +379,7 @@ send_fetch(wm_pfetch *f, struct holder *h, uint32_t idx, int64_t now)
     f->state[idx] = WM_CS_ASKED;
     f->asked_of[idx] = h->m;
     f->asked_at[idx] = now;
-    h->inflight++;
-    f->inflight++;
+    wm_holders_asked(&f->hs, h);
 }
 
 static void
@@ -444,58 +391,17 @@ ask_map(wm_pfetch *f, int64_t now)
         drop(f, f->map_from, "no chunk map in time");
     if (f->map_from != NULL)
         return;
-    for (size_t i = 0; i < f->nholders; i++) {
-        if (f->holders[i].dropped || f->holders[i].has != NULL)
+    for (size_t i = 0; i < f->hs.n; i++) {
+        if (f->hs.h[i].dropped || f->hs.h[i].has != NULL)
             continue; /* a partial holder has no map to give */
         memset(m, 0, sizeof(*m) - sizeof(m->filename));
         m->type = WM_MSG_MAP;
         memcpy(m->sha256, f->dl->sha256, 32);
-        wm_transport_send(f->pf->t, f->holders[i].m, m, NULL, 0);
-        f->map_from = f->holders[i].m;
+        wm_transport_send(f->pf->t, f->hs.h[i].m, m, NULL, 0);
+        f->map_from = f->hs.h[i].m;
         f->map_sent = now;
         return;
     }
-}
-
-/* F's live partial holders: their bitmaps into HAS and their ids into
- * IDS (room for MAX_PARTIAL each). Returns how many. */
-static size_t
-live_partials(const wm_pfetch *f, const uint8_t **has, const uint8_t **ids)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < f->nholders; i++) {
-        const struct holder *h = &f->holders[i];
-        if (h->has == NULL || h->dropped)
-            continue;
-        has[n] = h->has;
-        ids[n++] = h->m->id;
-    }
-    return n;
-}
-
-/* Can a live partial holder give a chunk F still needs? */
-static int
-partials_can_help(const wm_pfetch *f)
-{
-    for (size_t i = 0; i < f->nholders; i++) {
-        const struct holder *h = &f->holders[i];
-        if (h->has != NULL && !h->dropped &&
-            wm_swarm_useful(f->state, f->prefix, f->last + 1, h->has))
-            return 1;
-    }
-    return 0;
-}
-
-/* F's whole holders not dropped. */
-static size_t
-whole_left(const wm_pfetch *f)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < f->nholders; i++)
-        n += !f->holders[i].dropped && f->holders[i].has == NULL;
-    return n;
 }
 
 /* Keeps every holder's window full; drops holders that stall or keep
@@ -504,60 +410,54 @@ whole_left(const wm_pfetch *f)
 static int
 fill(wm_pfetch *f, int64_t now)
 {
-    size_t whole = whole_left(f);
+    size_t whole = wm_holders_whole_left(&f->hs);
     uint32_t next = f->prefix;
     wm_stripe stripe = {0, 1};
     int64_t budget = f->pf->later_budget_ms;
 
-    /* A chunk not answered in time (three times the holder's usual delay,
-     * at least CHUNK_TIMEOUT_MS) is asked again, of whoever has room. A
-     * holder that answered nothing at all for as long is gone, or its
-     * uplink is that full (a swarm's seed, a partial holder serving
-     * many), or a lost connection took its answers: slow because busy is
-     * not gone. It keeps one chunk in flight while the fetch still moves
-     * (a partial holder until it has been silent for the whole budget);
-     * else it is dropped, and so is a silent whole holder while another
-     * is left. Membership says when a member is gone. */
+    /* A chunk not answered in time (wm_holder_timeout) is asked again,
+     * of whoever has room. A holder that answered nothing at all for as
+     * long is gone, or its uplink is that full (a swarm's seed, a partial
+     * holder serving many), or a lost connection took its answers: slow
+     * because busy is not gone. It keeps one chunk in flight while the
+     * fetch still moves (a partial holder until it has been silent for
+     * the whole budget); else it is dropped, and so is a silent whole
+     * holder while another is left. Membership says when a member is
+     * gone. */
     for (size_t i = 0; i < f->cap_chunks; i++) {
-        struct holder *h;
+        wm_holder *h;
         int64_t limit;
         if (f->state[i] != WM_CS_ASKED)
             continue;
-        h = holder_of(f, f->asked_of[i]);
-        limit = h != NULL && 3 * h->srtt > CHUNK_TIMEOUT_MS ? 3 * h->srtt
-                                                            : CHUNK_TIMEOUT_MS;
-        if (limit > CHUNK_TIMEOUT_MAX)
-            limit = CHUNK_TIMEOUT_MAX;
+        h = wm_holders_of(&f->hs, f->asked_of[i]); /* never NULL */
+        limit = wm_holder_timeout(h);
         if (now - f->asked_at[i] <= limit)
             continue;
-        if (h == NULL || now - h->last_reply > limit) {
-            int keep = h != NULL && (h->has != NULL
-                                         ? now - h->last_reply <= budget
-                                         : whole == 1 &&
-                                               now - f->progress_at <= limit);
+        if (now - h->last_reply > limit) {
+            int keep = h->has != NULL ? now - h->last_reply <= budget
+                                      : whole == 1 &&
+                                            now - f->progress_at <= limit;
             if (!keep) {
-                drop(f, f->asked_of[i], "no answer in time");
-                whole -= h != NULL && h->has == NULL;
+                whole -= h->has == NULL;
+                drop(f, h->m, "no answer in time");
                 continue;
             }
             h->window = 1;
         }
         f->reasked++;
         f->state[i] = WM_CS_TO_ASK;
-        if (h->inflight > 0) {
-            h->inflight--;
-            f->inflight--;
-        }
+        wm_holders_answered(&f->hs, h);
     }
-    for (size_t i = 0; i < f->nholders; i++) {
-        struct holder *h = &f->holders[i];
+    for (size_t i = 0; i < f->hs.n; i++) {
+        wm_holder *h = &f->hs.h[i];
         if (!h->dropped && !wm_member_usable(h->m))
             drop(f, h->m, "not alive");
         if (!h->dropped && h->later_since != 0 &&
             now - h->later_since > budget && now - f->progress_at > budget)
             drop(f, h->m, "kept answering \"later\"");
     }
-    if (whole_left(f) == 0 && (f->map == NULL || !partials_can_help(f))) {
+    if (wm_holders_whole_left(&f->hs) == 0 &&
+        (f->map == NULL || !wm_holders_useful(&f->hs, f->state, f->prefix))) {
         finish(f, -ENOENT, "no peer could serve it");
         return -1;
     }
@@ -569,9 +469,9 @@ fill(wm_pfetch *f, int64_t now)
         return 0; /* ticks come every 50 ms */
     if (f->swarm)
         tell_partials(f, now, 0);
-    if (f->npartial > 0) {
-        const uint8_t *has[MAX_PARTIAL], *ids[MAX_PARTIAL];
-        size_t n = live_partials(f, has, ids);
+    if (f->hs.npartial > 0) {
+        const uint8_t *has[WM_HOLDERS_PARTIAL], *ids[WM_HOLDERS_PARTIAL];
+        size_t n = wm_holders_partials(&f->hs, has, ids);
         wm_swarm_rarity(f->rarity, f->last + 1, has, n);
         stripe = wm_swarm_stripe(wm_members_self_id(f->pf->members), ids, n);
         /* Nothing came in for a while: for STALLED_MS whole holders may
@@ -583,12 +483,12 @@ fill(wm_pfetch *f, int64_t now)
     /* The holders in turn, from a different one each time, so the
      * fetch's chunks in flight are spread over all of them. */
     f->turn++;
-    for (size_t j = 0; j < f->nholders; j++) {
-        struct holder *h = &f->holders[(f->turn + j) % f->nholders];
+    for (size_t j = 0; j < f->hs.n; j++) {
+        wm_holder *h = &f->hs.h[(f->turn + j) % f->hs.n];
         if (h->dropped || now < h->not_before)
             continue;
-        while (h->inflight < h->window && f->inflight < MAX_INFLIGHT) {
-            if (f->npartial > 0) {
+        while (h->inflight < h->window && f->hs.inflight < MAX_INFLIGHT) {
+            if (f->hs.npartial > 0) {
                 uint32_t c =
                     h->has != NULL
                         ? wm_swarm_pick_partial(f->state, f->rarity, f->prefix,
@@ -604,9 +504,10 @@ fill(wm_pfetch *f, int64_t now)
                 continue;
             }
             /* No swarm: in order from the prefix, for the readers. */
-            uint32_t end = f->last != UINT32_MAX
-                               ? f->last + 1
-                               : f->prefix + (uint32_t)(WINDOW * f->nholders);
+            uint32_t end =
+                f->last != UINT32_MAX
+                    ? f->last + 1
+                    : f->prefix + (uint32_t)(WM_HOLDER_WINDOW * f->hs.n);
             if (end > f->end)
                 end = f->end;
             while (next < end && next < f->cap_chunks &&
@@ -656,7 +557,7 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     wm_pfetch *f = calloc(1, sizeof(*f));
     size_t usable = 0;
 
-    for (size_t i = 0; i < n && i < MAX_HOLDERS; i++)
+    for (size_t i = 0; i < n && i < WM_HOLDERS_WHOLE; i++)
         usable += wm_member_usable(holders[i].m);
     if (f == NULL || usable == 0 || resume % WM_CHUNK_SIZE != 0 ||
         (resume > 0) != (hash != NULL) ||
@@ -696,13 +597,16 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
                     " bytes before it is stored; fetched into a spool file",
                     dl->filename, size);
     }
-    for (size_t i = 0; i < n && f->nholders < MAX_HOLDERS; i++)
-        add_holder(f, holders[i].m, 0);
+    wm_holders_init(&f->hs, f->last != UINT32_MAX ? f->last + 1 : 0);
+    for (size_t i = 0; i < n; i++)
+        wm_holders_add_whole(&f->hs, holders[i].m, wm_now_ms());
     f->started = f->progress_at = wm_now_ms();
     if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS &&
         f->last < WM_WIRE_MAX_CHUNKS && pf->members != NULL) {
+        uint32_t r;
+        wm_random_bytes(&r, sizeof(r));
         f->swarm = 1;
-        f->start = randombytes_uniform(f->last + 1);
+        f->start = r % (f->last + 1); /* a bias of < 2^-16: no matter */
         if ((f->rarity = calloc(1, (size_t)f->last + 1)) == NULL)
             goto fail;
     }
@@ -762,9 +666,9 @@ wm_pfetch_map(const wm_pfetch *f)
 int
 wm_pfetch_was_bad(const wm_pfetch *f, const wm_member *m)
 {
-    for (size_t i = 0; i < f->nholders; i++)
-        if (f->holders[i].m == m)
-            return f->holders[i].bad;
+    for (size_t i = 0; i < f->hs.n; i++)
+        if (f->hs.h[i].m == m)
+            return f->hs.h[i].bad;
     return 0;
 }
 
@@ -847,7 +751,7 @@ static int
 hold(wm_pfetch *f, uint32_t idx)
 {
     if (f->nheld == f->held_cap) {
-        size_t cap = f->held_cap ? 2 * f->held_cap : WINDOW;
+        size_t cap = f->held_cap ? 2 * f->held_cap : WM_HOLDER_WINDOW;
         struct held *grown = realloc(f->held, cap * sizeof(*grown));
         if (grown == NULL)
             return -1;
@@ -959,25 +863,22 @@ wm_peerfetch_flush(wm_peerfetch *pf)
  * worth). Nothing from a holder that sent bad bytes. Returns 1 when M is
  * to be handled as asked of H now. */
 static int
-take_late(wm_pfetch *f, struct holder *h, const wm_msg *m)
+take_late(wm_pfetch *f, wm_holder *h, const wm_msg *m)
 {
     uint32_t idx = m->idx;
-    struct holder *other;
+    wm_holder *other;
 
     if (h == NULL || h->bad || m->status != WM_CHUNK_OK || f->map == NULL ||
         idx > f->last ||
         (f->state[idx] != WM_CS_TO_ASK && f->state[idx] != WM_CS_ASKED))
         return 0;
     if (f->state[idx] == WM_CS_ASKED &&
-        (other = holder_of(f, f->asked_of[idx])) != NULL &&
-        other->inflight > 0) {
-        other->inflight--; /* its answer will be late in turn */
-        f->inflight--;
-    }
+        (other = wm_holders_of(&f->hs, f->asked_of[idx])) != NULL)
+        wm_holders_answered(&f->hs, other); /* its answer will be late */
     f->state[idx] = WM_CS_ASKED;
     f->asked_of[idx] = h->m;
-    h->inflight++; /* as if asked now: the caller counts the answer */
-    f->inflight++;
+    wm_holders_asked(&f->hs, h); /* as if asked now: the caller counts
+                                    the answer */
     f->late++;
     return 1;
 }
@@ -987,21 +888,19 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
                       const void *bulk, size_t len)
 {
     wm_pfetch *f = find(pf, m->sha256);
-    struct holder *h;
+    wm_holder *h;
     uint32_t idx = m->idx;
     uint8_t digest[32];
     int rc, late;
 
     if (f == NULL || idx >= f->cap_chunks)
         return;
-    h = holder_of(f, from->m);
+    h = wm_holders_of(&f->hs, from->m);
     late = f->state[idx] != WM_CS_ASKED || f->asked_of[idx] != from->m;
     if (late && !take_late(f, h, m))
         return; /* unasked, or not worth having: ignore */
-    if (h != NULL && h->inflight > 0) {
-        h->inflight--;
-        f->inflight--;
-    }
+    if (h != NULL)
+        wm_holders_answered(&f->hs, h);
     if (h != NULL)
         h->last_reply = wm_now_ms();
     f->state[idx] = WM_CS_TO_ASK;
@@ -1033,17 +932,8 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         fill(f, wm_now_ms());
         return;
     }
-    if (h != NULL && !late) {
-        /* Delay, not loss, says the holder is contended: fewer chunks
-         * in flight to it rather than timeouts. (A path whose round trip
-         * alone is past FAST_MS keeps a window of 2: made for a LAN.) */
-        int64_t took = wm_now_ms() - f->asked_at[idx];
-        h->srtt = h->srtt == 0 ? took : (7 * h->srtt + took) / 8;
-        if (took < FAST_MS && h->window < WINDOW)
-            h->window++;
-        else if (took > SLOW_MS && h->window > 1)
-            h->window--;
-    }
+    if (h != NULL && !late)
+        wm_holder_took(h, wm_now_ms() - f->asked_at[idx]);
     if (h != NULL)
         h->later_since = 0;
     f->progress_at = wm_now_ms();
@@ -1116,38 +1006,20 @@ bad:
     fill(f, wm_now_ms());
 }
 
-/* A slot for a new partial holder M: a free one, or that of a partial
- * holder dropped for anything but bad bytes. NULL when none. */
-static struct holder *
-partial_slot(wm_pfetch *f, wm_member *m)
-{
-    if (f->npartial < MAX_PARTIAL)
-        return add_holder(f, m, 1);
-    for (size_t i = 0; i < f->nholders; i++) {
-        struct holder *h = &f->holders[i];
-        if (h->has == NULL || !h->dropped || h->bad)
-            continue;
-        memset(h->has, 0, wm_swarm_bitmap_len(f->last + 1));
-        *h = (struct holder){.m = m, .has = h->has, .window = WINDOW_START,
-                             .last_reply = wm_now_ms()};
-        return h;
-    }
-    return NULL;
-}
-
 void
 wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
 {
     wm_pfetch *f = find(pf, m->sha256);
-    struct holder *h;
+    wm_holder *h;
     int fresh = 0, news;
 
     if (f == NULL || !f->swarm || from->m == NULL ||
         !wm_member_usable(from->m) || m->nchunks != f->last + 1)
         return;
-    h = holder_of(f, from->m);
+    h = wm_holders_of(&f->hs, from->m);
     if (h == NULL) {
-        if ((h = partial_slot(f, from->m)) == NULL)
+        if ((h = wm_holders_add_partial(&f->hs, from->m, wm_now_ms())) ==
+            NULL)
             return;
         fresh = 1;
     }
