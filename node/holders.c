@@ -121,11 +121,12 @@ wm_holders_useful(const wm_holders *hs, const uint8_t *state, uint32_t from)
     return 0;
 }
 
-void
+uint32_t
 wm_holders_asked(wm_holders *hs, wm_holder *h)
 {
     h->inflight++;
     hs->inflight++;
+    return ++h->sent;
 }
 
 void
@@ -153,6 +154,19 @@ wm_holder_took(wm_holder *h, int64_t took)
         h->window++;
     else if (took > SLOW_MS && h->window > 1)
         h->window--;
+}
+
+void
+wm_holder_answered_seq(wm_holder *h, uint32_t seq)
+{
+    if (seq > h->answered)
+        h->answered = seq;
+}
+
+int
+wm_holder_lost(const wm_holder *h, uint32_t seq)
+{
+    return seq < h->answered;
 }
 
 int64_t

@@ -30,6 +30,8 @@ typedef struct wm_holder {
     int64_t last_reply;  /* a busy holder answers, late; a gone one not */
     int64_t not_before;  /* after a LATER or a BUSY */
     int64_t later_since; /* first LATER since its last chunk; 0: none */
+    uint32_t sent, answered; /* request numbers: the last, the highest
+                                answered */
 } wm_holder;
 
 typedef struct wm_holders {
@@ -66,9 +68,10 @@ size_t wm_holders_partials(const wm_holders *hs, const uint8_t **has,
 int wm_holders_useful(const wm_holders *hs, const uint8_t *state,
                       uint32_t from);
 
-/* One chunk more in flight to H; one less (an answer, or a chunk asked
- * again elsewhere); none any more (H dropped). They keep HS's sum. */
-void wm_holders_asked(wm_holders *hs, wm_holder *h);
+/* One chunk more in flight to H (returns the request's number at H);
+ * one less (an answer, or a chunk asked again elsewhere); none any more
+ * (H dropped). They keep HS's sum. */
+uint32_t wm_holders_asked(wm_holders *hs, wm_holder *h);
 void wm_holders_answered(wm_holders *hs, wm_holder *h);
 void wm_holders_drop(wm_holders *hs, wm_holder *h);
 
@@ -77,6 +80,12 @@ void wm_holders_drop(wm_holders *hs, wm_holder *h);
  * out (made for a LAN: a path whose round trip alone is over 250 ms
  * keeps a window of 2). */
 void wm_holder_took(wm_holder *h, int64_t took);
+
+/* H answered its request number SEQ. A holder answers in the order it
+ * is asked (one connection, one loop), so a request still unanswered
+ * with a lower number than one answered was lost: wm_holder_lost. */
+void wm_holder_answered_seq(wm_holder *h, uint32_t seq);
+int wm_holder_lost(const wm_holder *h, uint32_t seq);
 
 /* How long a chunk asked of H may take: three times its usual delay, at
  * least 5 s and at most 20 s. */

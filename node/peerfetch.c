@@ -40,7 +40,7 @@
 #include "holders.h"
 #include "swarm.h"
 
-#define MAX_INFLIGHT     16   /* chunks in flight per fetch */
+#define MAX_INFLIGHT     24   /* chunks in flight per fetch */
 #define SWARM_MIN_CHUNKS 8
 #define HAVE_MS          250
 #define SWARM_WAIT_MS    50   /* for fetchers that started with this one */
@@ -73,6 +73,7 @@ struct wm_pfetch {
     uint8_t *state;
     wm_member **asked_of;
     int64_t *asked_at;
+    uint32_t *asked_seq; /* the request's number at its holder */
     size_t cap_chunks;
     uint32_t prefix; /* chunks hashed in order */
     wm_sha256 *hash;
@@ -134,6 +135,9 @@ grow(wm_pfetch *f, size_t n)
     if ((p = realloc(f->asked_at, cap * sizeof(*f->asked_at))) == NULL)
         return -1;
     f->asked_at = p;
+    if ((p = realloc(f->asked_seq, cap * sizeof(*f->asked_seq))) == NULL)
+        return -1;
+    f->asked_seq = p;
     memset(f->state + f->cap_chunks, WM_CS_TO_ASK, cap - f->cap_chunks);
     f->cap_chunks = cap;
     return 0;
@@ -160,6 +164,7 @@ fetch_free(wm_pfetch *f)
     free(f->state);
     free(f->asked_of);
     free(f->asked_at);
+    free(f->asked_seq);
     free(f);
 }
 
@@ -379,7 +384,7 @@ send_fetch(wm_pfetch *f, wm_holder *h, uint32_t idx, int64_t now)
     f->state[idx] = WM_CS_ASKED;
     f->asked_of[idx] = h->m;
     f->asked_at[idx] = now;
-    wm_holders_asked(&f->hs, h);
+    f->asked_seq[idx] = wm_holders_asked(&f->hs, h);
 }
 
 static void
@@ -415,25 +420,30 @@ fill(wm_pfetch *f, int64_t now)
     wm_stripe stripe = {0, 1};
     int64_t budget = f->pf->later_budget_ms;
 
-    /* A chunk not answered in time (wm_holder_timeout) is asked again,
-     * of whoever has room. A holder that answered nothing at all for as
-     * long is gone, or its uplink is that full (a swarm's seed, a partial
-     * holder serving many), or a lost connection took its answers: slow
-     * because busy is not gone. It keeps one chunk in flight while the
-     * fetch still moves (a partial holder until it has been silent for
-     * the whole budget); else it is dropped, and so is a silent whole
-     * holder while another is left. Membership says when a member is
-     * gone. */
+    /* A holder answers in the order it is asked: a chunk is asked again
+     * (of whoever has room) once one asked after it came back first. One
+     * not answered in time (wm_holder_timeout) is only queued while its
+     * holder answers others (asked again, it would cross a full uplink
+     * twice). A holder that answered nothing at all for as long is gone,
+     * or its uplink is that full (a swarm's seed, a partial holder
+     * serving many), or a lost connection took its answers: slow because
+     * busy is not gone. It keeps one chunk in flight while the fetch
+     * still moves (a partial holder until it has been silent for the
+     * whole budget); else it is dropped, and so is a silent whole holder
+     * while another is left. Membership says when a member is gone. */
     for (size_t i = 0; i < f->cap_chunks; i++) {
         wm_holder *h;
         int64_t limit;
+        int lost;
         if (f->state[i] != WM_CS_ASKED)
             continue;
         h = wm_holders_of(&f->hs, f->asked_of[i]); /* never NULL */
         limit = wm_holder_timeout(h);
-        if (now - f->asked_at[i] <= limit)
+        lost = wm_holder_lost(h, f->asked_seq[i]);
+        if (!lost && (now - f->asked_at[i] <= limit ||
+                      now - h->last_reply <= limit))
             continue;
-        if (now - h->last_reply > limit) {
+        if (!lost) {
             int keep = h->has != NULL ? now - h->last_reply <= budget
                                       : whole == 1 &&
                                             now - f->progress_at <= limit;
@@ -443,6 +453,11 @@ fill(wm_pfetch *f, int64_t now)
                 continue;
             }
             h->window = 1;
+            /* The one whole holder, silent to this fetch while others'
+             * chunks fill its uplink: asked again, the chunk would queue
+             * behind its first copy. Lost, it is asked again later. */
+            if (h->has == NULL && now - f->asked_at[i] <= 2 * limit)
+                continue;
         }
         f->reasked++;
         f->state[i] = WM_CS_TO_ASK;
@@ -476,8 +491,11 @@ fill(wm_pfetch *f, int64_t now)
         stripe = wm_swarm_stripe(wm_members_self_id(f->pf->members), ids, n);
         /* Nothing came in for a while: for STALLED_MS whole holders may
          * be asked for other stripes too (a fetcher that is slow, or
-         * joined a swarm and never fetches its stripe). */
-        if (now - f->progress_at > STALL_MS && now >= f->stalled_until)
+         * joined a swarm and never fetches its stripe). Not before the
+         * first chunk: until then a whole holder is sending every
+         * fetcher's first chunks at once, and more would only queue. */
+        if (f->from_whole + f->from_partial > 0 &&
+            now - f->progress_at > STALL_MS && now >= f->stalled_until)
             f->stalled_until = now + STALLED_MS;
     }
     /* The holders in turn, from a different one each time, so the
@@ -492,7 +510,7 @@ fill(wm_pfetch *f, int64_t now)
                 uint32_t c =
                     h->has != NULL
                         ? wm_swarm_pick_partial(f->state, f->rarity, f->prefix,
-                                                f->last + 1, h->has)
+                                                f->last + 1, h->has, f->start)
                         : wm_swarm_pick_whole(f->state, f->rarity, f->prefix,
                                               f->last + 1, stripe, f->start,
                                               now < f->stalled_until);
@@ -899,10 +917,12 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     late = f->state[idx] != WM_CS_ASKED || f->asked_of[idx] != from->m;
     if (late && !take_late(f, h, m))
         return; /* unasked, or not worth having: ignore */
-    if (h != NULL)
+    if (h != NULL) {
         wm_holders_answered(&f->hs, h);
-    if (h != NULL)
         h->last_reply = wm_now_ms();
+        if (!late)
+            wm_holder_answered_seq(h, f->asked_seq[idx]);
+    }
     f->state[idx] = WM_CS_TO_ASK;
     if (h != NULL && h->has != NULL && m->status != WM_CHUNK_OK &&
         m->status != WM_CHUNK_MISSING) {

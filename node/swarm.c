@@ -80,14 +80,17 @@ wm_swarm_useful(const uint8_t *state, uint32_t from, uint32_t n,
 
 uint32_t
 wm_swarm_pick_partial(const uint8_t *state, const uint8_t *rarity,
-                      uint32_t from, uint32_t n, const uint8_t *has)
+                      uint32_t from, uint32_t n, const uint8_t *has,
+                      uint32_t start)
 {
     uint32_t best = WM_NO_CHUNK;
 
-    for (uint32_t c = from; c < n; c++)
+    for (uint32_t k = from; k < n; k++) {
+        uint32_t c = from + (start + k - from) % (n - from);
         if (state[c] == WM_CS_TO_ASK && wm_swarm_has(has, c) &&
             (best == WM_NO_CHUNK || rarity[c] < rarity[best]))
             best = c;
+    }
     return best;
 }
 

@@ -126,6 +126,36 @@ test_window_and_timeout(void **state)
     assert_int_equal(wm_holder_timeout(&h), 20000);
 }
 
+/* A holder answers in order: a request numbered below one answered is
+ * lost; the ones after it are only queued. */
+static void
+test_lost_in_order(void **state)
+{
+    wm_holders hs;
+    wm_holder *a, *b;
+    uint32_t s1, s2, s3, t1;
+
+    (void)state;
+    wm_holders_init(&hs, 0);
+    a = wm_holders_add_whole(&hs, &members[0], 0);
+    b = wm_holders_add_whole(&hs, &members[1], 0);
+    s1 = wm_holders_asked(&hs, a);
+    s2 = wm_holders_asked(&hs, a);
+    s3 = wm_holders_asked(&hs, a);
+    t1 = wm_holders_asked(&hs, b); /* numbered per holder */
+    assert_true(s1 < s2 && s2 < s3);
+    assert_false(wm_holder_lost(a, s1)); /* nothing answered yet */
+    wm_holder_answered_seq(a, s2);
+    assert_true(wm_holder_lost(a, s1));
+    assert_false(wm_holder_lost(a, s2));
+    assert_false(wm_holder_lost(a, s3));
+    assert_false(wm_holder_lost(b, t1)); /* A's answers say nothing of B */
+    wm_holder_answered_seq(a, s1); /* a late answer does not go back */
+    assert_false(wm_holder_lost(a, s3));
+    assert_true(wm_holder_lost(a, s1));
+    wm_holders_free(&hs);
+}
+
 int
 main(void)
 {
@@ -134,6 +164,7 @@ main(void)
         cmocka_unit_test(test_no_partials_while_size_unknown),
         cmocka_unit_test(test_inflight_and_useful),
         cmocka_unit_test(test_window_and_timeout),
+        cmocka_unit_test(test_lost_in_order),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

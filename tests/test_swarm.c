@@ -87,17 +87,23 @@ test_pick_partial(void **state)
     uint8_t st[N] = {0}, rarity[N] = {0}, has[5] = {0};
 
     (void)state;
-    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has),
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 0),
                      WM_NO_CHUNK);
     has[0] = 0x1c; /* chunks 2, 3, 4 */
     rarity[2] = 3, rarity[3] = 1, rarity[4] = 1;
-    /* the rarest, the lowest of those */
-    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has), 3);
+    /* the rarest, the first of those from the fetch's start */
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 0), 3);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 4), 4);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 5), 3);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 2, N, has, 2 * N),
+                     3);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has,
+                                           UINT32_MAX), 3);
     st[3] = WM_CS_ASKED;
-    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has), 4);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 0), 4);
     st[4] = WM_CS_DONE;
-    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has), 2);
-    assert_int_equal(wm_swarm_pick_partial(st, rarity, 3, N, has),
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 0, N, has, 0), 2);
+    assert_int_equal(wm_swarm_pick_partial(st, rarity, 3, N, has, 7),
                      WM_NO_CHUNK);
 }
 
