@@ -29,10 +29,11 @@ See README.md next to this file ("Cluster benchmark").
       link capped by tbf at --swarm-rate each way; a --swarm-mb wheel put
       on h1, then every other host's curl asks its own node for it at the
       same moment. Reported: each fetcher's rate as a share of its link
-      (min, median, max), what h1 and the swarm sent, and the peer fetches
-      that failed (each one would have gone to upstream). Target: every
-      fetcher >= 80 % of its link, no failed peer fetch. Needs root;
-      not in the default --only.
+      (min, median, max), what h1 and the swarm sent, how busy h1's link
+      was, and the peer fetches that failed (each one would have gone to
+      upstream). The nodes' data is in --swarm-dir (memory). Target:
+      every fetcher >= 80 % of its link, no failed peer fetch. Needs
+      root; not in the default --only.
 
 Every part reports the median over --rounds rounds. --quick: a short run.
 --only PARTS runs some of them (e.g. --only ac); --json FILE also writes
@@ -489,6 +490,19 @@ def _rate_bits(rate):
 # (d) a swarm
 
 
+@contextlib.contextmanager
+def tempdir_in(path):
+    """Temporary directories made meanwhile (the nodes') go under PATH
+    (None or missing: where they would)."""
+    saved = tempfile.tempdir
+    if path and os.path.isdir(path):
+        tempfile.tempdir = path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
 def bench_d(args, work, res):
     import netns_util as nu
     wdir = os.path.join(work, "d-wheels")
@@ -501,7 +515,11 @@ def bench_d(args, work, res):
         hosts = [lab.add_host() for _ in range(n)]
         for h in hosts:
             lab.cap(h, args.swarm_rate, up=True, down=True)
-        nodes += nu.start_cluster(lab, hosts)
+        # Each agent of a fleet writes its own disk; here 17 nodes would
+        # share one, and their syncs (4 GiB in under a minute) would stall
+        # their loops: the nodes' data goes to memory when it can.
+        with tempdir_in(args.swarm_dir):
+            nodes += nu.start_cluster(lab, hosts)
         seed, fetchers = nodes[0], nodes[1:]
         wait_until("%d namespaced nodes alive" % n, lambda: all(
             list(alive_view(x).values()).count("alive") == n - 1
@@ -538,12 +556,18 @@ def bench_d(args, work, res):
                 t.start()
             timeline, t_go = [], time.monotonic()
 
+            def wire_h1():
+                m = re.search(r"Sent (\d+) bytes", lab.qdisc_stats(hosts[0]))
+                return int(m.group(1)) if m else 0
+
             def sample():
-                # what h1 and the fetchers sent, each second: where the
-                # swarm spends its time
+                # what h1 and the fetchers handed to ZeroMQ, and what left
+                # h1 on the wire, each second: where the swarm spends its
+                # time
                 while any(t.is_alive() for t in threads):
                     timeline.append((round(time.monotonic() - t_go, 1),
-                                     [cluster(x)["bytes_out"] for x in nodes]))
+                                     [cluster(x)["bytes_out"] for x in nodes],
+                                     wire_h1()))
                     time.sleep(1.0)
             sampler = threading.Thread(target=sample)
             go.set()
@@ -568,25 +592,31 @@ def bench_d(args, work, res):
             link = _rate_bits(args.swarm_rate) / 8
             share = sorted(size / t / link for t in took.values())
             rate_mb = []
-            for (t0_, a), (t1_, b) in zip(timeline, timeline[1:]):
+            for (t0_, a, wa), (t1_, b, wb) in zip(timeline, timeline[1:]):
                 rate_mb.append((t1_, round((b[0] - a[0]) / (t1_ - t0_) / 1e6,
                                            1),
                                 round(sum(b[1:]) - sum(a[1:]))
-                                / (t1_ - t0_) / 1e6))
-            log("(d) MB/s sent each second (t, h1, all fetchers): %s" % (
-                " ".join("%.0f:%.1f/%.0f" % x for x in rate_mb)))
+                                / (t1_ - t0_) / 1e6,
+                                (wb - wa) / (t1_ - t0_) / 1e6))
+            log("(d) MB/s each second (t, h1 to ZeroMQ, h1 on the wire, all "
+                "fetchers to ZeroMQ): %s" % (
+                    " ".join("%.0f:%.1f/%.1f/%.0f" % (t_, h, w_, a_)
+                             for t_, h, a_, w_ in rate_mb)))
+            busy = [w_ for _, _, _, w_ in rate_mb]
+            h1_busy = (sum(busy) / len(busy) / (link / 1e6)) if busy else 0
             row = {"seconds": took, "share_of_link": share,
                    "sent_mb_per_s": rate_mb,
                    "seed_sent_copies": sent[seed.name] / size,
                    "swarm_sent_copies": sum(sent[f.name] for f in fetchers)
-                   / size, "failed_peer_fetches": failed}
+                   / size, "failed_peer_fetches": failed,
+                   "h1_wire_busy": h1_busy}
             rounds.append(row)
             log("(d) round %d/%d: %d fetchers, share of link min %.2f "
                 "median %.2f max %.2f; h1 sent %.2f copies, the swarm %.2f; "
-                "%d failed peer fetches" % (
+                "%d failed peer fetches; h1's link busy %.2f" % (
                     r + 1, args.rounds, len(fetchers), share[0],
                     median(share), share[-1], row["seed_sent_copies"],
-                    row["swarm_sent_copies"], failed))
+                    row["swarm_sent_copies"], failed, h1_busy))
         res["d"] = {"size_bytes": size, "rate": args.swarm_rate,
                     "fetchers": len(fetchers), "rounds": rounds,
                     "ideal_s": size / (_rate_bits(args.swarm_rate) / 8)}
@@ -861,6 +891,9 @@ def main(argv=None):
                     help="(d) fetchers")
     ap.add_argument("--swarm-mb", type=int, default=256)
     ap.add_argument("--swarm-rate", default="50mbit")
+    ap.add_argument("--swarm-dir", default="/dev/shm",
+                    help="(d) where the nodes' data goes (default /dev/shm, "
+                    "memory: one disk shared by 17 nodes is not a fleet's)")
     ap.add_argument("--curl", default=shutil.which("curl") or "/usr/bin/curl")
     ap.add_argument("--json", metavar="FILE",
                     help="also write every number as JSON to FILE")
