@@ -44,6 +44,7 @@
 #define SWARM_MIN_CHUNKS 8
 #define HAVE_MS          250
 #define SWARM_WAIT_MS    50   /* for fetchers that started with this one */
+#define SWARM_SETTLE_MS  5000 /* stripes scanned from a random point */
 #define STALL_MS         2000 /* then others' stripes are asked of whole */
 #define STALLED_MS       5000 /* ... for this long */
 #define LATER_RETRY_MS   100
@@ -417,7 +418,7 @@ fill(wm_pfetch *f, int64_t now)
 {
     size_t whole = wm_holders_whole_left(&f->hs);
     uint32_t next = f->prefix;
-    wm_stripe stripe = {0, 1};
+    wm_stripe stripe = {0, 1, 0};
     int64_t budget = f->pf->later_budget_ms;
 
     /* A holder answers in the order it is asked: a chunk is asked again
@@ -489,6 +490,13 @@ fill(wm_pfetch *f, int64_t now)
         size_t n = wm_holders_partials(&f->hs, has, ids);
         wm_swarm_rarity(f->rarity, f->last + 1, has, n);
         stripe = wm_swarm_stripe(wm_members_self_id(f->pf->members), ids, n);
+        /* A fetcher that started before the others heard of them asked
+         * for the first chunks, now in their stripes. Scanned from a
+         * random point at first, a stripe reaches those once they are
+         * the swarm's (else h1 sent each twice); then in order, for the
+         * readers. */
+        if (now - f->started < SWARM_SETTLE_MS)
+            stripe.scan = f->start;
         /* Nothing came in for a while: for STALLED_MS whole holders may
          * be asked for other stripes too (a fetcher that is slow, or
          * joined a swarm and never fetches its stripe). Not before the

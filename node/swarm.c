@@ -58,7 +58,7 @@ wm_swarm_rarity(uint8_t *rarity, uint32_t n, const uint8_t *const *has,
 wm_stripe
 wm_swarm_stripe(const uint8_t *self, const uint8_t *const *ids, size_t nids)
 {
-    wm_stripe s = {0, 1};
+    wm_stripe s = {0, 1, 0};
 
     for (size_t i = 0; i < nids; i++) {
         s.k++;
@@ -99,12 +99,17 @@ wm_swarm_pick_whole(const uint8_t *state, const uint8_t *rarity,
                     uint32_t from, uint32_t n, wm_stripe s, uint32_t start,
                     int stalled)
 {
-    uint32_t best = WM_NO_CHUNK;
+    uint32_t best = WM_NO_CHUNK,
+             first = from + (s.rank + s.k - from % s.k) % s.k,
+             count = first < n ? (n - first + s.k - 1) / s.k : 0;
+    uint64_t skip =
+        s.scan > first ? ((uint64_t)s.scan - first + s.k - 1) / s.k : 0;
 
-    for (uint32_t c = from + (s.rank + s.k - from % s.k) % s.k; c < n;
-         c += s.k)
+    for (uint32_t j = 0; j < count; j++) {
+        uint32_t c = first + (uint32_t)((skip + j) % count) * s.k;
         if (state[c] == WM_CS_TO_ASK && rarity[c] == 0)
             return c;
+    }
     if (!stalled)
         return WM_NO_CHUNK;
     for (uint32_t k = 0; k < n; k++) {

@@ -44,12 +44,14 @@ int wm_swarm_merge(uint8_t *has, const uint8_t *bits, uint32_t n);
 void wm_swarm_rarity(uint8_t *rarity, uint32_t n, const uint8_t *const *has,
                      size_t nhas);
 
+/* Chunks RANK, RANK + K, RANK + 2K ...; a fetcher asks a whole holder
+ * for them from chunk SCAN on (then those before it). */
 typedef struct wm_stripe {
-    uint32_t rank, k;
+    uint32_t rank, k, scan;
 } wm_stripe;
 
 /* The stripe of node SELF among it and the NIDS partial holders IDS
- * (32-byte ids). */
+ * (32-byte ids), scanned from the start. */
 wm_stripe wm_swarm_stripe(const uint8_t *self, const uint8_t *const *ids,
                           size_t nids);
 
@@ -64,9 +66,9 @@ int wm_swarm_useful(const uint8_t *state, uint32_t from, uint32_t n,
  * that the fetchers of a swarm ask a holder of new chunks for different
  * ones, each soon a source, rather than all for the same one, sent to
  * all at once at a fraction of the rate each. Of a whole holder: the
- * first of stripe S that no partial holder has; other stripes are their
- * fetchers' to bring in, and only while STALLED is the rarest of any
- * stripe asked, scanning from START. */
+ * first of stripe S (from its scan point) that no partial holder has;
+ * other stripes are their fetchers' to bring in, and only while STALLED
+ * is the rarest of any stripe asked, scanning from START. */
 uint32_t wm_swarm_pick_partial(const uint8_t *state, const uint8_t *rarity,
                                uint32_t from, uint32_t n, const uint8_t *has,
                                uint32_t start);

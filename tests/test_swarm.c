@@ -111,13 +111,24 @@ static void
 test_pick_whole(void **state)
 {
     uint8_t st[N] = {0}, rarity[N] = {0};
-    wm_stripe s = {2, 5}; /* chunks 2, 7, 12, ... */
+    wm_stripe s = {2, 5, 0}; /* chunks 2, 7, 12, ... */
 
     (void)state;
     assert_int_equal(wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0), 2);
     /* from a prefix inside the stripe's period */
     assert_int_equal(wm_swarm_pick_whole(st, rarity, 3, N, s, 0, 0), 7);
     assert_int_equal(wm_swarm_pick_whole(st, rarity, 7, N, s, 0, 0), 7);
+    /* from the stripe's scan point, then its chunks before it */
+    s.scan = 8;
+    assert_int_equal(wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0), 12);
+    s.scan = 12;
+    assert_int_equal(wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0), 12);
+    s.scan = 36;
+    assert_int_equal(wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0), 2);
+    assert_int_equal(wm_swarm_pick_whole(st, rarity, 3, N, s, 0, 0), 7);
+    s.scan = UINT32_MAX;
+    assert_int_equal(wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0) % 5, 2);
+    s.scan = 0;
     /* a chunk a partial holder has is the swarm's to give */
     rarity[7] = 1;
     assert_int_equal(wm_swarm_pick_whole(st, rarity, 3, N, s, 0, 0), 12);
@@ -136,8 +147,9 @@ test_pick_whole(void **state)
                      WM_NO_CHUNK);
 }
 
-/* Five fetchers, each knowing the four others: their stripes are a
- * partition of the wheel, so a whole holder sends each chunk once. */
+/* Five fetchers, each knowing the four others, each from its own start:
+ * their stripes are a partition of the wheel, so a whole holder sends
+ * each chunk once. */
 static void
 test_stripes_partition_the_wheel(void **state)
 {
@@ -162,6 +174,7 @@ test_stripes_partition_the_wheel(void **state)
         s = wm_swarm_stripe(ids[i], others, F - 1);
         assert_int_equal(s.k, F);
         ranks |= 1u << s.rank;
+        s.scan = (uint32_t)(11 * i);
         while ((c = wm_swarm_pick_whole(st, rarity, 0, N, s, 0, 0)) !=
                WM_NO_CHUNK) {
             st[c] = WM_CS_ASKED;
