@@ -1,7 +1,8 @@
 /*
  * Answers to FETCH and MAP. Stored wheels go out as frames pointing into
  * the LMDB map (ZeroMQ copies them into its queue); a wheel still arriving
- * is read from its download, whole chunks only until it is verified.
+ * is read from its download, whole chunks only until it is verified, and
+ * a chunk of a swarm's goes to a few peers at a time (spread_enough).
  *
  * Uploads never take the agent's whole link: at most MAX_PEERS peers are
  * served at a time, each with a token bucket holding it to its share of
@@ -23,6 +24,9 @@
 #define MAX_PEERS     16   /* served at once: a swarm of 16 fetchers */
 #define PEER_IDLE_MS  2000 /* a peer not heard for this long is done */
 #define BURST_S       0.25 /* the bucket holds a quarter second's rate */
+#define SPREAD_PEERS  2    /* a chunk of a fetch still running, at once */
+#define SPREAD_MS     2000
+#define RECENT        64   /* such chunks remembered */
 
 struct wm_peerserve {
     wm_node *node;
@@ -38,6 +42,14 @@ struct wm_peerserve {
         double tokens; /* bytes it may be sent now; may dip below 0 */
         int64_t refilled_ms;
     } peers[MAX_PEERS];
+    /* chunks of running fetches lately sent, for spread_enough */
+    struct sent {
+        const wm_member *to;
+        uint8_t sha[8];
+        uint32_t idx;
+        int64_t at;
+    } recent[RECENT];
+    size_t next_recent;
     uint64_t busy_replies, uploaded;
 };
 
@@ -131,6 +143,40 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     wm_transport_reply(ps->t, from, m, data, len);
 }
 
+/* Has chunk IDX of SHA, which a fetch from peers still running has,
+ * gone to SPREAD_PEERS other peers than TO in the last SPREAD_MS? Then TO
+ * is told "later" (a swarm's fetcher then asks for another chunk, and
+ * this one of whoever got it once they say so), rather than all sent it
+ * at once at a fraction of this uplink each: the last chunks of a swarm
+ * spread hop by hop. Else it is counted as sent to TO now (once per
+ * peer: one asking again cannot take the others' turns). */
+static int
+spread_enough(wm_peerserve *ps, const wm_member *to, const uint8_t *sha,
+              uint32_t idx)
+{
+    int64_t now = wm_now_ms();
+    struct sent *s, *mine = NULL;
+    int others = 0;
+
+    for (size_t i = 0; i < RECENT; i++) {
+        s = &ps->recent[i];
+        if (s->idx != idx || now - s->at >= SPREAD_MS ||
+            memcmp(s->sha, sha, sizeof(s->sha)) != 0)
+            continue;
+        if (s->to == to)
+            mine = s;
+        else
+            others++;
+    }
+    if (others >= SPREAD_PEERS)
+        return 1;
+    if (mine == NULL)
+        mine = &ps->recent[ps->next_recent++ % RECENT];
+    *mine = (struct sent){.to = to, .idx = idx, .at = now};
+    memcpy(mine->sha, sha, sizeof(mine->sha));
+    return 0;
+}
+
 /* Chunk IDX of a download still arriving: whole chunks of its prefix, or
  * a chunk a fetch from peers checked against its chunk map. */
 static void
@@ -145,6 +191,11 @@ serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
 
     if (state == WM_DL_FAILED) {
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_MISSING, NULL, 0);
+        return;
+    }
+    if (state != WM_DL_VERIFIED && checked > 0 &&
+        spread_enough(ps, from->m, dl->sha256, idx)) {
+        reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_LATER, NULL, 0);
         return;
     }
     if (state == WM_DL_VERIFIED) {
