@@ -87,8 +87,9 @@ void wm_holder_took(wm_holder *h, int64_t took);
 void wm_holder_answered_seq(wm_holder *h, uint32_t seq);
 int wm_holder_lost(const wm_holder *h, uint32_t seq);
 
-/* How long a chunk asked of H may take: three times its usual delay, at
- * least 5 s and at most 20 s. */
+/* How long a chunk asked of H may take before H counts as slow: three
+ * times its usual delay, at least 5 s and at most 20 s (peerfetch waits
+ * twice that for one queued behind others while H answers them). */
 int64_t wm_holder_timeout(const wm_holder *h);
 
 #endif

@@ -425,26 +425,28 @@ fill(wm_pfetch *f, int64_t now)
      * (of whoever has room) once one asked after it came back first. One
      * not answered in time (wm_holder_timeout) is only queued while its
      * holder answers others (asked again, it would cross a full uplink
-     * twice). A holder that answered nothing at all for as long is gone,
-     * or its uplink is that full (a swarm's seed, a partial holder
-     * serving many), or a lost connection took its answers: slow because
-     * busy is not gone. It keeps one chunk in flight while the fetch
-     * still moves (a partial holder until it has been silent for the
-     * whole budget); else it is dropped, and so is a silent whole holder
-     * while another is left. Membership says when a member is gone. */
+     * twice), up to twice that time. A holder that answered nothing at
+     * all for as long is gone, or its uplink is that full (a swarm's
+     * seed, a partial holder serving many), or a lost connection took its
+     * answers: slow because busy is not gone. Its window drops to one
+     * while the fetch still moves (a partial holder's until it has been
+     * silent for the whole budget); else it is dropped, and so is a
+     * silent whole holder while another is left. Membership says when a
+     * member is gone. */
     for (size_t i = 0; i < f->cap_chunks; i++) {
         wm_holder *h;
-        int64_t limit;
+        int64_t limit, age;
         int lost;
         if (f->state[i] != WM_CS_ASKED)
             continue;
         h = wm_holders_of(&f->hs, f->asked_of[i]); /* never NULL */
         limit = wm_holder_timeout(h);
+        age = now - f->asked_at[i];
         lost = wm_holder_lost(h, f->asked_seq[i]);
-        if (!lost && (now - f->asked_at[i] <= limit ||
-                      now - h->last_reply <= limit))
+        if (!lost && (age <= limit ||
+                      (now - h->last_reply <= limit && age <= 2 * limit)))
             continue;
-        if (!lost) {
+        if (!lost && now - h->last_reply > limit) {
             int keep = h->has != NULL ? now - h->last_reply <= budget
                                       : whole == 1 &&
                                             now - f->progress_at <= limit;
@@ -456,9 +458,13 @@ fill(wm_pfetch *f, int64_t now)
             h->window = 1;
             /* The one whole holder, silent to this fetch while others'
              * chunks fill its uplink: asked again, the chunk would queue
-             * behind its first copy. Lost, it is asked again later. */
-            if (h->has == NULL && now - f->asked_at[i] <= 2 * limit)
+             * behind its first copy. A silent partial holder's chunk is
+             * not counted as its until it says so again (else it might
+             * be asked of it again and again). */
+            if (h->has == NULL && age <= 2 * limit)
                 continue;
+            if (h->has != NULL)
+                wm_swarm_forget(h->has, (uint32_t)i);
         }
         f->reasked++;
         f->state[i] = WM_CS_TO_ASK;
@@ -501,8 +507,11 @@ fill(wm_pfetch *f, int64_t now)
          * be asked for other stripes too (a fetcher that is slow, or
          * joined a swarm and never fetches its stripe). Not before the
          * first chunk: until then a whole holder is sending every
-         * fetcher's first chunks at once, and more would only queue. */
-        if (f->from_whole + f->from_partial > 0 &&
+         * fetcher's first chunks at once, and more would only queue
+         * (unless none came for long: a member claiming every chunk and
+         * sending none would hold the fetch). */
+        if ((f->from_whole + f->from_partial > 0 ||
+             now - f->started > STALL_MS + SWARM_SETTLE_MS) &&
             now - f->progress_at > STALL_MS && now >= f->stalled_until)
             f->stalled_until = now + STALLED_MS;
     }
@@ -935,10 +944,13 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     if (h != NULL && h->has != NULL && m->status != WM_CHUNK_OK &&
         m->status != WM_CHUNK_MISSING) {
         /* A partial holder without it (yet), or busy: the chunk is not
-         * counted as its until it says so again. */
+         * counted as its until it says so again. One that never sends a
+         * byte runs out of budget like any. */
         wm_swarm_forget(h->has, idx);
         if (m->status == WM_CHUNK_BUSY)
             h->not_before = wm_now_ms() + LATER_RETRY_MS;
+        if (h->later_since == 0)
+            h->later_since = wm_now_ms();
         fill(f, wm_now_ms());
         return;
     }

@@ -26,7 +26,7 @@
 #define BURST_S       0.25 /* the bucket holds a quarter second's rate */
 #define SPREAD_PEERS  2    /* a chunk of a fetch still running, at once */
 #define SPREAD_MS     2000
-#define RECENT        64   /* such chunks remembered */
+#define RECENT        256  /* such chunks remembered: 16 peers x 8 x 2 */
 
 struct wm_peerserve {
     wm_node *node;
@@ -155,13 +155,16 @@ spread_enough(wm_peerserve *ps, const wm_member *to, const uint8_t *sha,
               uint32_t idx)
 {
     int64_t now = wm_now_ms();
-    struct sent *s, *mine = NULL;
+    struct sent *s, *mine = NULL, *free_slot = NULL;
     int others = 0;
 
     for (size_t i = 0; i < RECENT; i++) {
         s = &ps->recent[i];
-        if (s->idx != idx || now - s->at >= SPREAD_MS ||
-            memcmp(s->sha, sha, sizeof(s->sha)) != 0)
+        if (now - s->at >= SPREAD_MS) {
+            free_slot = free_slot != NULL ? free_slot : s;
+            continue;
+        }
+        if (s->idx != idx || memcmp(s->sha, sha, sizeof(s->sha)) != 0)
             continue;
         if (s->to == to)
             mine = s;
@@ -171,7 +174,8 @@ spread_enough(wm_peerserve *ps, const wm_member *to, const uint8_t *sha,
     if (others >= SPREAD_PEERS)
         return 1;
     if (mine == NULL)
-        mine = &ps->recent[ps->next_recent++ % RECENT];
+        mine = free_slot != NULL ? free_slot
+                                 : &ps->recent[ps->next_recent++ % RECENT];
     *mine = (struct sent){.to = to, .idx = idx, .at = now};
     memcpy(mine->sha, sha, sizeof(mine->sha));
     return 0;

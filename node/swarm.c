@@ -86,7 +86,8 @@ wm_swarm_pick_partial(const uint8_t *state, const uint8_t *rarity,
     uint32_t best = WM_NO_CHUNK;
 
     for (uint32_t k = from; k < n; k++) {
-        uint32_t c = from + (start + k - from) % (n - from);
+        uint32_t c =
+            from + (uint32_t)(((uint64_t)start + k - from) % (n - from));
         if (state[c] == WM_CS_TO_ASK && wm_swarm_has(has, c) &&
             (best == WM_NO_CHUNK || rarity[c] < rarity[best]))
             best = c;

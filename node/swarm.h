@@ -62,10 +62,10 @@ int wm_swarm_useful(const uint8_t *state, uint32_t from, uint32_t n,
 
 /* The chunk to ask next (WM_NO_CHUNK: none) among chunks FROM..N-1 still
  * to ask in STATE. Of a partial holder that has HAS: the rarest of its
- * chunks, the first of those from START (each fetch's own point), so
- * that the fetchers of a swarm ask a holder of new chunks for different
- * ones, each soon a source, rather than all for the same one, sent to
- * all at once at a fraction of the rate each. Of a whole holder: the
+ * chunks, the first of those from a point START sets (each fetch's own),
+ * so that the fetchers of a swarm ask a holder of new chunks for
+ * different ones, each soon a source, rather than all for the same one,
+ * sent to all at once at a fraction of the rate each. Of a whole holder: the
  * first of stripe S (from its scan point) that no partial holder has;
  * other stripes are their fetchers' to bring in, and only while STALLED
  * is the rarest of any stripe asked, scanning from START. */
