@@ -12,7 +12,8 @@ only come from S and the swarm.
 A member that lies about its chunks (an evil peer, a trusted key, that
 answers a fetcher's HAVE with "I have them all") cannot spoil a fetch: its
 bad chunks fail the chunk map and it is dropped; one that only ever says
-"later" is asked once per chunk and then left alone.
+"later" is asked once per chunk and then left alone; one that claims them
+all and sends nothing does not hold the fetch until it is dropped.
 """
 
 import os
@@ -45,7 +46,11 @@ class Swarm(unittest.TestCase):
         seed_port = h.free_port()
         cls.nodes = {}
         for n in names:
-            cfg = {"cluster": {"max_upload_rate": CAP}} if n == "S" else {}
+            # The fetchers give a holder that says "later" (or nothing)
+            # 60 s before they drop it, well apart from how long a fetch
+            # that does not wait for that takes.
+            cfg = ({"cluster": {"max_upload_rate": CAP}} if n == "S"
+                   else {"upstream": {"timeout_s": 60}})
             node = cu.ClusterNode(
                 keys[n], trusted=trusted, config=cfg, label=n,
                 seeds=[] if n == "S" else [cu.addr(seed_port)],
@@ -116,6 +121,8 @@ class Swarm(unittest.TestCase):
         d = cu.Download(F1, sha, name)
         d.start()
         d.join(h.limit(60))
+        self.assertFalse(d.is_alive(), "F1's fetch did not end in time\n"
+                         + self.nodes["F1"].tail(80))
         self.check([d], sha, size)
         self.chunks = -(-size // wire.CHUNK_SIZE)
         self.assertEqual(self.E.errors, [])
@@ -140,6 +147,18 @@ class Swarm(unittest.TestCase):
         # holder takes that chunk off what it is said to have.
         self.assertLessEqual(asked, self.chunks, self.nodes["F1"].tail(60))
         self.assertLess(time.monotonic() - t0, h.limit(30))
+
+    def test_a_member_that_claims_every_chunk_and_sends_none_does_not_hold_it(
+            self):
+        # Every chunk claimed, the whole holder's stripes are the swarm's
+        # to give; E, silent, is dropped only after the whole later budget
+        # (upstream.timeout_s: 60 s here), and a fetch that waited for that
+        # failed this test. One that got nothing for a while asks the
+        # whole holder for any chunk, first chunk or not (10-30 s here).
+        t0 = time.monotonic()
+        self.fetch_alone("sw-silent", evilpeer.Silent())
+        self.assertLess(time.monotonic() - t0, h.limit(45),
+                        self.nodes["F1"].tail(60))
 
 
 if __name__ == "__main__":
