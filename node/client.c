@@ -417,10 +417,11 @@ print_status(const cJSON *st)
            json_num(p, "rejected"));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "enabled")))
         printf("cluster   %s  alive %.0f  suspect %.0f  dead %.0f  "
-               "index origins %.0f  gossip rounds %.0f  sent %s  received "
-               "%s\n",
+               "connections %.0f  index origins %.0f  gossip rounds %.0f  "
+               "sent %s  received %s\n",
                json_str(cl, "advertise"), json_num(cl, "alive"),
                json_num(cl, "suspect"), json_num(cl, "dead"),
+               json_num(cl, "connections"),
                json_num(cl, "origins"), json_num(cl, "gossip_rounds"),
                human_size(json_num(cl, "bytes_out"), a, sizeof(a)),
                human_size(json_num(cl, "bytes_in"), b, sizeof(b)));

@@ -638,13 +638,13 @@ wm_cluster_status(wm_cluster *c, cJSON *root)
 {
     cJSON *members = cJSON_AddArrayToObject(root, "members"), *o;
     int64_t now = wm_now_ms();
-    uint64_t files, bytes, rejected = 0, bin = 0, bout = 0, done = 0,
-                                failed = 0;
+    uint64_t files, bytes, done = 0, failed = 0;
+    wm_transport_stats ts = {0};
     size_t by_state[3] = {0, 0, 0}, n = 0;
 
     if (c->enabled) {
         n = wm_members_count(c->members);
-        wm_transport_counters(c->t, &rejected, &bin, &bout);
+        wm_transport_stats_get(c->t, &ts);
         wm_peerfetch_counters(c->peers, &done, &failed);
     }
     for (size_t i = 0; members != NULL && i < n; i++) {
@@ -683,9 +683,10 @@ wm_cluster_status(wm_cluster *c, cJSON *root)
     cJSON_AddNumberToObject(o, "suspect", (double)by_state[WM_SUSPECT]);
     cJSON_AddNumberToObject(o, "dead", (double)by_state[WM_DEAD]);
     cJSON_AddNumberToObject(o, "gossip_rounds", (double)c->rounds);
-    cJSON_AddNumberToObject(o, "bytes_out", (double)bout);
-    cJSON_AddNumberToObject(o, "bytes_in", (double)bin);
-    cJSON_AddNumberToObject(o, "rejected_messages", (double)rejected);
+    cJSON_AddNumberToObject(o, "bytes_out", (double)ts.bytes_out);
+    cJSON_AddNumberToObject(o, "bytes_in", (double)ts.bytes_in);
+    cJSON_AddNumberToObject(o, "connections", (double)ts.open);
+    cJSON_AddNumberToObject(o, "rejected_messages", (double)ts.rejected);
     cJSON_AddNumberToObject(o, "rejected_entries",
                             (double)wm_index_rejected(c->index));
     cJSON_AddNumberToObject(o, "rejected_updates",
@@ -704,10 +705,10 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
 {
     size_t by_state[3] = {0, 0, 0}, n = c->enabled ? wm_members_count(c->members)
                                                    : 0;
-    uint64_t rejected = 0, bin = 0, bout = 0;
+    wm_transport_stats ts = {0};
 
     if (c->enabled)
-        wm_transport_counters(c->t, &rejected, &bin, &bout);
+        wm_transport_stats_get(c->t, &ts);
     for (size_t i = 0; i < n; i++) {
         wm_member *m = wm_members_at(c->members, i);
         if (m->trusted)
@@ -724,11 +725,18 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
         "# TYPE wheelmesh_cluster_bytes_total counter\n"
         "wheelmesh_cluster_bytes_total{dir=\"out\"} %" PRIu64 "\n"
         "wheelmesh_cluster_bytes_total{dir=\"in\"} %" PRIu64 "\n"
+        "# HELP wheelmesh_cluster_connections Connections this node opened "
+        "to members, open now (closed after a minute unused).\n"
+        "# TYPE wheelmesh_cluster_connections gauge\n"
+        "wheelmesh_cluster_connections %zu\n"
+        "# TYPE wheelmesh_cluster_connections_opened_total counter\n"
+        "wheelmesh_cluster_connections_opened_total %" PRIu64 "\n"
         "# TYPE wheelmesh_cluster_rejected_total counter\n"
         "wheelmesh_cluster_rejected_total{what=\"message\"} %" PRIu64 "\n"
         "wheelmesh_cluster_rejected_total{what=\"entry\"} %" PRIu64 "\n"
         "wheelmesh_cluster_rejected_total{what=\"update\"} %" PRIu64 "\n",
-        c->rounds, bout, bin, rejected, wm_index_rejected(c->index),
+        c->rounds, ts.bytes_out, ts.bytes_in, ts.open, ts.opened,
+        ts.rejected, wm_index_rejected(c->index),
         c->enabled ? wm_members_rejected(c->members) : 0);
     if (c->serve != NULL) {
         uint64_t up = 0, busy = 0;

@@ -228,7 +228,7 @@ wm_members_at(const wm_members *ms, size_t i)
 int
 wm_member_usable(const wm_member *m)
 {
-    return m != NULL && m->trusted && m->state != WM_DEAD && m->connected;
+    return m != NULL && m->trusted && m->state != WM_DEAD && m->reachable;
 }
 
 uint64_t
@@ -735,7 +735,7 @@ wm_members_tick(wm_members *ms, int64_t now)
         ms->next_dead_probe = now + DEAD_PROBE_MS;
         for (size_t i = 0; i < ms->n; i++) {
             wm_member *m = ms->members[i];
-            if (m->trusted && m->state == WM_DEAD && m->connected)
+            if (m->trusted && m->state == WM_DEAD && m->reachable)
                 send_ping(ms, m, WM_MSG_PING, ++ms->seq, NULL);
         }
     }

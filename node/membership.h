@@ -36,7 +36,7 @@ typedef struct wm_member {
     wm_alive alive; /* its latest signed statement, if HAS_ALIVE */
     int has_alive;
     int trusted;   /* cleared when its key leaves trusted_keys */
-    int connected; /* the transport has a socket to its address */
+    int reachable; /* the transport has its address and key */
     int64_t last_heard, state_since;
     /* the current probe */
     uint32_t probe_seq;
@@ -94,7 +94,7 @@ size_t wm_members_count(const wm_members *ms);
 const uint8_t *wm_members_self_id(const wm_members *ms);
 wm_member *wm_members_at(const wm_members *ms, size_t i);
 
-/* True when M may be asked for anything: trusted, not dead, connected. */
+/* True when M may be asked for anything: trusted, not dead, reachable. */
 int wm_member_usable(const wm_member *m);
 
 /* M just spoke to us: direct evidence that it is alive. */

@@ -24,12 +24,18 @@
 #define MAX_MSG       ((int64_t)4 << 20) /* ZeroMQ drops bigger ones unread */
 #define SEED_RETRY_MS 2000
 #define READS_PER_TURN 256
+/* A member's DEALER is opened by the first message to it and closed after
+ * this long without traffic: a fleet started at once would otherwise make
+ * every node shake hands with every other at the same moment (N * N CURVE
+ * handshakes), while SWIM talks to a few members a second. */
+#define IDLE_MS 60000
 
-/* A member's DEALER. */
+/* A member's DEALER, opened on demand. */
 struct peer {
     wm_member *m;
     void *dealer;
-    char addr[WM_WIRE_ADDR_MAX + 1];
+    char addr[WM_WIRE_ADDR_MAX + 1]; /* empty: not reachable */
+    int64_t last_used;
 };
 
 /* A seed address tried with one trusted key until someone answers. */
@@ -61,10 +67,11 @@ struct wm_transport {
     size_t nretired, retired_cap;
     struct owner *owners;
     size_t nowners, owners_cap;
-    int64_t next_seed;
+    int64_t next_seed, next_idle_check;
     wm_msg *in, *seed_ping;
     zmq_msg_t *bulk; /* the bulk frame of the message being handled */
-    uint64_t rejected, bytes_in, bytes_out;
+    uint64_t rejected, bytes_in, bytes_out, opened;
+    int64_t idle_ms; /* IDLE_MS, shorter in the tests of it */
 };
 
 static int64_t
@@ -167,13 +174,33 @@ out:
     return rc;
 }
 
+/* P's DEALER, opened now if it has none; NULL when it cannot be. */
+static void *
+peer_dealer(wm_transport *t, struct peer *p)
+{
+    const uint8_t *curve;
+
+    if (p->dealer == NULL && p->addr[0] != '\0' &&
+        (curve = wm_trust_curve(t->trust, p->m->id)) != NULL) {
+        p->dealer = client_socket(t, curve, p->addr, 0);
+        if (p->dealer == NULL) { /* an address libzmq refuses: not again */
+            p->addr[0] = '\0';
+            p->m->reachable = 0;
+        } else {
+            t->opened++;
+        }
+    }
+    p->last_used = now_ms();
+    return p->dealer;
+}
+
 int
 wm_transport_send(wm_transport *t, wm_member *to, const wm_msg *m,
                   const void *bulk, size_t blen)
 {
     struct peer *p = wm_map_get(t->peers, to->id, WM_ID_LEN);
 
-    if (p == NULL || p->dealer == NULL)
+    if (p == NULL || peer_dealer(t, p) == NULL)
         return -1;
     to->bytes_out += blen;
     return send_frames(t, p->dealer, NULL, 0, m, bulk, blen);
@@ -217,12 +244,12 @@ wm_transport_connect(wm_transport *t, wm_member *m, const char *addr)
         }
         p->m = m;
     }
-    if (p->dealer != NULL && strcmp(p->addr, addr) == 0)
-        return;
-    retire(t, p->dealer);
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->dealer = client_socket(t, curve, addr, 0);
-    m->connected = p->dealer != NULL;
+    if (strcmp(p->addr, addr) != 0) {
+        retire(t, p->dealer);
+        p->dealer = NULL;
+        snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    }
+    m->reachable = 1;
 }
 
 void
@@ -233,8 +260,9 @@ wm_transport_disconnect(wm_transport *t, wm_member *m)
     if (p != NULL) {
         retire(t, p->dealer);
         p->dealer = NULL;
+        p->addr[0] = '\0';
     }
-    m->connected = 0;
+    m->reachable = 0;
 }
 
 static void
@@ -316,7 +344,7 @@ seed_identified(wm_transport *t, struct seed *s)
     if (m == NULL)
         return NULL;
     snprintf(addr, sizeof(addr), "%s", s->addr);
-    if (!m->connected) {
+    if (!m->reachable) {
         wm_transport_connect(t, m, addr);
         wm_members_sync(t->ms, m, 1);
     }
@@ -569,6 +597,23 @@ wm_transport_poll(void *arg, zmq_pollitem_t *items, size_t max,
     return n;
 }
 
+static void
+close_idle(wm_transport *t, int64_t now)
+{
+    void *cur = NULL;
+    struct peer *p;
+
+    if (now < t->next_idle_check)
+        return;
+    t->next_idle_check = now + t->idle_ms / 10;
+    while ((p = wm_map_next(t->peers, &cur, NULL, NULL)) != NULL) {
+        if (p->dealer != NULL && now - p->last_used > t->idle_ms) {
+            retire(t, p->dealer);
+            p->dealer = NULL;
+        }
+    }
+}
+
 void
 wm_transport_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
 {
@@ -586,9 +631,12 @@ wm_transport_dispatch(void *arg, const zmq_pollitem_t *items, size_t n)
         /* The socket may have been replaced earlier in this round. */
         if (o->seed != NULL && o->seed->sock == items[i].socket)
             read_seed(t, o->seed);
-        else if (o->peer != NULL && o->peer->dealer == items[i].socket)
+        else if (o->peer != NULL && o->peer->dealer == items[i].socket) {
+            o->peer->last_used = now;
             read_dealer(t, o->peer->dealer, o->peer->m, READS_PER_TURN);
+        }
     }
+    close_idle(t, now);
     if (t->nseeds > 0 && now >= t->next_seed) {
         t->next_seed = now + SEED_RETRY_MS;
         for (size_t i = 0; i < t->nseeds; i++) {
@@ -651,6 +699,13 @@ wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *trust,
     t->node = node;
     t->trust = trust;
     t->ms = ms;
+    t->idle_ms = IDLE_MS;
+#ifdef WM_TEST_HOOKS
+    /* The tests of the idle close, in test builds only. */
+    const char *idle = getenv("WHEELMESH_TEST_IDLE_MS");
+    if (idle != NULL && strtoll(idle, NULL, 10) > 0)
+        t->idle_ms = strtoll(idle, NULL, 10);
+#endif
     t->recv = recv;
     t->arg = arg;
     wm_identity_curve(node->id, t->curve_pk, t->curve_sk);
@@ -728,10 +783,16 @@ wm_transport_advertise(const wm_transport *t)
 }
 
 void
-wm_transport_counters(const wm_transport *t, uint64_t *rejected,
-                      uint64_t *bytes_in, uint64_t *bytes_out)
+wm_transport_stats_get(const wm_transport *t, wm_transport_stats *out)
 {
-    *rejected = t->rejected;
-    *bytes_in = t->bytes_in;
-    *bytes_out = t->bytes_out;
+    void *cur = NULL;
+    struct peer *p;
+
+    out->rejected = t->rejected;
+    out->bytes_in = t->bytes_in;
+    out->bytes_out = t->bytes_out;
+    out->opened = t->opened;
+    out->open = 0;
+    while ((p = wm_map_next(t->peers, &cur, NULL, NULL)) != NULL)
+        out->open += p->dealer != NULL;
 }

@@ -1,8 +1,9 @@
 /*
  * The cluster's sockets, on the node loop: a ZAP handler that admits only
  * trusted CURVE keys, one ROUTER bound on cluster.listen that peers'
- * requests arrive on, one DEALER per member for this node's requests and
- * the answers to them, and seed sockets that find out which trusted key
+ * requests arrive on, one DEALER per member this node talks to for its
+ * requests and the answers to them (opened by the first message, closed
+ * after a minute without traffic), and seed sockets that find out which trusted key
  * answers at each seed address. Every message is decoded (wire.h) before
  * the handler sees it; its sender is the key the ZAP handler admitted,
  * never anything the peer says.
@@ -42,11 +43,12 @@ int wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *t,
                      const char **why);
 void wm_transport_destroy(wm_transport **t);
 
-/* (Re)connects a DEALER to M's signed address, or to ADDR when not NULL
- * (a seed's). */
+/* M is reachable at its signed address, or at ADDR when not NULL (a
+ * seed's): the next message to M opens a DEALER there (a socket to an
+ * older address is closed). */
 void wm_transport_connect(wm_transport *t, wm_member *m, const char *addr);
 
-/* Closes M's DEALER (it is no longer trusted). */
+/* Closes M's DEALER and forgets its address (it is no longer trusted). */
 void wm_transport_disconnect(wm_transport *t, wm_member *m);
 
 /* Starts trying every seed address with every trusted key (again after a
@@ -71,9 +73,14 @@ int wm_transport_take_bulk(wm_transport *t, zmq_msg_t *out);
 /* The address this node gives peers. */
 const char *wm_transport_advertise(const wm_transport *t);
 
-/* Messages refused (malformed, wrong frames, untrusted keys) and bytes. */
-void wm_transport_counters(const wm_transport *t, uint64_t *rejected,
-                           uint64_t *bytes_in, uint64_t *bytes_out);
+typedef struct wm_transport_stats {
+    uint64_t rejected; /* messages refused: malformed, wrong frames, untrusted keys */
+    uint64_t bytes_in, bytes_out;
+    uint64_t opened; /* DEALERs opened, again after an idle close included */
+    size_t open;     /* DEALERs open now */
+} wm_transport_stats;
+
+void wm_transport_stats_get(const wm_transport *t, wm_transport_stats *out);
 
 /* The loop's part. */
 size_t wm_transport_poll(void *t, zmq_pollitem_t *items, size_t max,

@@ -57,7 +57,7 @@ static void
 io_connect(void *arg, wm_member *m)
 {
     connects++;
-    m->connected = 1;
+    m->reachable = 1;
 }
 
 static void
@@ -353,7 +353,7 @@ quiet_cluster(void)
         snprintf(addr, sizeof(addr), "tcp://10.0.0.%d:7391", k + 1);
         alive_update(&m, k, 1, addr, k);
         wm_members_receive(ms, NULL, &m, 0, &reply);
-        member(ms, k)->connected = 0;
+        member(ms, k)->reachable = 0;
     }
     return ms;
 }

@@ -18,7 +18,8 @@ For each size, one after the other:
   listing  a wheel put on one node (--rounds times, a different node
            each); the time from the start of the PUT until every node's
            /links/ lists it. Target < 2 s (median).
-  idle     nothing happens for --idle-s seconds; each node's
+  idle     after --settle-s seconds (60: a join's news rides on probes
+           for about a minute), nothing happens for --idle-s seconds; each node's
            wheelmesh_cluster_bytes_total{dir="out"} before and after.
            Target < 1000 B/s per node (median; the largest is printed too).
   starve   one node (not the seed) is stopped and continued in 300 ms
@@ -285,8 +286,8 @@ def fleet_cpu(fleet):
     return {n.label: cpu_seconds(n.proc.pid) or 0.0 for n in fleet.nodes}
 
 
-def measure_idle(fleet, seconds):
-    time.sleep(5.0)  # the last put's pushes and anti-entropy settle
+def measure_idle(fleet, seconds, settle_s):
+    time.sleep(settle_s)  # the last put's pushes and anti-entropy settle
     b0, c0, t0 = bytes_out(fleet), fleet_cpu(fleet), time.monotonic()
     time.sleep(seconds)
     b1, c1, dt = bytes_out(fleet), fleet_cpu(fleet), time.monotonic() - t0
@@ -379,7 +380,7 @@ def run_size(args, work, n):
                 % (n, args.join_limit_s))
             time.sleep(args.join_limit_s)
         res["listing"] = measure_listing(fleet, work, args.rounds)
-        res["idle"] = measure_idle(fleet, args.idle_s)
+        res["idle"] = measure_idle(fleet, args.idle_s, args.settle_s)
         log("%d nodes idle: %.0f B/s per node (median), max %.0f; CPU "
             "%.2f %% per node, %.2f cores for the fleet"
             % (n, res["idle"]["median_bps"], res["idle"]["max_bps"],
@@ -471,6 +472,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5,
                     help="wheels put, one after the other (5)")
     ap.add_argument("--idle-s", type=float, default=30.0)
+    ap.add_argument("--settle-s", type=float, default=60.0,
+                    help="wait before the idle part (60): a join's news is "
+                    "still piggybacked on probes for about a minute")
     ap.add_argument("--starve-s", type=int, default=300,
                     help="0: no starvation part")
     ap.add_argument("--burst-ms", type=int, default=300)

@@ -10,7 +10,7 @@
  *
  * The glue is that of node/cluster.c and node/transport.c: a message from
  * a member marks it heard, a PING is answered on the socket it came on, a
- * member whose address is new is connected to, a joining node pings its
+ * member whose address is new is reachable, a joining node pings its
  * seed address every 2 s until the member there answers and then swaps
  * views with it (wm_members_sync), and the index's idle gossip sends one random
  * member a digest hash every second (it is heard like any message).
@@ -199,7 +199,7 @@ io_send(void *arg, wm_member *to, const wm_msg *m)
     node *dst = node_of(to->id);
 
     /* The transport has no socket to a member without an address. */
-    if (!to->connected || dst == NULL)
+    if (!to->reachable || dst == NULL)
         return;
     transmit(arg, dst, EV_PEER, m);
 }
@@ -208,7 +208,7 @@ static void
 io_connect(void *arg, wm_member *m)
 {
     (void)arg;
-    m->connected = 1; /* a DEALER to its signed address */
+    m->reachable = 1; /* its signed address is known */
 }
 
 static void
@@ -257,8 +257,8 @@ seed_identified(node *self, node *seed)
 
     if (m == NULL)
         return NULL;
-    if (!m->connected) {
-        m->connected = 1; /* a DEALER to the seed's address */
+    if (!m->reachable) {
+        m->reachable = 1; /* reachable at the seed's address */
         wm_members_sync(self->ms, m, 1);
     }
     self->seed_found = 1;
