@@ -1,10 +1,11 @@
 /*
- * Chunked fetches from peers. Per fetch: a state per chunk (to ask, asked
- * of whom and when, received, done), the holders with their windows, the
- * chunk map once a holder sent one that hashes to the signed root, and the
- * in-order prefix: chunks that follow it are hashed into the whole-file
- * hash (from the bytes in hand when the chunk is next, else read back) and
- * made readable.
+ * Chunked fetches from peers. Per fetch: its chunk table (chunks.h: a
+ * state per chunk, asked of whom and when, and where the wheel ends), the
+ * holders with their windows (holders.h), the chunk map once a holder sent
+ * one that hashes to the signed root, and where the checked chunks land
+ * (landing.h: the store at the end of the loop's turn, or the spool; the
+ * in-order prefix, hashed into the whole-file hash). This file asks,
+ * checks each answer, and says when a fetch ends.
  *
  * A swarm: a holder fetch of a wheel of SWARM_MIN_CHUNKS or more tells
  * every usable member that it is fetching it (HAVE with ASK); members
@@ -14,13 +15,6 @@
  * chunks are checked against the chunk map like any. Windows follow each
  * holder's delay: a holder slowed by contention gets fewer chunks in
  * flight rather than timeouts.
- *
- * A holder fetch from the first byte writes its chunks straight into the
- * store: a chunk that passed its hash is kept as ZeroMQ received it (no
- * copy) until the end of the loop's turn, when one transaction puts every
- * chunk of the turn (the only copy, into the map) and the prefix moves on,
- * once, for each fetch. A designee fetch, a resumed one, and one whose
- * store is full write the spool as the chunks arrive.
  */
 #include "peerfetch.h"
 
@@ -30,14 +24,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "chunks.h"
 #include "clock.h"
 #include "hash.h"
+#include "holders.h"
 #include "identity.h"
+#include "landing.h"
 #include "log.h"
 #include "store.h"
-#include "holders.h"
 #include "swarm.h"
 
 #define MAX_INFLIGHT     24   /* chunks in flight per fetch */
@@ -50,34 +45,19 @@
 #define LATER_RETRY_MS   100
 #define MAP_TIMEOUT_MS   3000
 
-/* A chunk received this turn, for the store. */
-struct held {
-    uint32_t idx;
-    zmq_msg_t msg;
-};
-
 struct wm_pfetch {
     wm_pfetch *next;
     wm_peerfetch *pf;
     wm_download *dl;
     wm_pf_fn done;
     void *arg;
-    uint64_t size;    /* WM_SIZE_UNKNOWN for a designee fetch */
-    uint64_t cap;
-    uint32_t last;    /* index of the last chunk once known, else UINT32_MAX */
-    uint32_t end;     /* no chunk at or after this (an upper bound) */
+    wm_chunks chunks;   /* each chunk's state, and where the wheel ends */
+    wm_landing landing; /* where checked chunks go; the prefix */
     uint8_t root[32];
     uint8_t (*map)[32]; /* chunk hashes, NULL until MAPDATA (or designee) */
     int designee;
     wm_member *map_from;
     int64_t map_sent;
-    uint8_t *state;
-    wm_member **asked_of;
-    int64_t *asked_at;
-    uint32_t *asked_seq; /* the request's number at its holder */
-    size_t cap_chunks;
-    uint32_t prefix; /* chunks hashed in order */
-    wm_sha256 *hash;
     wm_holders hs;
     size_t turn; /* the holder served first next time */
     uint32_t from_whole, from_partial, reasked, late; /* for the log */
@@ -90,9 +70,6 @@ struct wm_pfetch {
     uint8_t *rarity; /* per chunk: partial holders that have it */
     int have_news;   /* chunks done since partial holders were told */
     int64_t have_at;
-    struct held *held; /* chunks for the store at the end of the turn */
-    size_t nheld, held_cap;
-    uint64_t stored; /* bytes of chunks put into the store */
 };
 
 struct wm_peerfetch {
@@ -117,55 +94,15 @@ find(const wm_peerfetch *pf, const uint8_t *sha)
     return NULL;
 }
 
-static int
-grow(wm_pfetch *f, size_t n)
-{
-    size_t cap = f->cap_chunks;
-    void *p;
-
-    if (n <= cap)
-        return 0;
-    while (cap < n)
-        cap = cap ? 2 * cap : 64;
-    if ((p = realloc(f->state, cap)) == NULL)
-        return -1;
-    f->state = p;
-    if ((p = realloc(f->asked_of, cap * sizeof(*f->asked_of))) == NULL)
-        return -1;
-    f->asked_of = p;
-    if ((p = realloc(f->asked_at, cap * sizeof(*f->asked_at))) == NULL)
-        return -1;
-    f->asked_at = p;
-    if ((p = realloc(f->asked_seq, cap * sizeof(*f->asked_seq))) == NULL)
-        return -1;
-    f->asked_seq = p;
-    memset(f->state + f->cap_chunks, WM_CS_TO_ASK, cap - f->cap_chunks);
-    f->cap_chunks = cap;
-    return 0;
-}
-
-static void
-release_held(wm_pfetch *f)
-{
-    for (size_t i = 0; i < f->nheld; i++)
-        zmq_msg_close(&f->held[i].msg);
-    f->nheld = 0;
-}
-
 static void
 fetch_free(wm_pfetch *f)
 {
-    release_held(f);
+    wm_landing_free(&f->landing);
     wm_holders_free(&f->hs);
     free(f->rarity);
-    free(f->held);
     wm_download_release(f->dl);
-    wm_sha256_destroy(&f->hash);
     free(f->map);
-    free(f->state);
-    free(f->asked_of);
-    free(f->asked_at);
-    free(f->asked_seq);
+    wm_chunks_free(&f->chunks);
     free(f);
 }
 
@@ -215,8 +152,8 @@ build_have(wm_pfetch *f, int ask)
     m->type = WM_MSG_HAVE;
     memcpy(m->sha256, f->dl->sha256, 32);
     m->flags = ask ? WM_HAVE_ASK : 0;
-    m->nchunks = f->last + 1;
-    wm_swarm_done(f->state, m->nchunks, m->bitmap);
+    m->nchunks = f->chunks.last + 1;
+    wm_swarm_done(f->chunks.state, m->nchunks, m->bitmap);
 }
 
 /* A swarm fetch starts: every usable member not already a holder hears
@@ -269,71 +206,11 @@ drop(wm_pfetch *f, wm_member *m, const char *why)
     wm_holders_drop(&f->hs, h);
     if (h->has == NULL || h->bad) /* a partial holder's fetch may end */
         m->failures++;
-    for (size_t i = 0; i < f->cap_chunks; i++)
-        if (f->state[i] == WM_CS_ASKED && f->asked_of[i] == m)
-            f->state[i] = WM_CS_TO_ASK;
+    wm_chunks_unask(&f->chunks, m);
     if (f->map_from == m)
         f->map_from = NULL;
     wm_warn("cluster: %s: dropped %.16s for this fetch: %s", f->dl->filename,
             m->hex, why);
-}
-
-static uint64_t
-chunk_len(const wm_pfetch *f, uint32_t idx)
-{
-    uint64_t off = (uint64_t)idx * WM_CHUNK_SIZE;
-
-    if (f->size == WM_SIZE_UNKNOWN)
-        return WM_CHUNK_SIZE;
-    return f->size - off < WM_CHUNK_SIZE ? f->size - off : WM_CHUNK_SIZE;
-}
-
-/* The bytes of chunk IDX in hand: received this turn, or CHUNK when IDX
- * is AT (the one just received); NULL when they must be read back. */
-static const void *
-in_hand(const wm_pfetch *f, uint32_t idx, uint32_t at, const void *chunk)
-{
-    if (idx == at && chunk != NULL)
-        return chunk;
-    for (size_t i = 0; i < f->nheld; i++)
-        if (f->held[i].idx == idx)
-            return zmq_msg_data((zmq_msg_t *)&f->held[i].msg);
-    return NULL;
-}
-
-/* Moves the prefix over the chunks that now follow it, hashing them (from
- * the bytes in hand, else read back: CHUNK is the bytes of chunk IDX just
- * received), and lets readers have them. Returns 1 when the wheel is
- * complete, 0 when not yet, -1 on a read error. */
-static int
-advance(wm_pfetch *f, uint32_t idx, const void *chunk)
-{
-    static uint8_t buf[WM_CHUNK_SIZE]; /* loop thread only */
-    int moved = 0;
-
-    while (f->prefix < f->cap_chunks && f->state[f->prefix] == WM_CS_DONE &&
-           (f->last == UINT32_MAX || f->prefix <= f->last)) {
-        uint64_t len = chunk_len(f, f->prefix);
-        const void *data = in_hand(f, f->prefix, idx, chunk);
-        if (data == NULL) {
-            if (wm_download_pread(f->dl, buf, len,
-                                  (uint64_t)f->prefix * WM_CHUNK_SIZE) !=
-                (ssize_t)len)
-                return -1;
-            data = buf;
-        }
-        wm_sha256_update(f->hash, data, len);
-        f->prefix++;
-        moved = 1;
-    }
-    if (moved) {
-        uint64_t bytes = (uint64_t)f->prefix * WM_CHUNK_SIZE;
-        if (f->size != WM_SIZE_UNKNOWN && bytes > f->size)
-            bytes = f->size;
-        atomic_store(&f->dl->received, bytes);
-        wm_progress_publish(f->pf->pub, f->dl->sha256);
-    }
-    return f->last != UINT32_MAX && f->prefix > f->last;
 }
 
 /* Every chunk is in: the whole file must hash to the sha256 asked for. */
@@ -343,17 +220,17 @@ complete(wm_pfetch *f)
     uint8_t digest[32];
     char want[WM_SHA256_HEX], got[WM_SHA256_HEX];
 
-    wm_sha256_final(f->hash, digest);
-    wm_sha256_destroy(&f->hash); /* nothing to take over from now */
+    wm_sha256_final(f->landing.hash, digest);
+    wm_sha256_destroy(&f->landing.hash); /* nothing to take over from now */
     if (memcmp(digest, f->dl->sha256, 32) == 0) {
         if (f->swarm) /* they may ask this node for anything now */
             tell_partials(f, wm_now_ms(), 1);
-        atomic_store(&f->dl->total, f->size);
-        atomic_store(&f->dl->received, f->size);
+        atomic_store(&f->dl->total, f->chunks.size);
+        atomic_store(&f->dl->received, f->chunks.size);
         wm_info("cluster: fetched %s (%" PRIu64 " bytes) from peers: %" PRIu32
-                " chunks from whole holders, %" PRIu32 " from partial ones, %"
-                PRIu32 " asked again, %" PRIu32 " late",
-                f->dl->filename, f->size, f->from_whole, f->from_partial,
+                " chunks from whole holders, %" PRIu32
+                " from partial ones, %" PRIu32 " asked again, %" PRIu32 " late",
+                f->dl->filename, f->chunks.size, f->from_whole, f->from_partial,
                 f->reasked, f->late);
         finish(f, 0, "ok");
         return;
@@ -382,10 +259,10 @@ send_fetch(wm_pfetch *f, wm_holder *h, uint32_t idx, int64_t now)
     snprintf(m->filename, sizeof(m->filename), "%s", f->dl->filename);
     if (wm_transport_send(f->pf->t, h->m, m, NULL, 0) != 0)
         return;
-    f->state[idx] = WM_CS_ASKED;
-    f->asked_of[idx] = h->m;
-    f->asked_at[idx] = now;
-    f->asked_seq[idx] = wm_holders_asked(&f->hs, h);
+    f->chunks.state[idx] = WM_CS_ASKED;
+    f->chunks.asked_of[idx] = h->m;
+    f->chunks.asked_at[idx] = now;
+    f->chunks.asked_seq[idx] = wm_holders_asked(&f->hs, h);
 }
 
 static void
@@ -417,7 +294,7 @@ static int
 fill(wm_pfetch *f, int64_t now)
 {
     size_t whole = wm_holders_whole_left(&f->hs);
-    uint32_t next = f->prefix;
+    uint32_t next = f->landing.prefix;
     wm_stripe stripe = {0, 1, 0};
     int64_t budget = f->pf->later_budget_ms;
 
@@ -433,16 +310,16 @@ fill(wm_pfetch *f, int64_t now)
      * silent for the whole budget); else it is dropped, and so is a
      * silent whole holder while another is left. Membership says when a
      * member is gone. */
-    for (size_t i = 0; i < f->cap_chunks; i++) {
+    for (size_t i = 0; i < f->chunks.room; i++) {
         wm_holder *h;
         int64_t limit, age;
         int lost;
-        if (f->state[i] != WM_CS_ASKED)
+        if (f->chunks.state[i] != WM_CS_ASKED)
             continue;
-        h = wm_holders_of(&f->hs, f->asked_of[i]); /* never NULL */
+        h = wm_holders_of(&f->hs, f->chunks.asked_of[i]); /* never NULL */
         limit = wm_holder_timeout(h);
-        age = now - f->asked_at[i];
-        lost = wm_holder_lost(h, f->asked_seq[i]);
+        age = now - f->chunks.asked_at[i];
+        lost = wm_holder_lost(h, f->chunks.asked_seq[i]);
         if (!lost && (age <= limit ||
                       (now - h->last_reply <= limit && age <= 2 * limit)))
             continue;
@@ -467,7 +344,7 @@ fill(wm_pfetch *f, int64_t now)
                 wm_swarm_forget(h->has, (uint32_t)i);
         }
         f->reasked++;
-        f->state[i] = WM_CS_TO_ASK;
+        f->chunks.state[i] = WM_CS_TO_ASK;
         wm_holders_answered(&f->hs, h);
     }
     for (size_t i = 0; i < f->hs.n; i++) {
@@ -479,7 +356,8 @@ fill(wm_pfetch *f, int64_t now)
             drop(f, h->m, "kept answering \"later\"");
     }
     if (wm_holders_whole_left(&f->hs) == 0 &&
-        (f->map == NULL || !wm_holders_useful(&f->hs, f->state, f->prefix))) {
+        (f->map == NULL ||
+         !wm_holders_useful(&f->hs, f->chunks.state, f->landing.prefix))) {
         finish(f, -ENOENT, "no peer could serve it");
         return -1;
     }
@@ -494,7 +372,7 @@ fill(wm_pfetch *f, int64_t now)
     if (f->hs.npartial > 0) {
         const uint8_t *has[WM_HOLDERS_PARTIAL], *ids[WM_HOLDERS_PARTIAL];
         size_t n = wm_holders_partials(&f->hs, has, ids);
-        wm_swarm_rarity(f->rarity, f->last + 1, has, n);
+        wm_swarm_rarity(f->rarity, f->chunks.last + 1, has, n);
         stripe = wm_swarm_stripe(wm_members_self_id(f->pf->members), ids, n);
         /* A fetcher that started before the others heard of them asked
          * for the first chunks, now in their stripes. Scanned from a
@@ -526,36 +404,39 @@ fill(wm_pfetch *f, int64_t now)
             if (f->hs.npartial > 0) {
                 uint32_t c =
                     h->has != NULL
-                        ? wm_swarm_pick_partial(f->state, f->rarity, f->prefix,
-                                                f->last + 1, h->has, f->start)
-                        : wm_swarm_pick_whole(f->state, f->rarity, f->prefix,
-                                              f->last + 1, stripe, f->start,
-                                              now < f->stalled_until);
+                        ? wm_swarm_pick_partial(
+                              f->chunks.state, f->rarity, f->landing.prefix,
+                              f->chunks.last + 1, h->has, f->start)
+                        : wm_swarm_pick_whole(f->chunks.state, f->rarity,
+                                              f->landing.prefix,
+                                              f->chunks.last + 1, stripe,
+                                              f->start, now < f->stalled_until);
                 if (c == WM_NO_CHUNK)
                     break;
                 send_fetch(f, h, c, now);
-                if (f->state[c] == WM_CS_TO_ASK)
+                if (f->chunks.state[c] == WM_CS_TO_ASK)
                     break; /* could not send */
                 continue;
             }
             /* No swarm: in order from the prefix, for the readers. */
-            uint32_t end =
-                f->last != UINT32_MAX
-                    ? f->last + 1
-                    : f->prefix + (uint32_t)(WM_HOLDER_WINDOW * f->hs.n);
-            if (end > f->end)
-                end = f->end;
-            while (next < end && next < f->cap_chunks &&
-                   f->state[next] != WM_CS_TO_ASK)
+            uint32_t end = f->chunks.last != UINT32_MAX
+                               ? f->chunks.last + 1
+                               : f->landing.prefix +
+                                     (uint32_t)(WM_HOLDER_WINDOW * f->hs.n);
+            if (end > f->chunks.end)
+                end = f->chunks.end;
+            while (next < end && next < f->chunks.room &&
+                   f->chunks.state[next] != WM_CS_TO_ASK)
                 next++;
             if (next >= end)
                 break;
-            if (next >= f->cap_chunks && grow(f, (size_t)next + 1) != 0)
+            if (next >= f->chunks.room &&
+                wm_chunks_grow(&f->chunks, (size_t)next + 1) != 0)
                 break;
-            if (f->state[next] != WM_CS_TO_ASK)
+            if (f->chunks.state[next] != WM_CS_TO_ASK)
                 continue;
             send_fetch(f, h, next, now);
-            if (f->state[next] == WM_CS_TO_ASK)
+            if (f->chunks.state[next] == WM_CS_TO_ASK)
                 break; /* could not send */
         }
     }
@@ -577,9 +458,10 @@ room_first(wm_peerfetch *pf, uint64_t size)
     if (pf->room == NULL)
         return 1;
     for (const wm_pfetch *f = pf->list; f != NULL; f = f->next)
-        if (atomic_load(&f->dl->in_store) && f->size != WM_SIZE_UNKNOWN &&
-            f->size > f->stored)
-            bytes += f->size - f->stored;
+        if (atomic_load(&f->dl->in_store) &&
+            f->chunks.size != WM_SIZE_UNKNOWN &&
+            f->chunks.size > f->landing.stored)
+            bytes += f->chunks.size - f->landing.stored;
     return pf->room(pf->room_arg, bytes);
 }
 
@@ -602,28 +484,15 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
     f->dl = wm_download_ref(dl);
     f->done = done;
     f->arg = arg;
-    f->size = size;
-    f->cap = cap;
     f->designee = designee;
-    f->last = f->end = UINT32_MAX;
     memcpy(f->root, holders[0].root, 32);
-    if (size != WM_SIZE_UNKNOWN) {
-        uint64_t chunks = (size + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
-        if (size == 0 || size > cap || chunks > UINT32_MAX)
-            goto fail;
-        f->last = (uint32_t)chunks - 1;
-    } else {
-        uint64_t chunks = (cap + WM_CHUNK_SIZE - 1) / WM_CHUNK_SIZE;
-        /* Nothing past the cap is ever asked for. */
-        f->end = chunks + 1 < UINT32_MAX ? (uint32_t)chunks + 1 : UINT32_MAX;
-    }
-    f->hash = hash != NULL ? hash : wm_sha256_new();
+    wm_landing_init(&f->landing, dl, pf->pub,
+                    hash != NULL ? hash : wm_sha256_new(),
+                    (uint32_t)(resume / WM_CHUNK_SIZE));
     hash = NULL;
-    f->prefix = (uint32_t)(resume / WM_CHUNK_SIZE);
-    if (f->hash == NULL ||
-        grow(f, f->last != UINT32_MAX ? f->last + 1 : (size_t)f->prefix + 64))
+    if (f->landing.hash == NULL ||
+        wm_chunks_init(&f->chunks, size, cap, f->landing.prefix) != 0)
         goto fail;
-    memset(f->state, WM_CS_DONE, f->prefix); /* readers have had them */
     if (!designee && resume == 0 && pf->store != NULL) {
         if (room_first(pf, size))
             wm_download_use_store(dl, pf->store);
@@ -632,17 +501,18 @@ wm_peerfetch_start(wm_peerfetch *pf, wm_download *dl,
                     " bytes before it is stored; fetched into a spool file",
                     dl->filename, size);
     }
-    wm_holders_init(&f->hs, f->last != UINT32_MAX ? f->last + 1 : 0);
+    wm_holders_init(&f->hs,
+                    f->chunks.last != UINT32_MAX ? f->chunks.last + 1 : 0);
     for (size_t i = 0; i < n; i++)
         wm_holders_add_whole(&f->hs, holders[i].m, wm_now_ms());
     f->started = f->progress_at = wm_now_ms();
-    if (!designee && f->last + 1 >= SWARM_MIN_CHUNKS &&
-        f->last < WM_WIRE_MAX_CHUNKS && pf->members != NULL) {
+    if (!designee && f->chunks.last + 1 >= SWARM_MIN_CHUNKS &&
+        f->chunks.last < WM_WIRE_MAX_CHUNKS && pf->members != NULL) {
         uint32_t r;
         wm_random_bytes(&r, sizeof(r));
         f->swarm = 1;
-        f->start = r % (f->last + 1); /* a bias of < 2^-16: no matter */
-        if ((f->rarity = calloc(1, (size_t)f->last + 1)) == NULL)
+        f->start = r % (f->chunks.last + 1); /* a bias of < 2^-16: no matter */
+        if ((f->rarity = calloc(1, (size_t)f->chunks.last + 1)) == NULL)
             goto fail;
     }
     f->next = pf->list;
@@ -678,17 +548,15 @@ wm_peerfetch_cancel(wm_peerfetch *pf, wm_pfetch *f)
 uint64_t
 wm_pfetch_prefix(const wm_pfetch *f)
 {
-    uint64_t bytes = (uint64_t)f->prefix * WM_CHUNK_SIZE;
-
-    return f->size != WM_SIZE_UNKNOWN && bytes > f->size ? f->size : bytes;
+    return wm_chunks_bytes(&f->chunks, f->landing.prefix);
 }
 
 wm_sha256 *
 wm_pfetch_take_hash(wm_pfetch *f)
 {
-    wm_sha256 *h = f->hash;
+    wm_sha256 *h = f->landing.hash;
 
-    f->hash = NULL;
+    f->landing.hash = NULL;
     return h;
 }
 
@@ -727,7 +595,8 @@ wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
         return;
     }
     wm_sha256_digest(bulk, len, digest);
-    if (len != ((size_t)f->last + 1) * 32 || memcmp(digest, f->root, 32) != 0) {
+    if (len != ((size_t)f->chunks.last + 1) * 32 ||
+        memcmp(digest, f->root, 32) != 0) {
         from->m->bad_chunks++;
         mark_bad(f, from->m);
         drop(f, from->m, "sent a chunk map that fails its signed hash");
@@ -739,97 +608,6 @@ wm_peerfetch_on_mapdata(wm_peerfetch *pf, const wm_from *from,
     fill(f, wm_now_ms());
 }
 
-/* A designee's chunk IDX of LEN bytes: its size shows only at the end. A
- * short chunk is the last one; an empty one says the wheel ends before it
- * (replies to later chunks may overtake the last one's). Returns 1 when
- * the chunk is data to keep, 0 when it only told where the end is, -1
- * when it is bad. */
-static int
-designee_chunk(wm_pfetch *f, uint32_t idx, size_t *lenp)
-{
-    size_t len = *lenp;
-
-    if (len > WM_CHUNK_SIZE || (len == 0 && idx == 0))
-        return -1;
-    if ((uint64_t)idx * WM_CHUNK_SIZE + len > f->cap)
-        return -2;
-    if (len == 0) {
-        if (idx < f->end)
-            f->end = idx;
-        for (size_t i = idx; i < f->cap_chunks; i++)
-            if (f->state[i] == WM_CS_TO_ASK)
-                f->state[i] = WM_CS_DONE; /* nothing to ask there */
-        f->state[idx] = WM_CS_DONE;
-        if (f->state[idx - 1] != WM_CS_DONE || f->end != idx)
-            return 0;
-        /* chunk idx-1 was full: the size is a whole number of chunks */
-        f->size = (uint64_t)idx * WM_CHUNK_SIZE;
-        f->last = idx - 1;
-    } else if (len < WM_CHUNK_SIZE) {
-        f->size = (uint64_t)idx * WM_CHUNK_SIZE + len;
-        f->last = idx;
-    } else if (f->end != UINT32_MAX && idx + 1 == f->end) {
-        f->size = (uint64_t)f->end * WM_CHUNK_SIZE; /* full, and last */
-        f->last = idx;
-    }
-    if (f->size != WM_SIZE_UNKNOWN) {
-        atomic_store(&f->dl->total, f->size);
-        for (size_t i = (size_t)f->last + 1; i < f->cap_chunks; i++)
-            if (f->state[i] == WM_CS_TO_ASK)
-                f->state[i] = WM_CS_DONE; /* past the end: nothing to ask */
-    }
-    return len > 0;
-}
-
-/* Keeps the bulk frame of the message being handled, chunk IDX of F. */
-static int
-hold(wm_pfetch *f, uint32_t idx)
-{
-    if (f->nheld == f->held_cap) {
-        size_t cap = f->held_cap ? 2 * f->held_cap : WM_HOLDER_WINDOW;
-        struct held *grown = realloc(f->held, cap * sizeof(*grown));
-        if (grown == NULL)
-            return -1;
-        f->held = grown;
-        f->held_cap = cap;
-    }
-    if (wm_transport_take_bulk(f->pf->t, &f->held[f->nheld].msg) != 0)
-        return -1;
-    f->held[f->nheld++].idx = idx;
-    return 0;
-}
-
-/* The store could not take F's chunks: F goes on in the spool, from the
- * prefix the store has, with the chunks in hand. Returns 0, or -1 when F
- * ended. */
-static int
-to_spool(wm_pfetch *f, const char *why)
-{
-    wm_warn("cluster: %s: the store cannot take chunks now (%s); going on "
-            "in a spool file",
-            f->dl->filename, why);
-    if (wm_download_leave_store(f->dl) != 0) {
-        finish(f, -EIO, "cannot write the spool file (disk full?)");
-        return -1;
-    }
-    /* What followed the prefix left the store with it: asked again. */
-    for (size_t i = f->prefix; i < f->cap_chunks; i++)
-        if (f->state[i] == WM_CS_DONE)
-            f->state[i] = WM_CS_TO_ASK;
-    f->have_news = 1;
-    for (size_t i = 0; i < f->nheld; i++) {
-        uint32_t idx = f->held[i].idx;
-        zmq_msg_t *msg = &f->held[i].msg;
-        if (pwrite(f->dl->fd, zmq_msg_data(msg), zmq_msg_size(msg),
-                   (off_t)idx * WM_CHUNK_SIZE) != (ssize_t)zmq_msg_size(msg)) {
-            finish(f, -EIO, "cannot write the spool file (disk full?)");
-            return -1;
-        }
-        f->state[idx] = WM_CS_DONE;
-    }
-    return 0;
-}
-
 /* The turn's chunks into the store, in one transaction. Returns 0, or a
  * negative error (nothing was written). */
 static int
@@ -838,16 +616,8 @@ put_held(wm_peerfetch *pf)
     wm_store_batch *b = NULL;
     int rc = wm_store_batch_begin(pf->store, &b);
 
-    for (wm_pfetch *f = pf->list; rc == 0 && f != NULL; f = f->next) {
-        for (size_t i = 0; rc == 0 && i < f->nheld; i++) {
-            zmq_msg_t *msg = &f->held[i].msg;
-            rc = wm_store_batch_put_chunk(b, f->dl->sha256, f->held[i].idx,
-                                          zmq_msg_data(msg),
-                                          zmq_msg_size(msg));
-            if (rc == -EEXIST) /* stored meanwhile: these very bytes */
-                rc = 0;
-        }
-    }
+    for (wm_pfetch *f = pf->list; rc == 0 && f != NULL; f = f->next)
+        rc = wm_landing_put(&f->landing, b);
     if (rc != 0) {
         wm_store_batch_abort(&b);
         return rc;
@@ -861,7 +631,7 @@ wm_peerfetch_flush(wm_peerfetch *pf)
     int any = 0, stored;
 
     for (wm_pfetch *f = pf->list; f != NULL && !any; f = f->next)
-        any = f->nheld > 0;
+        any = f->landing.nheld > 0;
     if (!any)
         return;
     stored = put_held(pf);
@@ -869,20 +639,18 @@ wm_peerfetch_flush(wm_peerfetch *pf)
         int rc;
 
         next = f->next;
-        if (f->nheld == 0)
+        if (f->landing.nheld == 0)
             continue;
-        if (stored != 0) {
-            if (to_spool(f, strerror(-stored)) != 0)
-                continue;
-        } else {
-            for (size_t i = 0; i < f->nheld; i++) {
-                f->state[f->held[i].idx] = WM_CS_DONE;
-                f->stored += zmq_msg_size(&f->held[i].msg);
-            }
-            f->have_news = 1;
+        if (stored != 0 && wm_landing_to_spool(&f->landing, &f->chunks,
+                                               strerror(-stored)) != 0) {
+            finish(f, -EIO, "cannot write the spool file (disk full?)");
+            continue;
         }
-        rc = advance(f, UINT32_MAX, NULL);
-        release_held(f);
+        if (stored == 0)
+            wm_landing_stored(&f->landing, &f->chunks);
+        f->have_news = 1;
+        rc = wm_landing_advance(&f->landing, &f->chunks, UINT32_MAX, NULL);
+        wm_landing_release(&f->landing);
         if (rc < 0)
             finish(f, -EIO, "cannot read back what arrived");
         else if (rc > 0)
@@ -904,14 +672,15 @@ take_late(wm_pfetch *f, wm_holder *h, const wm_msg *m)
     wm_holder *other;
 
     if (h == NULL || h->bad || m->status != WM_CHUNK_OK || f->map == NULL ||
-        idx > f->last ||
-        (f->state[idx] != WM_CS_TO_ASK && f->state[idx] != WM_CS_ASKED))
+        idx > f->chunks.last ||
+        (f->chunks.state[idx] != WM_CS_TO_ASK &&
+         f->chunks.state[idx] != WM_CS_ASKED))
         return 0;
-    if (f->state[idx] == WM_CS_ASKED &&
-        (other = wm_holders_of(&f->hs, f->asked_of[idx])) != NULL)
+    if (f->chunks.state[idx] == WM_CS_ASKED &&
+        (other = wm_holders_of(&f->hs, f->chunks.asked_of[idx])) != NULL)
         wm_holders_answered(&f->hs, other); /* its answer will be late */
-    f->state[idx] = WM_CS_ASKED;
-    f->asked_of[idx] = h->m;
+    f->chunks.state[idx] = WM_CS_ASKED;
+    f->chunks.asked_of[idx] = h->m;
     wm_holders_asked(&f->hs, h); /* as if asked now: the caller counts
                                     the answer */
     f->late++;
@@ -928,19 +697,20 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     uint8_t digest[32];
     int rc, late;
 
-    if (f == NULL || idx >= f->cap_chunks)
+    if (f == NULL || idx >= f->chunks.room)
         return;
     h = wm_holders_of(&f->hs, from->m);
-    late = f->state[idx] != WM_CS_ASKED || f->asked_of[idx] != from->m;
+    late = f->chunks.state[idx] != WM_CS_ASKED ||
+           f->chunks.asked_of[idx] != from->m;
     if (late && !take_late(f, h, m))
         return; /* unasked, or not worth having: ignore */
     if (h != NULL) {
         wm_holders_answered(&f->hs, h);
         h->last_reply = wm_now_ms();
         if (!late)
-            wm_holder_answered_seq(h, f->asked_seq[idx]);
+            wm_holder_answered_seq(h, f->chunks.asked_seq[idx]);
     }
-    f->state[idx] = WM_CS_TO_ASK;
+    f->chunks.state[idx] = WM_CS_TO_ASK;
     if (h != NULL && h->has != NULL && m->status != WM_CHUNK_OK &&
         m->status != WM_CHUNK_MISSING) {
         /* A partial holder without it (yet), or busy: the chunk is not
@@ -973,7 +743,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         return;
     }
     if (h != NULL && !late)
-        wm_holder_took(h, wm_now_ms() - f->asked_at[idx]);
+        wm_holder_took(h, wm_now_ms() - f->chunks.asked_at[idx]);
     if (h != NULL)
         h->later_since = 0;
     f->progress_at = wm_now_ms();
@@ -981,25 +751,28 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
         f->from_partial++;
     else
         f->from_whole++;
-    if (f->size != WM_SIZE_UNKNOWN && idx > f->last) {
+    if (f->chunks.size != WM_SIZE_UNKNOWN && idx > f->chunks.last) {
         if (len > 0)
             goto bad;
-        f->state[idx] = WM_CS_DONE; /* "nothing here": past the known end */
+        /* "nothing here": past the known end */
+        f->chunks.state[idx] = WM_CS_DONE;
         fill(f, wm_now_ms());
         return;
     }
-    if (f->designee && f->size == WM_SIZE_UNKNOWN) {
-        rc = designee_chunk(f, idx, &len);
+    if (f->designee && f->chunks.size == WM_SIZE_UNKNOWN) {
+        rc = wm_chunks_designee(&f->chunks, idx, len);
         if (rc == -2) {
             from->m->bad_chunks++;
             mark_bad(f, from->m);
             drop(f, from->m, "sent more than the wheel's size can be");
             finish(f, -EMSGSIZE, "a peer sent more than %" PRIu64 " bytes",
-                   f->cap);
+                   f->chunks.cap);
             return;
         }
         if (rc < 0)
             goto bad;
+        if (f->chunks.size != WM_SIZE_UNKNOWN)
+            atomic_store(&f->dl->total, f->chunks.size);
         if (rc == 0) {
             fill(f, wm_now_ms());
             return;
@@ -1007,7 +780,7 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     } else {
         /* A designee's chunks are bound by the whole-file hash only; a
          * holder's also by the chunk map its entry signed. */
-        if (len != chunk_len(f, idx))
+        if (len != wm_chunks_len(&f->chunks, idx))
             goto bad;
         if (f->map != NULL) {
             wm_sha256_digest(bulk, len, digest);
@@ -1017,21 +790,16 @@ wm_peerfetch_on_chunk(wm_peerfetch *pf, const wm_from *from, const wm_msg *m,
     }
     if (atomic_load(&f->dl->in_store)) {
         /* Kept as received; the store gets it at the end of the turn. */
-        if (hold(f, idx) != 0) {
+        if (wm_landing_hold(&f->landing, &f->chunks, pf->t, idx) != 0)
             finish(f, -EIO, "out of memory");
-            return;
-        }
-        f->state[idx] = WM_CS_HELD;
         return;
     }
-    if (pwrite(f->dl->fd, bulk, len, (off_t)idx * WM_CHUNK_SIZE) !=
-        (ssize_t)len) {
+    if (wm_landing_write(&f->landing, &f->chunks, idx, bulk, len) != 0) {
         finish(f, -EIO, "cannot write the spool file (disk full?)");
         return;
     }
-    f->state[idx] = WM_CS_DONE;
     f->have_news = 1;
-    rc = advance(f, idx, bulk);
+    rc = wm_landing_advance(&f->landing, &f->chunks, idx, bulk);
     if (rc < 0)
         finish(f, -EIO, "cannot read the spool file");
     else if (rc > 0)
@@ -1054,7 +822,7 @@ wm_peerfetch_on_have(wm_peerfetch *pf, const wm_from *from, const wm_msg *m)
     int fresh = 0, news;
 
     if (f == NULL || !f->swarm || from->m == NULL ||
-        !wm_member_usable(from->m) || m->nchunks != f->last + 1)
+        !wm_member_usable(from->m) || m->nchunks != f->chunks.last + 1)
         return;
     h = wm_holders_of(&f->hs, from->m);
     if (h == NULL) {
@@ -1080,10 +848,10 @@ wm_peerfetch_chunk_ready(const wm_peerfetch *pf, const uint8_t *sha,
 {
     const wm_pfetch *f = find(pf, sha);
 
-    if (f == NULL || f->map == NULL || idx > f->last ||
-        f->state[idx] != WM_CS_DONE)
+    if (f == NULL || f->map == NULL || idx > f->chunks.last ||
+        f->chunks.state[idx] != WM_CS_DONE)
         return 0;
-    return (size_t)chunk_len(f, idx);
+    return (size_t)wm_chunks_len(&f->chunks, idx);
 }
 
 void
