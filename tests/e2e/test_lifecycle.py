@@ -415,7 +415,7 @@ class ThreeNodes(unittest.TestCase):
             self.up.add("lc-push%d" % i, 1 * MiB)
             self.fetch(self.A, "lc-push%d" % i)
         w(lambda: self.A.id not in self.holders(self.C, "lc-shared"),
-          "C to drop A as a holder of the evicted wheel", timeout=5)
+          "C to drop A as a holder of the evicted wheel", timeout=h.limit(5))
         # At most the cap plus the wheel the collector has not seen yet.
         self.assertLessEqual(self.A.status()["cache"]["bytes"], 5 * MiB)
         v = h.venv(os.path.join(self.tmp, "venv"))
