@@ -571,8 +571,8 @@ wm_cluster_reload(wm_cluster *c)
 
 /* When the cluster next has work without a message: the membership's next
  * probe, timeout or verdict, the next digest, and every TICK_MS while a
- * peer fetch runs. No sooner: every wake polls one socket per member, and
- * at 128 members waking every 50 ms took most of an idle node's CPU. */
+ * peer fetch runs. No sooner: every wake polls one socket per connection,
+ * and at 128 members waking every 50 ms took most of an idle node's CPU. */
 static int64_t
 next_tick(const wm_cluster *c)
 {
@@ -726,7 +726,8 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
         "wheelmesh_cluster_bytes_total{dir=\"out\"} %" PRIu64 "\n"
         "wheelmesh_cluster_bytes_total{dir=\"in\"} %" PRIu64 "\n"
         "# HELP wheelmesh_cluster_connections Connections this node opened "
-        "to members, open now (closed after a minute unused).\n"
+        "to members, open now (closed after a minute unused; a dead "
+        "member's is used every 5 s).\n"
         "# TYPE wheelmesh_cluster_connections gauge\n"
         "wheelmesh_cluster_connections %zu\n"
         "# TYPE wheelmesh_cluster_connections_opened_total counter\n"

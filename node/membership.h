@@ -36,7 +36,8 @@ typedef struct wm_member {
     wm_alive alive; /* its latest signed statement, if HAS_ALIVE */
     int has_alive;
     int trusted;   /* cleared when its key leaves trusted_keys */
-    int reachable; /* the transport has its address and key */
+    int reachable; /* the transport has its address and key, and may open a
+                      socket to it */
     int64_t last_heard, state_since;
     /* the current probe */
     uint32_t probe_seq;

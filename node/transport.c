@@ -27,7 +27,9 @@
 /* A member's DEALER is opened by the first message to it and closed after
  * this long without traffic: a fleet started at once would otherwise make
  * every node shake hands with every other at the same moment (N * N CURVE
- * handshakes), while SWIM talks to a few members a second. */
+ * handshakes), while SWIM talks to a few members a second. Longer than
+ * any answer is waited for (a chunk: twice holders.c's 20 s at most), as
+ * the answers come back on this socket. */
 #define IDLE_MS 60000
 
 /* A member's DEALER, opened on demand. */
@@ -105,15 +107,22 @@ set_sockopts(void *sock)
 
 /* A CURVE client socket to the server whose key is SERVER, connected to
  * ADDR, that retries a lost connection after RETRY_MS at first (0: the
- * socket default); NULL on failure. */
+ * socket default); NULL on failure, with *REFUSED (when not NULL) set
+ * when it was ADDR that libzmq refused rather than a socket it could not
+ * make now (out of descriptors, say). */
 static void *
 client_socket(wm_transport *t, const uint8_t *server, const char *addr,
-              int retry_ms)
+              int retry_ms, int *refused)
 {
     void *s = zmq_socket(t->node->zmq, ZMQ_DEALER);
 
-    if (s == NULL)
+    if (refused != NULL)
+        *refused = 0;
+    if (s == NULL) {
+        wm_warn("cluster: cannot open a socket for %s: %s", addr,
+                zmq_strerror(errno));
         return NULL;
+    }
     set_sockopts(s);
     if (retry_ms > 0)
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &retry_ms, sizeof(retry_ms));
@@ -124,6 +133,8 @@ client_socket(wm_transport *t, const uint8_t *server, const char *addr,
         wm_warn("cluster: cannot connect to %s: %s", addr,
                 zmq_strerror(errno));
         zmq_close(s);
+        if (refused != NULL)
+            *refused = 1;
         return NULL;
     }
     return s;
@@ -179,15 +190,16 @@ static void *
 peer_dealer(wm_transport *t, struct peer *p)
 {
     const uint8_t *curve;
+    int refused;
 
     if (p->dealer == NULL && p->addr[0] != '\0' &&
         (curve = wm_trust_curve(t->trust, p->m->id)) != NULL) {
-        p->dealer = client_socket(t, curve, p->addr, 0);
-        if (p->dealer == NULL) { /* an address libzmq refuses: not again */
+        p->dealer = client_socket(t, curve, p->addr, 0, &refused);
+        if (p->dealer != NULL) {
+            t->opened++;
+        } else if (refused) { /* not again until it signs another */
             p->addr[0] = '\0';
             p->m->reachable = 0;
-        } else {
-            t->opened++;
         }
     }
     p->last_used = now_ms();
@@ -291,7 +303,7 @@ seed_open(wm_transport *t, const char *addr, const uint8_t *id)
      * handshakes 5 times in the first 2 s and be too busy to answer the
      * one that counts. */
     s->sock = client_socket(t, wm_trust_curve(t->trust, id), s->addr,
-                            SEED_RETRY_MS);
+                            SEED_RETRY_MS, NULL);
     if (s->sock != NULL)
         t->nseeds++;
 }

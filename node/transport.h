@@ -3,10 +3,10 @@
  * trusted CURVE keys, one ROUTER bound on cluster.listen that peers'
  * requests arrive on, one DEALER per member this node talks to for its
  * requests and the answers to them (opened by the first message, closed
- * after a minute without traffic), and seed sockets that find out which trusted key
- * answers at each seed address. Every message is decoded (wire.h) before
- * the handler sees it; its sender is the key the ZAP handler admitted,
- * never anything the peer says.
+ * after a minute without traffic), and seed sockets that find out which
+ * trusted key answers at each seed address. Every message is decoded
+ * (wire.h) before the handler sees it; its sender is the key the ZAP
+ * handler admitted, never anything the peer says.
  */
 #ifndef WM_TRANSPORT_H
 #define WM_TRANSPORT_H
@@ -55,9 +55,10 @@ void wm_transport_disconnect(wm_transport *t, wm_member *m);
  * reload). */
 void wm_transport_seeds(wm_transport *t);
 
-/* Sends M (and BULK) to member TO, or as an answer to F. Never blocks: a
- * full queue drops the message, which every exchange survives. Returns 0
- * or -1. */
+/* Sends M (and BULK) to member TO, opening TO's DEALER if it has none, or
+ * as an answer to F. Never blocks: a full queue drops the message, which
+ * every exchange survives. Returns 0 or -1 (TO is not reachable once
+ * libzmq refused its address). */
 int wm_transport_send(wm_transport *t, wm_member *to, const wm_msg *m,
                       const void *bulk, size_t blen);
 int wm_transport_reply(wm_transport *t, const wm_from *f, const wm_msg *m,
@@ -74,12 +75,15 @@ int wm_transport_take_bulk(wm_transport *t, zmq_msg_t *out);
 const char *wm_transport_advertise(const wm_transport *t);
 
 typedef struct wm_transport_stats {
-    uint64_t rejected; /* messages refused: malformed, wrong frames, untrusted keys */
+    uint64_t rejected; /* messages refused: malformed, wrong frames,
+                          untrusted keys */
     uint64_t bytes_in, bytes_out;
     uint64_t opened; /* DEALERs opened, again after an idle close included */
-    size_t open;     /* DEALERs open now */
+    size_t open;     /* DEALERs open now (a dead member's too: it is asked
+                        every 5 s whether it is back) */
 } wm_transport_stats;
 
+/* What the transport counted so far, and its DEALERs open now. */
 void wm_transport_stats_get(const wm_transport *t, wm_transport_stats *out);
 
 /* The loop's part. */

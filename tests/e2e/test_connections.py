@@ -1,7 +1,7 @@
 """Connections between members are opened by the first message to a member
-and closed after a while without traffic (a minute; here 300 ms through
+and closed after a while without traffic (a minute; here 700 ms through
 the test hook WHEELMESH_TEST_IDLE_MS, so that they close between two
-probes). A fleet started at once then does not shake hands N * N times at
+contacts, yet stay open longer than a probe waits for its answer: 500 ms). A fleet started at once then does not shake hands N * N times at
 the same moment (tests/bench/bench_fleet.py measures that). What a user
 relies on is that closing them costs nothing: members stay alive, nobody
 is suspected, and a wheel still travels from peer to peer.
@@ -17,7 +17,7 @@ import harness as h
 import cluster_util as cu
 from makewheel import make_wheel
 
-IDLE_MS = 300
+IDLE_MS = 700
 
 
 def setUpModule():
@@ -59,14 +59,14 @@ class IdleConnections(unittest.TestCase):
 
     def test_closed_when_idle_and_opened_again_costing_nothing(self):
         before = {x.label: self.opened(x) for x in self.nodes}
-        time.sleep(6)
+        time.sleep(8)
         for x in self.nodes:
-            # Probes and gossip reach each of the two others about once a
-            # second: after 6 s with 300 ms of idle allowed, each has been
-            # closed and opened again several times.
+            # Probes and digests reach each of the two others about once a
+            # second, often less: after 8 s with 700 ms of idle allowed,
+            # their connections have been closed and opened again.
             reopened = self.opened(x) - before[x.label]
-            self.assertGreaterEqual(reopened, 4, self.msg(
-                "%s opened %d connections in 6 s" % (x.label, reopened)))
+            self.assertGreaterEqual(reopened, 3, self.msg(
+                "%s opened %d connections in 8 s" % (x.label, reopened)))
             connections = x.metrics()["wheelmesh_cluster_connections"]
             self.assertLessEqual(connections, 2, self.msg(
                 "%s has %d connections to 2 members" % (x.label,
