@@ -30,26 +30,13 @@ class IdleConnections(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp, keys = cu.make_keys(cls, "ABC")
-        trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
-                                   keys.values())
-        ports = {n: h.free_port() for n in "ABC"}
-        seeds = {"A": [], "B": ["A"], "C": ["B"]}
-        cls.nodes = []
-        for n in "ABC":
-            node = cu.ClusterNode(
-                keys[n], trusted=trusted,
-                seeds=[cu.addr(ports[s]) for s in seeds[n]],
-                cluster_port=ports[n], label=n,
-                env={"WHEELMESH_TEST_IDLE_MS": str(IDLE_MS)})
-            cls.addClassCleanup(node.cleanup)
-            cls.nodes.append(node)
-        cls.A, cls.B, cls.C = cls.nodes
-        w = cu.Waiter(cls.nodes)
-        for x in cls.nodes:
-            w(lambda x=x: all(x.member_state(y.id) == "alive"
-                              for y in cls.nodes if y is not x),
-              "%s to see the two others alive" % x.label,
-              timeout=h.limit(15))
+        env = {"WHEELMESH_TEST_IDLE_MS": str(IDLE_MS)}
+        nodes = cu.start_chain(cls, cls.tmp, keys,
+                               {"A": [], "B": ["A"], "C": ["B"]},
+                               env={n: env for n in "ABC"})
+        cls.A, cls.B, cls.C = (nodes[n] for n in "ABC")
+        cls.nodes = [cls.A, cls.B, cls.C]
+        cu.wait_all_alive(cls.nodes, timeout=h.limit(15))
 
     def msg(self, extra=""):
         return "%s\n%s" % (extra, cu.tails(self.nodes))
