@@ -700,6 +700,31 @@ wm_cluster_status(wm_cluster *c, cJSON *root)
     cJSON_AddNumberToObject(o, "peer_fetch_failures", (double)failed);
 }
 
+/* R as a Prometheus histogram (cumulative buckets, in seconds). */
+static void
+probe_rtt_metrics(const wm_probe_rtt *r, wm_buf *b)
+{
+    uint64_t below = 0;
+
+    wm_buf_adds(b, "# HELP wheelmesh_probe_rtt_seconds How long this "
+                   "node's direct probes took to be answered.\n"
+                   "# TYPE wheelmesh_probe_rtt_seconds histogram\n");
+    for (size_t i = 0; i < WM_PROBE_RTT_BUCKETS - 1; i++) {
+        below += r->count[i];
+        wm_buf_printf(b,
+                      "wheelmesh_probe_rtt_seconds_bucket{le=\"%g\"} %" PRIu64
+                      "\n",
+                      (double)wm_probe_rtt_ms[i] / 1000.0, below);
+    }
+    below += r->count[WM_PROBE_RTT_BUCKETS - 1];
+    wm_buf_printf(b,
+                  "wheelmesh_probe_rtt_seconds_bucket{le=\"+Inf\"} %" PRIu64
+                  "\n"
+                  "wheelmesh_probe_rtt_seconds_sum %g\n"
+                  "wheelmesh_probe_rtt_seconds_count %" PRIu64 "\n",
+                  below, (double)r->sum_ms / 1000.0, below);
+}
+
 void
 wm_cluster_metrics(wm_cluster *c, wm_buf *b)
 {
@@ -739,6 +764,8 @@ wm_cluster_metrics(wm_cluster *c, wm_buf *b)
         c->rounds, ts.bytes_out, ts.bytes_in, ts.open, ts.opened,
         ts.rejected, wm_index_rejected(c->index),
         c->enabled ? wm_members_rejected(c->members) : 0);
+    if (c->enabled)
+        probe_rtt_metrics(wm_members_probe_rtt(c->members), b);
     if (c->serve != NULL) {
         uint64_t up = 0, busy = 0;
         wm_peerserve_stats(c->serve, &up, &busy);

@@ -81,8 +81,12 @@ struct wm_members {
     uint64_t rng;
     uint64_t rejected;
     int health; /* Lifeguard's local health: 0 is healthy */
+    wm_probe_rtt rtt;
     wm_msg *out;
 };
+
+const int64_t wm_probe_rtt_ms[WM_PROBE_RTT_BUCKETS - 1] = {5,   25,  100,
+                                                           250, 500, 1000};
 
 const char *
 wm_member_state_name(int state)
@@ -247,6 +251,23 @@ int
 wm_members_health(const wm_members *ms)
 {
     return ms->health;
+}
+
+const wm_probe_rtt *
+wm_members_probe_rtt(const wm_members *ms)
+{
+    return &ms->rtt;
+}
+
+static void
+rtt_add(wm_members *ms, int64_t ms_taken)
+{
+    size_t i = 0;
+
+    while (i < WM_PROBE_RTT_BUCKETS - 1 && ms_taken > wm_probe_rtt_ms[i])
+        i++;
+    ms->rtt.count[i]++;
+    ms->rtt.sum_ms += (uint64_t)(ms_taken > 0 ? ms_taken : 0);
 }
 
 /* T, a probe interval or timeout, stretched by this node's local health:
@@ -796,8 +817,10 @@ on_ack(wm_members *ms, wm_member *from, const wm_msg *msg, int64_t now)
         if (m->probing && m->probe_seq == msg->seq &&
             (m == from || m->indirect_sent)) {
             m->probing = 0;
-            if (m == from)
+            if (m == from) {
                 health_add(ms, -1); /* answered directly, in time */
+                rtt_add(ms, now - m->probe_sent);
+            }
             wm_members_heard(ms, m, now);
         }
     }

@@ -150,6 +150,18 @@ uint64_t wm_members_rejected(const wm_members *ms);
  * Its probe interval and timeouts are (health + 1) times the usual. */
 int wm_members_health(const wm_members *ms);
 
+/* How long this node's direct probes took to be answered: in COUNT[i]
+ * those within wm_probe_rtt_ms[i] and over the one before (the last
+ * bucket: all slower ones), and the sum of all in ms. A connection opened
+ * for the probe (transport.h) shows here as its handshake. */
+#define WM_PROBE_RTT_BUCKETS 7
+extern const int64_t wm_probe_rtt_ms[WM_PROBE_RTT_BUCKETS - 1];
+typedef struct wm_probe_rtt {
+    uint64_t count[WM_PROBE_RTT_BUCKETS];
+    uint64_t sum_ms;
+} wm_probe_rtt;
+const wm_probe_rtt *wm_members_probe_rtt(const wm_members *ms);
+
 /* "alive", "suspect", "dead". */
 const char *wm_member_state_name(int state);
 

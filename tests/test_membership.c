@@ -279,6 +279,42 @@ test_probe_cycle(void **state)
     wm_members_destroy(&ms);
 }
 
+/* A direct answer to a probe counts in the round trip histogram with the
+ * time it took; one that came through a relay, or answers no probe, does
+ * not. */
+static void
+test_probe_rtt(void **state)
+{
+    wm_members *ms = new_members(1);
+    static wm_msg m, reply;
+    const wm_probe_rtt *rtt = wm_members_probe_rtt(ms);
+    wm_member *b;
+
+    (void)state;
+    alive_update(&m, 1, 1, "tcp://10.0.0.2:7391", 1);
+    wm_members_receive(ms, NULL, &m, 0, &reply);
+    b = member(ms, 1);
+    wm_members_tick(ms, 1000);
+    assert_int_equal(last.type, WM_MSG_PING);
+    memset(&m, 0, sizeof(m));
+    m.type = WM_MSG_ACK;
+    m.seq = last.seq + 1; /* no probe of that number */
+    wm_members_receive(ms, b, &m, 1030, &reply);
+    assert_int_equal(rtt->count[2], 0);
+    m.seq = last.seq;
+    wm_members_receive(ms, b, &m, 1030, &reply);
+    /* 30 ms: over 25, within 100: the third bucket. */
+    assert_int_equal(rtt->count[2], 1);
+    assert_int_equal(rtt->sum_ms, 30);
+    for (size_t i = 0; i < WM_PROBE_RTT_BUCKETS; i++)
+        if (i != 2)
+            assert_int_equal(rtt->count[i], 0);
+    /* Answered again: the probe is over, nothing more is counted. */
+    wm_members_receive(ms, b, &m, 1040, &reply);
+    assert_int_equal(rtt->count[2], 1);
+    wm_members_destroy(&ms);
+}
+
 /* A node whose probes go unanswered probes less often and waits longer
  * before it suspects; answers make it healthy again; so does nothing
  * else. A suspicion it has to refute counts against it too. */
@@ -626,6 +662,7 @@ main(void)
         cmocka_unit_test(test_suspicion_without_witnesses),
         cmocka_unit_test(test_suspect_is_told),
         cmocka_unit_test(test_view_swap),
+        cmocka_unit_test(test_probe_rtt),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -19,14 +19,19 @@ For each size, one after the other:
            each); the time from the start of the PUT until every node's
            /links/ lists it. Target < 2 s (median).
   idle     after --settle-s seconds (60: a join's news rides on probes
-           for about a minute), nothing happens for --idle-s seconds; each node's
-           wheelmesh_cluster_bytes_total{dir="out"} before and after.
+           for about a minute), nothing happens for --idle-s seconds;
+           each node's wheelmesh_cluster_bytes_total{dir="out"} before
+           and after.
            Target < 1000 B/s per node (median; the largest is printed too).
   starve   one node (not the seed) is stopped and continued in 300 ms
            bursts (SIGSTOP / SIGCONT, --burst-ms) for --starve-s seconds
            (300); every "is dead" verdict any node logs meanwhile is false,
            since no node stops for good. Target 0. "is suspect" lines are
            counted too.
+
+The direct probes' round trips (every node's wheelmesh_probe_rtt_seconds
+histogram, summed) are printed for the join and for the idle part: a
+probe that has to open its connection pays a handshake.
 
 The machine's load average (`uptime`) is recorded with every result: other
 work on it changes the figures. Exit status 0 when the run completed
@@ -230,6 +235,7 @@ def measure_join(fleet, n, limit_s):
         t_all = poller.t0 + max(poller.seen.values())
         res["all_alive_after_ready_s"] = t_all - ready
         res["all_alive_after_spawn_s"] = t_all - spawned
+        res["probe_rtt"] = rtt_summary(({}, 0.0), probe_rtt(fleet))
     else:
         res["nodes_there"] = len(poller.seen)
         log("%d nodes: %.0f s after the last was ready, %d of them see all "
@@ -281,6 +287,37 @@ def bytes_out(fleet):
     return out
 
 
+RTT_BUCKET_RE = re.compile(
+    rb'wheelmesh_probe_rtt_seconds_bucket\{le="([^"]+)"\} (\d+)')
+RTT_SUM_RE = re.compile(rb'wheelmesh_probe_rtt_seconds_sum (\S+)')
+
+
+def probe_rtt(fleet):
+    """The fleet's direct probes so far: ({le: answered within it}, sum of
+    their round trips in seconds), summed over every node's histogram."""
+    within, total = {}, 0.0
+    for node in fleet.nodes:
+        status, _, body = node.get("/metrics", timeout=30)
+        if status != 200:
+            raise BenchError("GET /metrics on %s: %d" % (node.label, status))
+        for le, n in RTT_BUCKET_RE.findall(body):
+            within[le.decode()] = within.get(le.decode(), 0) + int(n)
+        m = RTT_SUM_RE.search(body)
+        total += float(m.group(1)) if m else 0.0
+    return within, total
+
+
+def rtt_summary(before, after):
+    """Of the probes answered between BEFORE and AFTER (probe_rtt results):
+    how many, the share within 5, 25 and 100 ms, the mean in ms."""
+    (w0, s0), (w1, s1) = before, after
+    n = w1.get("+Inf", 0) - w0.get("+Inf", 0)
+    share = {le: ((w1.get(le, 0) - w0.get(le, 0)) / n if n else None)
+             for le in ("0.005", "0.025", "0.1")}
+    return {"probes": n, "within": share,
+            "mean_ms": 1000.0 * (s1 - s0) / n if n else None}
+
+
 def fleet_cpu(fleet):
     """{label: CPU seconds so far} of every node."""
     return {n.label: cpu_seconds(n.proc.pid) or 0.0 for n in fleet.nodes}
@@ -288,6 +325,7 @@ def fleet_cpu(fleet):
 
 def measure_idle(fleet, seconds, settle_s):
     time.sleep(settle_s)  # the last put's pushes and anti-entropy settle
+    r0 = probe_rtt(fleet)
     b0, c0, t0 = bytes_out(fleet), fleet_cpu(fleet), time.monotonic()
     time.sleep(seconds)
     b1, c1, dt = bytes_out(fleet), fleet_cpu(fleet), time.monotonic() - t0
@@ -295,7 +333,8 @@ def measure_idle(fleet, seconds, settle_s):
     cpu = sorted(100.0 * (c1[k] - c0[k]) / dt for k in c0)
     return {"seconds": dt, "median_bps": median(rates),
             "max_bps": rates[-1], "cpu_pct_median": median(cpu),
-            "cpu_cores_fleet": sum(cpu) / 100.0, "load": uptime()}
+            "cpu_cores_fleet": sum(cpu) / 100.0,
+            "probe_rtt": rtt_summary(r0, probe_rtt(fleet)), "load": uptime()}
 
 
 def log_tail(node):
@@ -400,6 +439,15 @@ def run_size(args, work, n):
 # report
 
 
+def rtt_line(r):
+    if not r["probes"]:
+        return "no probe answered"
+    w = r["within"]
+    return ("%d answered: %.0f / %.0f / %.0f %% within 5 / 25 / 100 ms, "
+            "mean %.1f ms" % (r["probes"], 100 * w["0.005"], 100 * w["0.025"],
+                              100 * w["0.1"], r["mean_ms"]))
+
+
 def report(results):
     lines = ["", "wheelmesh fleet benchmark (loopback, one machine)"]
     if not results:
@@ -427,6 +475,9 @@ def report(results):
                                          j["all_alive_after_spawn_s"],
                                          TARGET_JOIN_S, mark(ok)))
         lines.append("                      [%s]" % j["load"])
+        if "probe_rtt" in j:
+            lines.append("  probe round trips   %s (the join)"
+                         % rtt_line(j["probe_rtt"]))
         ok = lst < TARGET_LIST_S
         misses += not ok
         lines.append("  new wheel listed    %6.3f s by all (median of %d; "
@@ -444,6 +495,8 @@ def report(results):
         lines.append("                      (idle CPU %.2f %% per node, %.2f "
                      "cores for the fleet) [%s]"
                      % (i["cpu_pct_median"], i["cpu_cores_fleet"], i["load"]))
+        lines.append("  probe round trips   %s (idle)"
+                     % rtt_line(i["probe_rtt"]))
         if "starve" in r:
             s = r["starve"]
             ok = s["false_dead"] <= TARGET_FALSE_DEAD

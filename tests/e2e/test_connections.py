@@ -54,7 +54,12 @@ class IdleConnections(unittest.TestCase):
             reopened = self.opened(x) - before[x.label]
             self.assertGreaterEqual(reopened, 3, self.msg(
                 "%s opened %d connections in 8 s" % (x.label, reopened)))
-            connections = x.metrics()["wheelmesh_cluster_connections"]
+            metrics = x.metrics()
+            # Its probes were answered (and timed) over those connections.
+            self.assertGreaterEqual(
+                metrics['wheelmesh_probe_rtt_seconds_bucket{le="+Inf"}'], 4,
+                self.msg("%s's probes answered" % x.label))
+            connections = metrics["wheelmesh_cluster_connections"]
             self.assertLessEqual(connections, 2, self.msg(
                 "%s has %d connections to 2 members" % (x.label,
                                                         connections)))
