@@ -261,8 +261,14 @@ static void
 io_connect(void *arg, wm_member *m)
 {
     wm_cluster *c = arg;
+    int was = m->reachable;
 
     wm_transport_connect(c->t, m, NULL);
+    /* Pages list what reachable members hold. A member that spoke first
+     * is alive before its statement names an address, so its state
+     * does not change when it becomes reachable: say so here. */
+    if (m->reachable != was)
+        listing_changed(c, NULL);
 }
 
 static void
