@@ -235,7 +235,8 @@ def measure_join(fleet, n, limit_s):
         t_all = poller.t0 + max(poller.seen.values())
         res["all_alive_after_ready_s"] = t_all - ready
         res["all_alive_after_spawn_s"] = t_all - spawned
-        res["probe_rtt"] = rtt_summary(({}, 0.0), probe_rtt(fleet))
+        res["probe_rtt"] = rtt_summary(({}, 0.0),
+                                       probe_rtt(metrics_pages(fleet)))
     else:
         res["nodes_there"] = len(poller.seen)
         log("%d nodes: %.0f s after the last was ready, %d of them see all "
@@ -276,15 +277,20 @@ def measure_listing(fleet, work, rounds):
     return out
 
 
-def bytes_out(fleet):
-    """{label: cluster bytes out} from every node's /metrics."""
+def metrics_pages(fleet):
+    """{label: /metrics body} of every node."""
     out = {}
     for node in fleet.nodes:
         status, _, body = node.get("/metrics", timeout=30)
         if status != 200:
             raise BenchError("GET /metrics on %s: %d" % (node.label, status))
-        out[node.label] = metric(body, BYTES_OUT_RE) or 0
+        out[node.label] = body
     return out
+
+
+def bytes_out(pages):
+    """{label: cluster bytes out} from every node's /metrics PAGES."""
+    return {k: metric(body, BYTES_OUT_RE) or 0 for k, body in pages.items()}
 
 
 RTT_BUCKET_RE = re.compile(
@@ -292,14 +298,12 @@ RTT_BUCKET_RE = re.compile(
 RTT_SUM_RE = re.compile(rb'wheelmesh_probe_rtt_seconds_sum (\S+)')
 
 
-def probe_rtt(fleet):
+def probe_rtt(pages):
     """The fleet's direct probes so far: ({le: answered within it}, sum of
-    their round trips in seconds), summed over every node's histogram."""
+    their round trips in seconds), summed over every node's histogram in
+    its /metrics PAGES."""
     within, total = {}, 0.0
-    for node in fleet.nodes:
-        status, _, body = node.get("/metrics", timeout=30)
-        if status != 200:
-            raise BenchError("GET /metrics on %s: %d" % (node.label, status))
+    for body in pages.values():
         for le, n in RTT_BUCKET_RE.findall(body):
             within[le.decode()] = within.get(le.decode(), 0) + int(n)
         m = RTT_SUM_RE.search(body)
@@ -325,16 +329,17 @@ def fleet_cpu(fleet):
 
 def measure_idle(fleet, seconds, settle_s):
     time.sleep(settle_s)  # the last put's pushes and anti-entropy settle
-    r0 = probe_rtt(fleet)
-    b0, c0, t0 = bytes_out(fleet), fleet_cpu(fleet), time.monotonic()
+    p0, c0, t0 = metrics_pages(fleet), fleet_cpu(fleet), time.monotonic()
     time.sleep(seconds)
-    b1, c1, dt = bytes_out(fleet), fleet_cpu(fleet), time.monotonic() - t0
+    p1, c1, dt = metrics_pages(fleet), fleet_cpu(fleet), time.monotonic() - t0
+    b0, b1 = bytes_out(p0), bytes_out(p1)
     rates = sorted((b1[k] - b0[k]) / dt for k in b0)
     cpu = sorted(100.0 * (c1[k] - c0[k]) / dt for k in c0)
     return {"seconds": dt, "median_bps": median(rates),
             "max_bps": rates[-1], "cpu_pct_median": median(cpu),
             "cpu_cores_fleet": sum(cpu) / 100.0,
-            "probe_rtt": rtt_summary(r0, probe_rtt(fleet)), "load": uptime()}
+            "probe_rtt": rtt_summary(probe_rtt(p0), probe_rtt(p1)),
+            "load": uptime()}
 
 
 def log_tail(node):
