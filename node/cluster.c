@@ -282,6 +282,14 @@ io_changed(void *arg, wm_member *m)
         wm_transport_disconnect(c->t, m);
 }
 
+/* The transport's: libzmq refused M's address. */
+static void
+on_unreachable(void *arg, wm_member *m)
+{
+    (void)m;
+    listing_changed(arg, NULL); /* pages list what reachable members hold */
+}
+
 static int
 io_trusted(void *arg, const uint8_t *id)
 {
@@ -481,7 +489,8 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *trust, void *pub,
         *why = "out of memory";
         return -ENOMEM;
     }
-    rc = wm_transport_new(&c->t, node, trust, c->members, on_message, c, why);
+    wm_transport_io tio = {c, on_message, on_unreachable};
+    rc = wm_transport_new(&c->t, node, trust, c->members, &tio, why);
     if (rc != 0) {
         wm_cluster_destroy(&c);
         return rc;

@@ -57,8 +57,7 @@ struct wm_transport {
     wm_node *node;
     const wm_trust *trust;
     wm_members *ms;
-    wm_recv_fn recv;
-    void *arg;
+    wm_transport_io io;
     void *zap, *router;
     uint8_t curve_pk[32], curve_sk[32];
     char advertise[WM_WIRE_ADDR_MAX + 1];
@@ -200,6 +199,7 @@ peer_dealer(wm_transport *t, struct peer *p)
         } else if (refused) { /* not again until it signs another */
             p->addr[0] = '\0';
             p->m->reachable = 0;
+            t->io.unreachable(t->io.arg, p->m);
         }
     }
     p->last_used = now_ms();
@@ -388,7 +388,7 @@ handle(wm_transport *t, const wm_from *f, const void *hdr, size_t hlen,
         why = "wrong frame count";
         goto reject;
     }
-    t->recv(t->arg, f, t->in, has_bulk ? bulk : NULL, blen);
+    t->io.recv(t->io.arg, f, t->in, has_bulk ? bulk : NULL, blen);
     return;
 reject:
     t->rejected++;
@@ -695,7 +695,7 @@ wm_transport_derive_advertise(const wm_config *cfg, char *out, size_t outsz)
 
 int
 wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *trust,
-                 wm_members *ms, wm_recv_fn recv, void *arg, const char **why)
+                 wm_members *ms, const wm_transport_io *io, const char **why)
 {
     wm_transport *t = calloc(1, sizeof(*t));
     int one = 1, backlog = 4096;
@@ -718,8 +718,7 @@ wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *trust,
     if (idle != NULL && strtoll(idle, NULL, 10) > 0)
         t->idle_ms = strtoll(idle, NULL, 10);
 #endif
-    t->recv = recv;
-    t->arg = arg;
+    t->io = *io;
     wm_identity_curve(node->id, t->curve_pk, t->curve_sk);
     wm_transport_derive_advertise(node->cfg, t->advertise,
                                   sizeof(t->advertise));

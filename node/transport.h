@@ -30,16 +30,22 @@ typedef struct wm_from {
     size_t ridlen;
 } wm_from;
 
-/* Called for every well-formed message, with its bulk frame (CHUNK and
- * MAPDATA only; else NULL, 0). */
-typedef void (*wm_recv_fn)(void *arg, const wm_from *f, const wm_msg *m,
-                           const void *bulk, size_t blen);
+/* What the transport tells its owner. */
+typedef struct wm_transport_io {
+    void *arg;
+    /* Every well-formed message, with its bulk frame (CHUNK and MAPDATA
+     * only; else NULL, 0). */
+    void (*recv)(void *arg, const wm_from *f, const wm_msg *m,
+                 const void *bulk, size_t blen);
+    /* libzmq refused M's address: M is no longer reachable. */
+    void (*unreachable)(void *arg, wm_member *m);
+} wm_transport_io;
 
 /* Binds the ZAP handler, then the ROUTER on cluster.listen, for NODE;
  * members come from MS and are checked against T. Returns 0, or a
  * negative error with *WHY set. */
 int wm_transport_new(wm_transport **out, wm_node *node, const wm_trust *t,
-                     wm_members *ms, wm_recv_fn recv, void *arg,
+                     wm_members *ms, const wm_transport_io *io,
                      const char **why);
 void wm_transport_destroy(wm_transport **t);
 
@@ -64,7 +70,7 @@ int wm_transport_send(wm_transport *t, wm_member *to, const wm_msg *m,
 int wm_transport_reply(wm_transport *t, const wm_from *f, const wm_msg *m,
                        const void *bulk, size_t blen);
 
-/* From a handler of a message with a bulk frame (wm_recv_fn): moves the
+/* From a handler of a message with a bulk frame (io->recv): moves the
  * frame into OUT, which the caller closes, so its bytes outlive the call
  * without a copy. Read them with zmq_msg_data(OUT) from then on: the BULK
  * pointer the handler got does not follow a small frame. Returns 0, or -1

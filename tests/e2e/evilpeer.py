@@ -251,6 +251,11 @@ class EvilPeer:
             % (self.label, node.label, last, sum(self.router_pings.values()),
                self.errors[:3], node.tail()))
 
+    def join_ping(self, node):
+        """Sends NODE one PING carrying the peer's current statement (after
+        a test changed its address or incarnation)."""
+        self._cmds.put(("ping", node.id))
+
     def entry(self, filename, sha_hex, size, root, claim=True,
               publisher=None, requires_python="", consume=True):
         """A signed ADD entry of this peer's log (the next sequence

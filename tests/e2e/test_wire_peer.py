@@ -26,7 +26,9 @@ test_takeover) start failing for reasons nobody meant.
   next one;
 - holdings name nothing: an entry without a claim, or with a claim by a key
   that is not a publisher, is taken (the peer's count of wheels grows) but
-  the wheel is not listed.
+  the wheel is not listed;
+- a wheel held only by the peer leaves the node's pages when the peer signs
+  an address that libzmq refuses: the node cannot reach it any more.
 """
 
 import glob
@@ -356,6 +358,33 @@ class AgainstANode(unittest.TestCase):
         self.assertTrue(wire.claim_valid(e))
         self.assert_taken_not_listed(e, name, "a holding whose claim is "
                                      "by a key that is not a publisher")
+        self.assertEqual(self.E.errors, [], self.msg())
+
+    def test_6_refused_address_leaves_the_pages(self):
+        self.E.join(self.N)
+        name = "wp_refused-1.0-py3-none-any.whl"
+        e = self.E.entry(name, h.sha256_bytes(b"refused"), 8, b"\0" * 32)
+        self.E.publish_until_listed([e], self.N, name)
+        wait = cu.Waiter([self.N])
+        project = evilpeer.project_of(name)
+        wait(lambda: name in self.N.simple_names(project),
+             "N's /simple/%s/ to list %s, held by E" % (project, name),
+             timeout=5)
+        # E signs an address libzmq refuses (no port): the statement is
+        # well-formed, so N takes it, and finds out on its next message to
+        # E that it cannot reach E there.
+        self.E.incarnation += 1
+        self.E.addr = "tcp://nohost"
+        self.E.join_ping(self.N)
+        wait(lambda: (self.N.member(self.E.hex) or {}).get("incarnation")
+             == self.E.incarnation,
+             "N to take E's statement at incarnation %d"
+             % self.E.incarnation, timeout=5)
+        wait(lambda: "cannot connect to tcp://nohost" in self.N.log_text(),
+             "N to find E's new address refused", timeout=h.limit(10))
+        wait(lambda: name not in self.N.simple_names(project),
+             "N's /simple/%s/ to drop %s: its only holder cannot be reached"
+             % (project, name), timeout=h.limit(5))
         self.assertEqual(self.E.errors, [], self.msg())
 
 
