@@ -369,7 +369,7 @@ class AgainstANode(unittest.TestCase):
         project = evilpeer.project_of(name)
         wait(lambda: name in self.N.simple_names(project),
              "N's /simple/%s/ to list %s, held by E" % (project, name),
-             timeout=5)
+             timeout=h.limit(5))
         # E signs an address libzmq refuses (no port): the statement is
         # well-formed, so N takes it, and finds out on its next message to
         # E that it cannot reach E there.
@@ -379,7 +379,7 @@ class AgainstANode(unittest.TestCase):
         wait(lambda: (self.N.member(self.E.hex) or {}).get("incarnation")
              == self.E.incarnation,
              "N to take E's statement at incarnation %d"
-             % self.E.incarnation, timeout=5)
+             % self.E.incarnation, timeout=h.limit(5))
         wait(lambda: "cannot connect to tcp://nohost" in self.N.log_text(),
              "N to find E's new address refused", timeout=h.limit(10))
         wait(lambda: name not in self.N.simple_names(project),
