@@ -7,8 +7,9 @@
  * Uploads never take the agent's whole link: at most MAX_PEERS peers are
  * served at a time, each with a token bucket holding it to its share of
  * cluster.max_upload_rate (so one greedy peer cannot crowd out the
- * rest); past either a chunk request is answered BUSY, and the fetcher
- * asks another holder.
+ * rest), and the node's own bucket holds their sum to the rate; past
+ * any of these a chunk request is answered BUSY, and the fetcher asks
+ * another holder.
  */
 #include "peerserve.h"
 
@@ -42,6 +43,8 @@ struct wm_peerserve {
         double tokens; /* bytes it may be sent now; may dip below 0 */
         int64_t refilled_ms;
     } peers[MAX_PEERS];
+    double tokens; /* the node's bucket: bytes all peers may be sent now */
+    int64_t refilled_ms;
     /* chunks of running fetches lately sent, for spread_enough */
     struct sent {
         const wm_member *to;
@@ -75,9 +78,26 @@ peer_slot(wm_peerserve *ps, const wm_member *m, int64_t now)
     return idle;
 }
 
+/* The node's bucket, refilled at RATE up to a quarter second's, or a
+ * chunk where that is less. Every peer may owe a chunk (below), so
+ * without it sixteen peers could be sent sixteen chunks over the rate at
+ * once; a chunk goes only when the node has a whole one's tokens. */
+static int
+node_admitted(wm_peerserve *ps, double rate, int64_t now)
+{
+    double cap = rate * BURST_S > WM_CHUNK_SIZE ? rate * BURST_S
+                                                : WM_CHUNK_SIZE;
+
+    ps->tokens += rate * (double)(now - ps->refilled_ms) / 1000.0;
+    ps->refilled_ms = now;
+    if (ps->tokens > cap)
+        ps->tokens = cap;
+    return ps->tokens >= WM_CHUNK_SIZE;
+}
+
 /* May a chunk go out to M now? Each active peer's bucket fills at its
  * share of the rate; it may go into debt by one chunk, so a rate below a
- * chunk a second still moves. */
+ * chunk a second still moves. The node's bucket must have a chunk too. */
 static int
 upload_admitted(wm_peerserve *ps, const wm_member *m)
 {
@@ -98,7 +118,7 @@ upload_admitted(wm_peerserve *ps, const wm_member *m)
     p->refilled_ms = now;
     if (p->tokens > share * BURST_S)
         p->tokens = share * BURST_S;
-    return p->tokens > 0;
+    return node_admitted(ps, rate, now) && p->tokens > 0;
 }
 
 /* Does this node have SHA to give (stored, or arriving)? */
@@ -136,9 +156,14 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     /* CHUNK always has its bulk frame: empty unless the status is OK. */
     if (status != WM_CHUNK_OK || data == NULL)
         data = "", len = 0;
-    for (int i = 0; i < MAX_PEERS && len > 0; i++)
-        if (ps->peers[i].m == from->m)
-            ps->peers[i].tokens -= (double)len;
+    if (len > 0 && ps->node->cfg->max_upload_rate > 0) {
+        /* Not without a cap: a debt run up then would hold the peer
+         * back once a reload sets one. */
+        for (int i = 0; i < MAX_PEERS; i++)
+            if (ps->peers[i].m == from->m)
+                ps->peers[i].tokens -= (double)len;
+        ps->tokens -= (double)len;
+    }
     ps->uploaded += len;
     wm_transport_reply(ps->t, from, m, data, len);
 }

@@ -34,6 +34,14 @@ See README.md next to this file ("Cluster benchmark").
       upstream). The nodes' data is in --swarm-dir (memory). Target:
       every fetcher >= 80 % of its link, no failed peer fetch. Needs
       root; not in the default --only.
+  (e) an upload cap: seven hosts in network namespaces, every link capped
+      by tbf at --rate each way; a --cap-mb wheel held by h1, whose
+      cluster.max_upload_rate is --cap-rate, and by h2 and h3 (no cap);
+      h4-h7 ask their own nodes for it at the same moment. h1's uploads
+      (/metrics wheelmesh_upload_bytes_total) are read every 0.5 s.
+      Target: h1 within 10 % of its cap, over its whole send and over
+      any 2 s of it; every fetch served by peers (none failed). Needs
+      root; not in the default --only.
 
 Every part reports the median over --rounds rounds. --quick: a short run.
 --only PARTS runs some of them (e.g. --only ac); --json FILE also writes
@@ -69,6 +77,7 @@ TARGET_B = 2.5      # 1-holder time / 3-holder time >=
 TARGET_C_S = 2.0    # convergence at the largest size (32) <
 TARGET_IDLE = 1000  # idle gossip bytes/s per node <
 TARGET_D = 0.80     # every swarm fetcher's rate / its link's >=
+TARGET_E = 1.10     # the capped holder's upload rate / its cap <=
 
 
 def keygen(path):
@@ -623,6 +632,123 @@ def bench_d(args, work, res):
 
 
 # --------------------------------------------------------------------------
+# (e) an upload cap
+
+
+def uploaded(node):
+    return node.metrics().get("wheelmesh_upload_bytes_total", 0.0)
+
+
+def max_window_rate(samples, window):
+    """The highest rate over any WINDOW seconds of SAMPLES [(t, bytes)]."""
+    best = 0.0
+    for i, (t0, b0) in enumerate(samples):
+        for t1, b1 in samples[i + 1:]:
+            if t1 - t0 >= window:
+                best = max(best, (b1 - b0) / (t1 - t0))
+                break
+    return best
+
+
+def bench_e(args, work, res):
+    import netns_util as nu
+    wdir = os.path.join(work, "e-wheels")
+    os.makedirs(wdir)
+    cap = int(_rate_bits(args.cap_rate) / 8)
+    with ns_lab("e", res) as got:
+        if got is None:
+            return
+        lab, nodes = got
+        hosts = [lab.add_host() for _ in range(7)]
+        for h in hosts:
+            lab.cap(h, args.rate, up=True, down=True)
+        nodes += nu.start_cluster(lab, hosts, host_config={
+            hosts[0]: {"cluster": {"max_upload_rate": cap}}})
+        holders, fetchers = nodes[:3], nodes[3:]
+        capped = holders[0]
+        wait_until("seven namespaced nodes alive", lambda: all(
+            list(alive_view(x).values()).count("alive") == 6
+            for x in nodes), 60, interval=0.25)
+        rounds = []
+        for r in range(args.rounds):
+            w = makewheel.make_wheel(wdir, "bench-cap-r%d" % r, "1.0",
+                                     size=args.cap_mb * MiB)
+            size, sha = os.path.getsize(w), harness.sha256_file(w)
+            for x in holders:
+                ns_put(x, w)
+            os.unlink(w)
+            want = {x.pubkey for x in holders}
+            wait_until("every fetcher sees the three holders", lambda: all(
+                set(holders_of(f, sha)) == want for f in fetchers), 30,
+                interval=0.1)
+            before = {x.name: x.status()["cluster"] for x in nodes}
+            busy0 = capped.metrics().get("wheelmesh_upload_busy_total", 0)
+            took, errors = {}, []
+            go = threading.Event()
+
+            def fetch(f):
+                url = "http://127.0.0.1:%d/files/%s/%s" % (
+                    f.port, sha, os.path.basename(w))
+                go.wait()
+                try:
+                    took[f.name] = curl_time(f.lab_host.exec_argv([]),
+                                             args.curl, url, size)
+                except Exception as e:  # reported below
+                    errors.append("%s: %s" % (f.name, e))
+            threads = [threading.Thread(target=fetch, args=(f,))
+                       for f in fetchers]
+            for t in threads:
+                t.start()
+            samples, t_go = [], time.monotonic()
+
+            def sample():
+                while any(t.is_alive() for t in threads):
+                    samples.append((time.monotonic() - t_go,
+                                    uploaded(capped)))
+                    time.sleep(0.5)
+                samples.append((time.monotonic() - t_go, uploaded(capped)))
+            sampler = threading.Thread(target=sample)
+            go.set()
+            sampler.start()
+            for t in threads:
+                t.join()
+            sampler.join()
+            if errors:
+                raise BenchError("fetches failed: %s\n%s" % (
+                    errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
+                                      for x in nodes[:4])))
+            after = {x.name: x.status()["cluster"] for x in nodes}
+            sent = {x.name: after[x.name]["bytes_out"]
+                    - before[x.name]["bytes_out"] for x in nodes}
+            failed = sum(after[f.name]["peer_fetch_failures"]
+                         - before[f.name]["peer_fetch_failures"]
+                         for f in fetchers)
+            # h1's rate while it sent: from the start to its last byte
+            base = samples[0][1]
+            total = samples[-1][1] - base
+            last = next(t for t, b in samples if b - base >= total)
+            whole = total / last if last > 0 else 0.0
+            peak = max_window_rate(samples, 2.0)
+            row = {"seconds": took, "capped_sent": total,
+                   "capped_rate": whole, "capped_peak_2s": peak,
+                   "capped_busy": capped.metrics().get(
+                       "wheelmesh_upload_busy_total", 0) - busy0,
+                   "sent_mb": {k: round(v / 1e6, 1) for k, v in sent.items()},
+                   "failed_peer_fetches": failed}
+            rounds.append(row)
+            log("(e) round %d/%d: fetchers %s s; h1 sent %.1f MB at %.2f "
+                "MB/s (cap %.2f), %.2f at most over 2 s, %d busy answers; "
+                "MB sent: %s; %d failed peer fetches" % (
+                    r + 1, args.rounds,
+                    "/".join("%.1f" % took[f.name] for f in fetchers),
+                    total / 1e6, whole / 1e6, cap / 1e6, peak / 1e6,
+                    row["capped_busy"], row["sent_mb"], failed))
+        res["e"] = {"size_bytes": size, "rate": args.rate,
+                    "cap_rate": args.cap_rate, "cap_bytes_per_s": cap,
+                    "rounds": rounds}
+
+
+# --------------------------------------------------------------------------
 # (c) convergence and idle cost
 
 
@@ -865,6 +991,30 @@ def report(res, args):
                     % (i + 1, sh[0], median(sh), sh[-1], TARGET_D,
                        r["seed_sent_copies"], r["swarm_sent_copies"],
                        r["failed_peer_fetches"], verdict(ok)))
+    if "e" in res:
+        e = res["e"]
+        add("")
+        if "skipped" in e:
+            add("(e) skipped: %s" % e["skipped"])
+        else:
+            add("(e) an upload cap: h1 capped at %s (cluster.max_upload_rate"
+                " %d B/s) and h2, h3 hold a %.0f MiB wheel; 4 hosts fetch it "
+                "at once, every link %s each way"
+                % (e["cap_rate"], e["cap_bytes_per_s"],
+                   e["size_bytes"] / MiB, e["rate"]))
+            for i, r in enumerate(e["rounds"]):
+                whole = r["capped_rate"] / e["cap_bytes_per_s"]
+                peak = r["capped_peak_2s"] / e["cap_bytes_per_s"]
+                ok = (whole <= TARGET_E and peak <= TARGET_E
+                      and r["failed_peer_fetches"] == 0)
+                misses += not ok
+                add("    round %d: h1's rate / its cap %.2f, over 2 s at most "
+                    "%.2f (target <= %.2f); fetchers %s s; failed peer "
+                    "fetches %d %s"
+                    % (i + 1, whole, peak, TARGET_E,
+                       "/".join("%.1f" % t for t in
+                                sorted(r["seconds"].values())),
+                       r["failed_peer_fetches"], verdict(ok)))
     add("")
     print("\n".join(lines))
     return misses
@@ -886,7 +1036,7 @@ def main(argv=None):
     ap.add_argument("--idle-s", type=float)
     ap.add_argument("--only", default="abc",
                     help="parts to run, e.g. 'ac' (default abc; d, the "
-                    "swarm, only when named)")
+                    "swarm, and e, the upload cap, only when named)")
     ap.add_argument("--swarm-n", type=int, default=16,
                     help="(d) fetchers")
     ap.add_argument("--swarm-mb", type=int, default=256)
@@ -894,6 +1044,10 @@ def main(argv=None):
     ap.add_argument("--swarm-dir", default="/dev/shm",
                     help="(d) where the nodes' data goes (default /dev/shm, "
                     "memory: one disk shared by 17 nodes is not a fleet's)")
+    ap.add_argument("--cap-mb", type=int, default=128,
+                    help="(e) the wheel's size")
+    ap.add_argument("--cap-rate", default="50mbit",
+                    help="(e) h1's cluster.max_upload_rate")
     ap.add_argument("--curl", default=shutil.which("curl") or "/usr/bin/curl")
     ap.add_argument("--json", metavar="FILE",
                     help="also write every number as JSON to FILE")
@@ -932,6 +1086,8 @@ def main(argv=None):
             bench_a(args, work, res)
         if "d" in args.only:
             bench_d(args, work, res)
+        if "e" in args.only:
+            bench_e(args, work, res)
     except (BenchError, harness.NodeError, AssertionError) as e:
         log("FAILED: %s" % e)
         if res:

@@ -335,11 +335,14 @@ def keygen(path):
     return p.stdout.strip().split()[-1]
 
 
-def start_cluster(lab, hosts, seeds=None, extra_config=None, port=7391):
+def start_cluster(lab, hosts, seeds=None, extra_config=None, port=7391,
+                  host_config=None):
     """Start an NsNode on every host in HOSTS: identities in the lab dir, a
     trusted_keys file with all of them, cluster on HOST.addr:PORT, seeds =
-    SEEDS (hosts; default the first host) except itself. Waits for /healthz
-    only; returns the nodes (also set as host.node)."""
+    SEEDS (hosts; default the first host) except itself; EXTRA_CONFIG
+    merged into every node's configuration, HOST_CONFIG[host] into that
+    host's. Waits for /healthz only; returns the nodes (also set as
+    host.node)."""
     harness.require_binary()
     trusted = os.path.join(lab.dir, "trusted_keys")
     keys = {}
@@ -363,6 +366,7 @@ def start_cluster(lab, hosts, seeds=None, extra_config=None, port=7391):
             "upstream": {"indexes": []},
         }
         conf = harness.merge(conf, extra_config)
+        conf = harness.merge(conf, (host_config or {}).get(h))
         node = NsNode(h, config=conf)
         node.pubkey = keys[h]
         node.endpoint = ep

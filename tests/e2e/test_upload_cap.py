@@ -1,13 +1,17 @@
 """Uploads that never starve the agent: cluster.max_upload_rate.
 
-A holds two wheels and may send its peers 8 MiB/s; B holds one of them
-too, without a cap; C fetches both. What C gets is checked byte for byte;
-what A sent is read from its /metrics (wheelmesh_upload_bytes_total) and
-held against its cap over the time C's fetch took. No upstream: the bytes
-can only come from A and B.
+A holds the wheels and may send its peers 8 MiB/s; B holds some of them
+too, without a cap; C fetches alone, then C, D, E and F fetch one wheel at
+once. What they get is checked byte for byte; what A sent is read from its
+/metrics (wheelmesh_upload_bytes_total) and held against its cap: over the
+time a fetch took, and, with four fetchers, over every stretch of the
+fetch (each peer's share may run a chunk into debt; the node's own bucket
+holds their sum to the cap). No upstream: the bytes can only come from A
+and B.
 """
 
 import os
+import threading
 import time
 import unittest
 
@@ -26,13 +30,13 @@ def setUpModule():
 class UploadCap(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = cu.make_keys(cls, "ABC")
+        cls.tmp, keys = cu.make_keys(cls, "ABCDEF")
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
                                    keys.values())
-        ports = {n: h.free_port() for n in "ABC"}
-        seeds = {"A": [], "B": ["A"], "C": ["A"]}
+        ports = {n: h.free_port() for n in keys}
+        seeds = {n: ["A"] if n != "A" else [] for n in keys}
         cls.nodes = {}
-        for n in "ABC":
+        for n in "ABCDEF":
             cfg = {"cluster": {"max_upload_rate": CAP}} if n == "A" else {}
             node = cu.ClusterNode(
                 keys[n], trusted=trusted, config=cfg,
@@ -41,6 +45,7 @@ class UploadCap(unittest.TestCase):
             cls.addClassCleanup(node.cleanup)
             cls.nodes[n] = node
         cls.A, cls.B, cls.C = (cls.nodes[n] for n in "ABC")
+        cls.fetchers = [cls.nodes[n] for n in "CDEF"]
         cu.wait_all_alive(cls.nodes.values())
 
     def uploaded(self, node):
@@ -51,8 +56,9 @@ class UploadCap(unittest.TestCase):
             self.assertEqual(n.put(wheel)[0], 201)
         name = os.path.basename(wheel)
         cu.Waiter(self.nodes.values())(
-            lambda: len(self.C.held().get(name, {}).get("holders", [])) ==
-            len(holders), "C to see the holders of " + name, timeout=10)
+            lambda: all(len(f.held().get(name, {}).get("holders", [])) ==
+                        len(holders) for f in self.fetchers),
+            "the fetchers to see the holders of " + name, timeout=10)
         return name, h.sha256_file(wheel), os.path.getsize(wheel)
 
     def fetch_timed(self, name, sha, size):
@@ -90,6 +96,44 @@ class UploadCap(unittest.TestCase):
         self.assertGreater(from_b, 0, "the uncapped holder sent nothing")
         # How much each sent depends on how fast B is (a sanitizer build
         # on a busy machine is slow); that A kept to its cap is the point.
+
+    def test_four_fetchers_at_once_stay_under_the_cap(self):
+        wheel = make_wheel(self.tmp, "up-four", "1.0", size=40 * MiB)
+        name, sha, size = self.put_and_wait(wheel, [self.A, self.B])
+        go = threading.Event()
+        fetches = [cu.Download(f, sha, name, start_at=go)
+                   for f in self.fetchers]
+        for d in fetches:
+            d.start()
+        samples = []  # (asked at, answered at, A's upload count)
+        go.set()
+        while any(d.is_alive() for d in fetches):
+            t0 = time.monotonic()
+            n = self.uploaded(self.A)
+            samples.append((t0, time.monotonic(), n))
+            time.sleep(0.05)
+        for d in fetches:
+            d.join()
+            self.assertIsNone(d.error, cu.tails(self.nodes.values()))
+            self.assertEqual(d.result[0::2], (200, sha), d.node.label)
+            self.assertEqual(d.result[3], size, d.node.label)
+        # What A counted between two readings was sent between the first
+        # one's question and the second one's answer: at most the node's
+        # bucket (a quarter second of the cap, at least a chunk) plus the
+        # cap over that time.
+        bucket = max(CAP / 4, MiB)
+        worst = None
+        for i, (asked, _, n0) in enumerate(samples):
+            for _, answered, n1 in samples[i + 1:]:
+                over = (n1 - n0) - (bucket + CAP * (answered - asked))
+                if worst is None or over > worst[0]:
+                    worst = (over, n1 - n0, answered - asked)
+        self.assertLessEqual(worst[0], 0, "A sent %.1f MiB in %.2f s, over "
+                             "its cap of %d MiB/s and bucket of %.1f MiB"
+                             % (worst[1] / MiB, worst[2], CAP // MiB,
+                                bucket / MiB))
+        self.assertGreater(samples[-1][2] - samples[0][2], 0,
+                           "A sent nothing: the test proves nothing")
 
 if __name__ == "__main__":
     unittest.main()
