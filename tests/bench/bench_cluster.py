@@ -495,6 +495,42 @@ def _rate_bits(rate):
                                 "g": 1e9}[m.group(2)]
 
 
+def curl_all_at_once(args, fetchers, sha, filename, size, sample, period,
+                     tail_of):
+    """Every one of FETCHERS curls /files/SHA/FILENAME from its own node at
+    the same moment (a thread each, released together); SAMPLE(seconds
+    since then) is called every PERIOD seconds while they run and once
+    after. Returns ({node name: seconds}, [what SAMPLE returned]); a
+    failed fetch raises BenchError with the log tails of TAIL_OF."""
+    took, errors = {}, []
+    go = threading.Event()
+
+    def fetch(f):
+        url = "http://127.0.0.1:%d/files/%s/%s" % (f.port, sha, filename)
+        go.wait()
+        try:
+            took[f.name] = curl_time(f.lab_host.exec_argv([]), args.curl,
+                                     url, size)
+        except Exception as e:  # reported below
+            errors.append("%s: %s" % (f.name, e))
+    threads = [threading.Thread(target=fetch, args=(f,)) for f in fetchers]
+    for t in threads:
+        t.start()
+    samples, t_go = [], time.monotonic()
+    go.set()
+    while any(t.is_alive() for t in threads):
+        samples.append(sample(time.monotonic() - t_go))
+        time.sleep(period)
+    for t in threads:
+        t.join()
+    samples.append(sample(time.monotonic() - t_go))
+    if errors:
+        raise BenchError("fetches failed: %s\n%s" % (
+            errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
+                              for x in tail_of)))
+    return took, samples
+
+
 # --------------------------------------------------------------------------
 # (d) a swarm
 
@@ -547,47 +583,18 @@ def bench_d(args, work, res):
             def cluster(x):
                 return x.status()["cluster"]
             before = {x.name: cluster(x) for x in nodes}
-            took, errors = {}, []
-            go = threading.Event()
-
-            def fetch(f):
-                url = "http://127.0.0.1:%d/files/%s/%s" % (
-                    f.port, sha, os.path.basename(w))
-                go.wait()
-                try:
-                    took[f.name] = curl_time(f.lab_host.exec_argv([]),
-                                             args.curl, url, size)
-                except Exception as e:  # reported below
-                    errors.append("%s: %s" % (f.name, e))
-            threads = [threading.Thread(target=fetch, args=(f,))
-                       for f in fetchers]
-            for t in threads:
-                t.start()
-            timeline, t_go = [], time.monotonic()
 
             def wire_h1():
                 m = re.search(r"Sent (\d+) bytes", lab.qdisc_stats(hosts[0]))
                 return int(m.group(1)) if m else 0
 
-            def sample():
-                # what h1 and the fetchers handed to ZeroMQ, and what left
-                # h1 on the wire, each second: where the swarm spends its
-                # time
-                while any(t.is_alive() for t in threads):
-                    timeline.append((round(time.monotonic() - t_go, 1),
-                                     [cluster(x)["bytes_out"] for x in nodes],
-                                     wire_h1()))
-                    time.sleep(1.0)
-            sampler = threading.Thread(target=sample)
-            go.set()
-            sampler.start()
-            for t in threads:
-                t.join()
-            sampler.join()
-            if errors:
-                raise BenchError("swarm fetches failed: %s\n%s" % (
-                    errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
-                                      for x in nodes[:3])))
+            # what h1 and the fetchers handed to ZeroMQ, and what left h1
+            # on the wire, each second: where the swarm spends its time
+            took, timeline = curl_all_at_once(
+                args, fetchers, sha, os.path.basename(w), size,
+                lambda t: (t, [cluster(x)["bytes_out"] for x in nodes],
+                           wire_h1()),
+                1.0, nodes[:3])
             after = {x.name: cluster(x) for x in nodes}
             for x in fetchers[:3]:  # how each got its chunks
                 for line in x.tail(60).splitlines():
@@ -683,40 +690,9 @@ def bench_e(args, work, res):
                 interval=0.1)
             before = {x.name: x.status()["cluster"] for x in nodes}
             busy0 = capped.metrics().get("wheelmesh_upload_busy_total", 0)
-            took, errors = {}, []
-            go = threading.Event()
-
-            def fetch(f):
-                url = "http://127.0.0.1:%d/files/%s/%s" % (
-                    f.port, sha, os.path.basename(w))
-                go.wait()
-                try:
-                    took[f.name] = curl_time(f.lab_host.exec_argv([]),
-                                             args.curl, url, size)
-                except Exception as e:  # reported below
-                    errors.append("%s: %s" % (f.name, e))
-            threads = [threading.Thread(target=fetch, args=(f,))
-                       for f in fetchers]
-            for t in threads:
-                t.start()
-            samples, t_go = [], time.monotonic()
-
-            def sample():
-                while any(t.is_alive() for t in threads):
-                    samples.append((time.monotonic() - t_go,
-                                    uploaded(capped)))
-                    time.sleep(0.5)
-                samples.append((time.monotonic() - t_go, uploaded(capped)))
-            sampler = threading.Thread(target=sample)
-            go.set()
-            sampler.start()
-            for t in threads:
-                t.join()
-            sampler.join()
-            if errors:
-                raise BenchError("fetches failed: %s\n%s" % (
-                    errors, "\n".join("--- %s\n%s" % (x.name, x.tail(30))
-                                      for x in nodes[:4])))
+            took, samples = curl_all_at_once(
+                args, fetchers, sha, os.path.basename(w), size,
+                lambda t: (t, uploaded(capped)), 0.5, nodes[:4])
             after = {x.name: x.status()["cluster"] for x in nodes}
             sent = {x.name: after[x.name]["bytes_out"]
                     - before[x.name]["bytes_out"] for x in nodes}
