@@ -489,7 +489,8 @@ wm_cluster_new(wm_cluster **out, wm_node *node, wm_trust *trust, void *pub,
         *why = "out of memory";
         return -ENOMEM;
     }
-    wm_transport_io tio = {c, on_message, on_unreachable};
+    wm_transport_io tio = {
+        .arg = c, .recv = on_message, .unreachable = on_unreachable};
     rc = wm_transport_new(&c->t, node, trust, c->members, &tio, why);
     if (rc != 0) {
         wm_cluster_destroy(&c);

@@ -74,7 +74,8 @@ peer_slot(wm_peerserve *ps, const wm_member *m, int64_t now)
             idle = p;
     }
     if (idle != NULL)
-        *idle = (struct peer){m, now, 1, now}; /* its first chunk at once */
+        *idle = (struct peer){m, now, 1, now}; /* a token: its first chunk
+                                                  needs only the node's */
     return idle;
 }
 
@@ -85,8 +86,8 @@ peer_slot(wm_peerserve *ps, const wm_member *m, int64_t now)
 static int
 node_admitted(wm_peerserve *ps, double rate, int64_t now)
 {
-    double cap = rate * BURST_S > WM_CHUNK_SIZE ? rate * BURST_S
-                                                : WM_CHUNK_SIZE;
+    double cap =
+        rate * BURST_S > WM_CHUNK_SIZE ? rate * BURST_S : WM_CHUNK_SIZE;
 
     ps->tokens += rate * (double)(now - ps->refilled_ms) / 1000.0;
     ps->refilled_ms = now;
@@ -96,8 +97,9 @@ node_admitted(wm_peerserve *ps, double rate, int64_t now)
 }
 
 /* May a chunk go out to M now? Each active peer's bucket fills at its
- * share of the rate; it may go into debt by one chunk, so a rate below a
- * chunk a second still moves. The node's bucket must have a chunk too. */
+ * share of the rate; it may go into debt by one chunk, so a share below a
+ * chunk a second still moves. The node's bucket, never in debt, must hold
+ * a whole chunk too. */
 static int
 upload_admitted(wm_peerserve *ps, const wm_member *m)
 {
@@ -156,14 +158,10 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     /* CHUNK always has its bulk frame: empty unless the status is OK. */
     if (status != WM_CHUNK_OK || data == NULL)
         data = "", len = 0;
-    if (len > 0 && ps->node->cfg->max_upload_rate > 0) {
-        /* Not without a cap: a debt run up then would hold the peer
-         * back once a reload sets one. */
-        for (int i = 0; i < MAX_PEERS; i++)
-            if (ps->peers[i].m == from->m)
-                ps->peers[i].tokens -= (double)len;
-        ps->tokens -= (double)len;
-    }
+    for (int i = 0; i < MAX_PEERS && len > 0; i++)
+        if (ps->peers[i].m == from->m)
+            ps->peers[i].tokens -= (double)len;
+    ps->tokens -= (double)len; /* read only where there is a cap */
     ps->uploaded += len;
     wm_transport_reply(ps->t, from, m, data, len);
 }

@@ -37,9 +37,11 @@ typedef struct wm_transport_io {
      * only; else NULL, 0). */
     void (*recv)(void *arg, const wm_from *f, const wm_msg *m,
                  const void *bulk, size_t blen);
-    /* libzmq refused M's address: M is no longer reachable. */
+    /* libzmq refused M's address: M is no longer reachable. Called from
+     * inside wm_transport_send, maybe in a caller's loop over members or
+     * holders: it must not send, nor add or remove either. */
     void (*unreachable)(void *arg, wm_member *m);
-} wm_transport_io;
+} wm_transport_io; /* every callback is required */
 
 /* Binds the ZAP handler, then the ROUTER on cluster.listen, for NODE;
  * members come from MS and are checked against T. Returns 0, or a

@@ -46,7 +46,7 @@ class UploadCap(unittest.TestCase):
             cls.nodes[n] = node
         cls.A, cls.B, cls.C = (cls.nodes[n] for n in "ABC")
         cls.fetchers = [cls.nodes[n] for n in "CDEF"]
-        cu.wait_all_alive(cls.nodes.values())
+        cu.wait_all_alive(cls.nodes.values(), timeout=h.limit(15))
 
     def uploaded(self, node):
         return node.metrics()["wheelmesh_upload_bytes_total"]
@@ -58,7 +58,8 @@ class UploadCap(unittest.TestCase):
         cu.Waiter(self.nodes.values())(
             lambda: all(len(f.held().get(name, {}).get("holders", [])) ==
                         len(holders) for f in self.fetchers),
-            "the fetchers to see the holders of " + name, timeout=10)
+            "the fetchers to see the holders of " + name,
+            timeout=h.limit(10))
         return name, h.sha256_file(wheel), os.path.getsize(wheel)
 
     def fetch_timed(self, name, sha, size):
@@ -106,14 +107,20 @@ class UploadCap(unittest.TestCase):
         for d in fetches:
             d.start()
         samples = []  # (asked at, answered at, A's upload count)
-        go.set()
-        while any(d.is_alive() for d in fetches):
+
+        def sample():
             t0 = time.monotonic()
             n = self.uploaded(self.A)
             samples.append((t0, time.monotonic(), n))
+        sample()  # before the first byte, so the first burst is counted
+        go.set()
+        while any(d.is_alive() for d in fetches):
+            sample()
             time.sleep(0.05)
         for d in fetches:
             d.join()
+        sample()
+        for d in fetches:
             self.assertIsNone(d.error, cu.tails(self.nodes.values()))
             self.assertEqual(d.result[0::2], (200, sha), d.node.label)
             self.assertEqual(d.result[3], size, d.node.label)
