@@ -123,21 +123,6 @@ upload_admitted(wm_peerserve *ps, const wm_member *m)
     return node_admitted(ps, rate, now) && p->tokens > 0;
 }
 
-/* Does this node have SHA to give (stored, or arriving)? */
-static int
-has_wheel(wm_peerserve *ps, const uint8_t *sha)
-{
-    wm_store_view *v;
-    wm_file_info info;
-    int found = 0;
-
-    if (wm_store_view_open(ps->node->store, &v) == 0) {
-        found = wm_store_get(v, sha, &info) == 0;
-        wm_store_view_close(&v);
-    }
-    return found || wm_fetch_running(ps->fetch, sha) != NULL;
-}
-
 static void
 reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
             uint32_t idx, int status, const void *data, size_t len)
@@ -158,6 +143,12 @@ reply_chunk(wm_peerserve *ps, const wm_from *from, const uint8_t *sha,
     /* CHUNK always has its bulk frame: empty unless the status is OK. */
     if (status != WM_CHUNK_OK || data == NULL)
         data = "", len = 0;
+    /* Only an answer with bytes waits for the buckets. */
+    if (len > 0 && !upload_admitted(ps, from->m)) {
+        m->status = WM_CHUNK_BUSY;
+        data = "", len = 0;
+        ps->busy_replies++;
+    }
     for (int i = 0; i < MAX_PEERS && len > 0; i++)
         if (ps->peers[i].m == from->m)
             ps->peers[i].tokens -= (double)len;
@@ -220,10 +211,17 @@ serve_partial(wm_peerserve *ps, const wm_from *from, wm_download *dl,
         reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_MISSING, NULL, 0);
         return;
     }
-    if (state != WM_DL_VERIFIED && checked > 0 &&
-        spread_enough(ps, from->m, dl->sha256, idx)) {
-        reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_LATER, NULL, 0);
-        return;
+    if (state != WM_DL_VERIFIED && checked > 0) {
+        /* A peer refused by the buckets takes no turn of the spread. */
+        if (!upload_admitted(ps, from->m)) {
+            reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_BUSY, NULL, 0);
+            ps->busy_replies++;
+            return;
+        }
+        if (spread_enough(ps, from->m, dl->sha256, idx)) {
+            reply_chunk(ps, from, dl->sha256, idx, WM_CHUNK_LATER, NULL, 0);
+            return;
+        }
     }
     if (state == WM_DL_VERIFIED) {
         len = off >= got
@@ -277,16 +275,6 @@ wm_peerserve_on_fetch(wm_peerserve *ps, const wm_from *from, const wm_msg *m)
     wm_download *dl;
     int rc;
 
-    if (!upload_admitted(ps, from->m)) {
-        /* Busy only for a wheel it could give: else the fetcher would
-         * wait on it for nothing. */
-        int could = has_wheel(ps, m->sha256) || (m->flags & WM_FETCH_UPSTREAM);
-        if (could)
-            ps->busy_replies++;
-        reply_chunk(ps, from, m->sha256, m->idx,
-                    could ? WM_CHUNK_BUSY : WM_CHUNK_MISSING, NULL, 0);
-        return;
-    }
     if (serve_stored(ps, from, m->sha256, m->idx) == 0)
         return;
     dl = wm_fetch_running(ps->fetch, m->sha256);

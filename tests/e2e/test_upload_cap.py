@@ -17,6 +17,7 @@ import unittest
 
 import cluster_util as cu
 import harness as h
+import wire
 from makewheel import make_wheel
 
 MiB = 1 << 20
@@ -30,9 +31,11 @@ def setUpModule():
 class UploadCap(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp, keys = cu.make_keys(cls, "ABCDEF")
+        # P is trusted but runs no node: a peer speaking the wire by hand.
+        cls.tmp, keys = cu.make_keys(cls, "ABCDEFP")
+        cls.P = keys.pop("P")
         trusted = cu.write_trusted(os.path.join(cls.tmp, "trusted"),
-                                   keys.values())
+                                   list(keys.values()) + [cls.P])
         ports = {n: h.free_port() for n in keys}
         seeds = {n: ["A"] if n != "A" else [] for n in keys}
         cls.nodes = {}
@@ -141,6 +144,35 @@ class UploadCap(unittest.TestCase):
                                 bucket / MiB))
         self.assertGreater(samples[-1][2] - samples[0][2], 0,
                            "A sent nothing: the test proves nothing")
+
+    def test_busy_only_where_bytes_would_go(self):
+        wheel = make_wheel(self.tmp, "up-busy", "1.0", size=6 * MiB)
+        name, sha, size = self.put_and_wait(wheel, [self.A])
+        last = size // wire.CHUNK_SIZE
+        peer = cu.WirePeer(self.A.id, self.A.cluster_addr, self.P.seed)
+        self.addCleanup(peer.close)
+        raw = bytes.fromhex(sha)
+        # Back to back: more chunks than the buckets hold, then two
+        # answers that carry no bytes: the end marker past the last
+        # chunk, and a wheel A does not have.
+        asks = [(raw, i) for i in range(last + 1)]
+        asks += [(raw, last + 5), (bytes(32), 0)]
+        for sha_, i in asks:
+            self.assertTrue(peer.send(*wire.frames(wire.fetch(sha_, i))))
+        got = {}
+        deadline = time.monotonic() + h.limit(10)
+        while len(got) < len(asks) and time.monotonic() < deadline:
+            for frames in peer.recv_all(0.5):
+                m, bulk = wire.decode_frames(frames)
+                if m.type == wire.CHUNK:
+                    got[(m.sha256, m.idx)] = (m.status, len(bulk))
+        self.assertEqual(len(got), len(asks), "answers: %r" % got)
+        statuses = [got[(raw, i)][0] for i in range(last + 1)]
+        self.assertIn(wire.BUSY, statuses, "the buckets never refused")
+        self.assertEqual(got[(raw, last + 5)], (wire.OK, 0),
+                         "the end marker carries no bytes: never busy")
+        self.assertEqual(got[(bytes(32), 0)][0], wire.MISSING)
+
 
 if __name__ == "__main__":
     unittest.main()
