@@ -8,8 +8,8 @@
  * served at a time, each with a token bucket holding it to its share of
  * cluster.max_upload_rate (so one greedy peer cannot crowd out the
  * rest), and the node's own bucket holds their sum to the rate; past
- * any of these a chunk request is answered BUSY, and the fetcher asks
- * another holder.
+ * any of these an answer that would carry bytes is BUSY instead, and
+ * the fetcher asks another holder.
  */
 #include "peerserve.h"
 
