@@ -195,6 +195,13 @@ def wait_until(what, pred, timeout, interval=0.1):
                                                           last))
 
 
+def wait_all_alive(nodes, timeout):
+    """Until every one of NODES sees all the others alive."""
+    wait_until("%d nodes to see each other alive" % len(nodes), lambda: all(
+        list(alive_view(x).values()).count("alive") == len(nodes) - 1
+        for x in nodes), timeout, interval=0.25)
+
+
 def holders_of(node, sha):
     for f in node.files():
         if f.get("sha256") == sha:
@@ -430,9 +437,7 @@ def bench_b(args, work, res):
             lab.cap(h, args.rate, up=True, down=False)
         nodes += nu.start_cluster(lab, hosts)
         fetcher = nodes[4]
-        wait_until("five namespaced nodes alive", lambda: all(
-            list(alive_view(n).values()).count("alive") == 4 for n in nodes),
-            30)
+        wait_all_alive(nodes, 30)
 
         rounds = []
         for r in range(args.rounds):
@@ -566,9 +571,7 @@ def bench_d(args, work, res):
         with tempdir_in(args.swarm_dir):
             nodes += nu.start_cluster(lab, hosts)
         seed, fetchers = nodes[0], nodes[1:]
-        wait_until("%d namespaced nodes alive" % n, lambda: all(
-            list(alive_view(x).values()).count("alive") == n - 1
-            for x in nodes), 60, interval=0.25)
+        wait_all_alive(nodes, 60)
         rounds = []
         for r in range(args.rounds):
             w = makewheel.make_wheel(wdir, "bench-swarm-r%d" % r, "1.0",
@@ -674,9 +677,7 @@ def bench_e(args, work, res):
             hosts[0]: {"cluster": {"max_upload_rate": cap}}})
         holders, fetchers = nodes[:3], nodes[3:]
         capped = holders[0]
-        wait_until("seven namespaced nodes alive", lambda: all(
-            list(alive_view(x).values()).count("alive") == 6
-            for x in nodes), 60, interval=0.25)
+        wait_all_alive(nodes, 60)
         rounds = []
         for r in range(args.rounds):
             w = makewheel.make_wheel(wdir, "bench-cap-r%d" % r, "1.0",
@@ -851,6 +852,18 @@ def idle_cost(nodes, seconds):
 # report
 
 
+def ran(res, part, add):
+    """PART's results, after a blank line; None when it did not run, or
+    was skipped (then ADD says so)."""
+    if part not in res:
+        return None
+    add("")
+    if "skipped" in res[part]:
+        add("(%s) skipped: %s" % (part, res[part]["skipped"]))
+        return None
+    return res[part]
+
+
 def report(res, args):
     lines = []
     add = lines.append
@@ -903,27 +916,23 @@ def report(res, args):
                 % (label, val, target, verdict(ok), note))
         add("    (pip via B / curl from nginx = %.2f, the old target)"
             % a["ratio_pip_vs_curl"])
-    if "b" in res:
-        b = res["b"]
-        add("")
-        if "skipped" in b:
-            add("(b) skipped: %s" % b["skipped"])
-        else:
-            add("(b) %.0f MiB wheel to h5, holders' uploads capped at %s "
-                "(1 holder ideal %.1f s)" % (b["size_bytes"] / MiB, b["rate"],
-                                             b["ideal_one_s"]))
-            for k, label in [("three_s", "held by h1, h2, h3"),
-                             ("one_s", "held by h4 only")]:
-                add("    %-40s %8.2f s %7.0f MB/s" % (
-                    label, b["median"][k],
-                    b["size_bytes"] / 1e6 / b["median"][k]))
-            for r, row in enumerate(b["rounds"]):
-                add("    round %d: 3 holders sent MB %s" % (
-                    r + 1, row["three_sent_mb"]))
-            ok = b["ratio"] >= TARGET_B
-            misses += not ok
-            add("    speed-up 3 holders / 1 = %.2fx (target >= %.1f) %s"
-                % (b["ratio"], TARGET_B, verdict(ok)))
+    b = ran(res, "b", add)
+    if b is not None:
+        add("(b) %.0f MiB wheel to h5, holders' uploads capped at %s "
+            "(1 holder ideal %.1f s)" % (b["size_bytes"] / MiB, b["rate"],
+                                         b["ideal_one_s"]))
+        for k, label in [("three_s", "held by h1, h2, h3"),
+                         ("one_s", "held by h4 only")]:
+            add("    %-40s %8.2f s %7.0f MB/s" % (
+                label, b["median"][k],
+                b["size_bytes"] / 1e6 / b["median"][k]))
+        for r, row in enumerate(b["rounds"]):
+            add("    round %d: 3 holders sent MB %s" % (
+                r + 1, row["three_sent_mb"]))
+        ok = b["ratio"] >= TARGET_B
+        misses += not ok
+        add("    speed-up 3 holders / 1 = %.2fx (target >= %.1f) %s"
+            % (b["ratio"], TARGET_B, verdict(ok)))
     if "c" in res:
         add("")
         add("(c) convergence and idle cost, loopback, one seed")
@@ -950,50 +959,42 @@ def report(res, args):
         misses += not ok
         add("    idle gossip, worst size: %.0f B/s per node (target < %d) %s"
             % (worst, TARGET_IDLE, verdict(ok)))
-    if "d" in res:
-        d = res["d"]
-        add("")
-        if "skipped" in d:
-            add("(d) skipped: %s" % d["skipped"])
-        else:
-            add("(d) a swarm: %d hosts fetch a %.0f MiB wheel held by h1 at "
-                "once, every link %s each way (ideal %.1f s)"
-                % (d["fetchers"], d["size_bytes"] / MiB, d["rate"],
-                   d["ideal_s"]))
-            for i, r in enumerate(d["rounds"]):
-                sh = r["share_of_link"]
-                ok = sh[0] >= TARGET_D and r["failed_peer_fetches"] == 0
-                misses += not ok
-                add("    round %d: share of link min %.2f median %.2f max "
-                    "%.2f (target every one >= %.2f); h1 sent %.2f copies, "
-                    "the swarm %.2f; failed peer fetches %d %s"
-                    % (i + 1, sh[0], median(sh), sh[-1], TARGET_D,
-                       r["seed_sent_copies"], r["swarm_sent_copies"],
-                       r["failed_peer_fetches"], verdict(ok)))
-    if "e" in res:
-        e = res["e"]
-        add("")
-        if "skipped" in e:
-            add("(e) skipped: %s" % e["skipped"])
-        else:
-            add("(e) an upload cap: h1 capped at %s (cluster.max_upload_rate"
-                " %d B/s) and h2, h3 hold a %.0f MiB wheel; 4 hosts fetch it "
-                "at once, every link %s each way"
-                % (e["cap_rate"], e["cap_bytes_per_s"],
-                   e["size_bytes"] / MiB, e["rate"]))
-            for i, r in enumerate(e["rounds"]):
-                whole = r["capped_rate"] / e["cap_bytes_per_s"]
-                peak = r["capped_peak_2s"] / e["cap_bytes_per_s"]
-                ok = (whole <= TARGET_E and peak <= TARGET_E
-                      and r["failed_peer_fetches"] == 0)
-                misses += not ok
-                add("    round %d: h1's rate / its cap %.2f, over 2 s (less "
-                    "its bucket) at most %.2f (target <= %.2f); fetchers %s "
-                    "s; failed peer fetches %d %s"
-                    % (i + 1, whole, peak, TARGET_E,
-                       "/".join("%.1f" % t for t in
-                                sorted(r["seconds"].values())),
-                       r["failed_peer_fetches"], verdict(ok)))
+    d = ran(res, "d", add)
+    if d is not None:
+        add("(d) a swarm: %d hosts fetch a %.0f MiB wheel held by h1 at "
+            "once, every link %s each way (ideal %.1f s)"
+            % (d["fetchers"], d["size_bytes"] / MiB, d["rate"],
+               d["ideal_s"]))
+        for i, r in enumerate(d["rounds"]):
+            sh = r["share_of_link"]
+            ok = sh[0] >= TARGET_D and r["failed_peer_fetches"] == 0
+            misses += not ok
+            add("    round %d: share of link min %.2f median %.2f max "
+                "%.2f (target every one >= %.2f); h1 sent %.2f copies, "
+                "the swarm %.2f; failed peer fetches %d %s"
+                % (i + 1, sh[0], median(sh), sh[-1], TARGET_D,
+                   r["seed_sent_copies"], r["swarm_sent_copies"],
+                   r["failed_peer_fetches"], verdict(ok)))
+    e = ran(res, "e", add)
+    if e is not None:
+        add("(e) an upload cap: h1 capped at %s (cluster.max_upload_rate"
+            " %d B/s) and h2, h3 hold a %.0f MiB wheel; 4 hosts fetch it "
+            "at once, every link %s each way"
+            % (e["cap_rate"], e["cap_bytes_per_s"],
+               e["size_bytes"] / MiB, e["rate"]))
+        for i, r in enumerate(e["rounds"]):
+            whole = r["capped_rate"] / e["cap_bytes_per_s"]
+            peak = r["capped_peak_2s"] / e["cap_bytes_per_s"]
+            ok = (whole <= TARGET_E and peak <= TARGET_E
+                  and r["failed_peer_fetches"] == 0)
+            misses += not ok
+            add("    round %d: h1's rate / its cap %.2f, over 2 s (less "
+                "its bucket) at most %.2f (target <= %.2f); fetchers %s "
+                "s; failed peer fetches %d %s"
+                % (i + 1, whole, peak, TARGET_E,
+                   "/".join("%.1f" % t for t in
+                            sorted(r["seconds"].values())),
+                   r["failed_peer_fetches"], verdict(ok)))
     add("")
     print("\n".join(lines))
     return misses

@@ -1,7 +1,8 @@
 """Connections between members are opened by the first message to a member
 and closed after a while without traffic (a minute; here 700 ms through
 the test hook WHEELMESH_TEST_IDLE_MS, so that they close between two
-contacts, yet stay open longer than a probe waits for its answer: 500 ms). A fleet started at once then does not shake hands N * N times at
+contacts, yet stay open longer than a probe waits for its answer: 500
+ms). A fleet started at once then does not shake hands N * N times at
 the same moment (tests/bench/bench_fleet.py measures that). What a user
 relies on is that closing them costs nothing: members stay alive, nobody
 is suspected, and a wheel still travels from peer to peer.
